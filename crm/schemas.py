@@ -1,0 +1,417 @@
+"""Pydantic models at the CRM boundary: API input/output, analytics results.
+
+Conventions:
+- Money is a JSON number (`float`) in USD everywhere (`value`, `list_price`, `won_value`, ...);
+  the database keeps `Numeric(.., 2)`, so amounts are exact to the cent on the way in and out.
+  `revenue_musd` is an account's annual revenue in millions of USD.
+- `*Create` / `*Update` models forbid unknown fields (a typo is a 422 naming the field, not a silent
+  no-op). `*Update` models are partial: only fields present in the request body change.
+- `*Out` models read from ORM rows (`from_attributes=True`).
+- Dates are ISO dates (`engage_date`, `close_date`); times are timezone-aware ISO datetimes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+DealStatus = Literal["open", "won", "lost"]
+ReminderStatus = Literal["pending", "done", "cancelled", "escalated"]
+RecommendationStatus = Literal["open", "accepted", "dismissed", "done"]
+
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+#: Largest amounts the columns hold: Numeric(14, 2) for deal values and revenue, (12, 2) for prices.
+MAX_VALUE = 999_999_999_999.99
+MAX_PRICE = 9_999_999_999.99
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: `items` in a stable order, `total` rows matching the filters."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class AccountCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    sector: str | None = Field(None, max_length=80)
+    year_established: int | None = Field(None, ge=1000, le=2100)
+    revenue_musd: float | None = Field(None, ge=0, le=MAX_VALUE, description="annual revenue, million USD")
+    employees: int | None = Field(None, ge=0, le=2_000_000_000)
+    office_location: str | None = Field(None, max_length=120)
+    parent_account_id: int | None = Field(None, description="id of the parent account, if a subsidiary")
+
+
+class AccountUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    sector: str | None = Field(None, max_length=80)
+    year_established: int | None = Field(None, ge=1000, le=2100)
+    revenue_musd: float | None = Field(None, ge=0, le=MAX_VALUE)
+    employees: int | None = Field(None, ge=0, le=2_000_000_000)
+    office_location: str | None = Field(None, max_length=120)
+    parent_account_id: int | None = None
+
+
+class AccountOut(_Out):
+    id: int
+    name: str
+    sector: str | None
+    year_established: int | None
+    revenue_musd: float | None
+    employees: int | None
+    office_location: str | None
+    parent_account_id: int | None
+    parent_name: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AccountBrief(_Out):
+    id: int
+    name: str
+    sector: str | None = None
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+class ContactCreate(_In):
+    account_id: int | None = None
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    title: str | None = Field(None, max_length=120)
+    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+    phone: str | None = Field(None, max_length=40)
+
+
+class ContactUpdate(_In):
+    account_id: int | None = None
+    first_name: str | None = Field(None, min_length=1, max_length=100)
+    last_name: str | None = Field(None, min_length=1, max_length=100)
+    title: str | None = Field(None, max_length=120)
+    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+    phone: str | None = Field(None, max_length=40)
+
+
+class ContactOut(_Out):
+    id: int
+    account_id: int | None
+    account_name: str | None = None
+    first_name: str
+    last_name: str
+    title: str | None
+    email: str | None
+    phone: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- products and reps ----------------------------------------------------------------------
+
+
+class ProductCreate(_In):
+    name: str = Field(min_length=1, max_length=120)
+    series: str | None = Field(None, max_length=80)
+    list_price: float | None = Field(None, ge=0, le=MAX_PRICE, description="USD")
+
+
+class ProductUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    series: str | None = Field(None, max_length=80)
+    list_price: float | None = Field(None, ge=0, le=MAX_PRICE)
+
+
+class ProductOut(_Out):
+    id: int
+    name: str
+    series: str | None
+    list_price: float | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SalesRepCreate(_In):
+    name: str = Field(min_length=1, max_length=120)
+    manager: str | None = Field(None, max_length=120)
+    regional_office: str | None = Field(None, max_length=80)
+    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+
+
+class SalesRepUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    manager: str | None = Field(None, max_length=120)
+    regional_office: str | None = Field(None, max_length=80)
+    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+
+
+class SalesRepOut(_Out):
+    id: int
+    name: str
+    manager: str | None
+    regional_office: str | None
+    email: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- deals ----------------------------------------------------------------------------------
+
+
+class DealCreate(_In):
+    """A new deal. It enters `stage` under that stage's entry rules (see `StageMove`)."""
+
+    external_id: str | None = Field(
+        None, min_length=1, max_length=64, description="id in a source CRM; generated when absent"
+    )
+    account_id: int | None = None
+    product_id: int | None = None
+    rep_id: int | None = None
+    stage: str = Field("prospecting", min_length=1, description="stage key or name")
+    engage_date: dt.date | None = None
+    close_date: dt.date | None = None
+    value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
+    created_by: str | None = Field(None, max_length=120)
+
+
+class DealUpdate(_In):
+    """Changes to a deal's fields. The stage changes only through `POST /api/deals/{id}/stage`."""
+
+    account_id: int | None = None
+    product_id: int | None = None
+    rep_id: int | None = None
+    engage_date: dt.date | None = None
+    close_date: dt.date | None = None
+    value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
+
+
+class DealOut(_Out):
+    id: int
+    external_id: str
+    account_id: int | None
+    account_name: str | None
+    product_id: int | None
+    product_name: str | None
+    rep_id: int | None
+    rep_name: str | None
+    stage: str
+    stage_name: str
+    status: DealStatus
+    engage_date: dt.date | None
+    close_date: dt.date | None
+    value: float | None = Field(description="USD; the close value once closed (0 for a lost deal)")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class StageMove(_In):
+    """Move a deal to `stage` (key or display name).
+
+    Entry rules come from `config/pipeline.yaml` (`requires`). `value` / `close_date` given here
+    are set together with the move (e.g. the close value when a deal is won). Moving a closed
+    (won/lost) deal anywhere needs `reopen: true`.
+    """
+
+    stage: str = Field(min_length=1)
+    note: str | None = Field(None, max_length=2000)
+    changed_by: str | None = Field(None, max_length=120)
+    value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
+    close_date: dt.date | None = None
+    reopen: bool = False
+
+
+class StageChangeOut(_Out):
+    id: int
+    deal_id: int
+    from_stage: str | None
+    to_stage: str
+    changed_at: dt.datetime
+    changed_by: str | None
+    note: str | None
+
+
+class StageOut(BaseModel):
+    """A configured pipeline stage; `probability` in [0, 1] weights the forecast."""
+
+    key: str
+    name: str
+    position: int
+    probability: float
+    closed: bool
+    won: bool
+    requires: list[str]
+
+
+# --- reminders, recommendations, events -----------------------------------------------------
+
+
+class ReminderCreate(_In):
+    rep_id: int | None = None
+    account_id: int | None = None
+    deal_id: int | None = None
+    due_at: AwareDatetime
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class ReminderUpdate(_In):
+    due_at: AwareDatetime | None = None
+    message: str | None = Field(None, min_length=1, max_length=4000)
+    status: ReminderStatus | None = None
+    escalation_level: int | None = Field(None, ge=0, le=100)
+
+
+class ReminderOut(_Out):
+    id: int
+    rep_id: int | None
+    account_id: int | None
+    deal_id: int | None
+    due_at: dt.datetime
+    message: str
+    status: ReminderStatus
+    escalation_level: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class RecommendationCreate(_In):
+    rep_id: int | None = None
+    account_id: int | None = None
+    deal_id: int | None = None
+    action: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(min_length=1, max_length=4000)
+    priority: int = Field(0, ge=0, le=100, description="higher = more urgent")
+    sources: dict[str, Any] = Field(default_factory=dict, description="records the advice rests on")
+
+
+class RecommendationUpdate(_In):
+    status: RecommendationStatus | None = None
+    priority: int | None = Field(None, ge=0, le=100)
+    action: str | None = Field(None, min_length=1, max_length=4000)
+    reason: str | None = Field(None, min_length=1, max_length=4000)
+
+
+class RecommendationOut(_Out):
+    id: int
+    rep_id: int | None
+    account_id: int | None
+    deal_id: int | None
+    action: str
+    reason: str
+    priority: int
+    sources: dict[str, Any]
+    status: RecommendationStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class EventCreate(_In):
+    kind: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.\-]*$")
+    actor: str | None = Field(None, max_length=120)
+    thread_id: str | None = Field(None, max_length=120)
+    account_id: int | None = None
+    deal_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventOut(_Out):
+    id: int
+    occurred_at: dt.datetime
+    kind: str
+    actor: str | None
+    thread_id: str | None
+    account_id: int | None
+    deal_id: int | None
+    payload: dict[str, Any]
+
+
+# --- analytics ------------------------------------------------------------------------------
+
+
+class MetricsRow(BaseModel):
+    """Deal metrics of one group (or of everything when not grouped). Full precision; round only
+    when presenting. Money in USD, cycle time in days, win rate in percent (0-100)."""
+
+    group: str | None = Field(description="group label (rep name, 'YYYY-MM', stage key...); None = no value")
+    deals: int
+    open: int
+    won: int
+    lost: int
+    win_rate: float | None = Field(description="100 * won / (won + lost); None without closed deals")
+    won_value: float = Field(description="sum of value of won deals (revenue)")
+    avg_won_value: float | None
+    max_won_value: float | None
+    avg_cycle_days: float | None = Field(description="mean close_date - engage_date of won deals, days")
+    open_pipeline_value: float = Field(description="open deals at value, else product list price")
+    weighted_forecast: float = Field(description="sum of open value x stage probability")
+
+
+class StageSummary(BaseModel):
+    stage: str
+    name: str
+    deals: int
+    value: float = Field(description="USD; open deals without a value count at the product list price")
+
+
+class PipelineSummary(BaseModel):
+    """Totals of a pipeline slice. `win_rate` = 100 * won / (won + lost), one decimal; None when
+    nothing is closed. `won_value` = revenue of won deals (USD). `by_stage` in pipeline order."""
+
+    total_deals: int
+    open: int
+    won: int
+    lost: int
+    win_rate: float | None
+    won_value: float
+    by_stage: list[StageSummary]
+
+
+class SectorCount(BaseModel):
+    sector: str | None
+    accounts: int
+
+
+class AccountProfile(BaseModel):
+    """An account with its hierarchy, contacts count and deal metrics (see `MetricsRow`)."""
+
+    account: AccountOut
+    parent: AccountBrief | None
+    subsidiaries: list[AccountBrief]
+    contacts: int
+    metrics: MetricsRow
+
+
+class RepBrief(BaseModel):
+    id: int
+    name: str
+    manager: str | None
+    regional_office: str | None
+
+
+class RepProfile(BaseModel):
+    """A sales rep with their manager, office, teammates (same manager) and deal metrics."""
+
+    rep: SalesRepOut
+    teammates: list[str]
+    metrics: MetricsRow
+
+
+class StuckDeal(BaseModel):
+    deal: DealOut
+    in_stage_since: dt.date
+    days_in_stage: int
