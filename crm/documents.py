@@ -1,0 +1,176 @@
+"""The documents memory: notes, emails and call summaries with their embeddings (pgvector).
+
+Search is cosine distance (`<=>`) on `documents.embedding`, served by the HNSW index
+`ix_documents_embedding_hnsw` (`vector_cosine_ops`): the query has the index's shape
+(`ORDER BY embedding <=> :q LIMIT k`). `score` = 1 - cosine distance = cosine similarity, in
+[-1, 1], higher is closer. With the local E5 model scores of related texts sit in a narrow band
+(about 0.72-0.83 measured), so compare scores with each other, not with a fixed threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from crm.embeddings import Embedder
+from crm.errors import Invalid
+from crm.models import Account, Deal, Document
+
+#: Largest document accepted: E5 reads 512 tokens at most, so longer text is not searchable
+#: beyond its start anyway; this bound just keeps one request from carrying megabytes.
+MAX_CONTENT_CHARS = 20_000
+#: HNSW candidate list size (pgvector's `hnsw.ef_search`, default 40). An index scan returns at
+#: most ef_search rows, and a filter (account_id) is applied after the scan, so it is raised with
+#: k and more when filtering.
+EF_SEARCH_MIN = 40
+#: Documents per embedding call in `reembed_all`.
+REEMBED_BATCH = 64
+
+
+class DocumentIn(BaseModel):
+    """A document to store: its text, free-form metadata (e.g. {"kind": "call_note"}) and the
+    account / deal it is about."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    account_id: int | None = Field(default=None, ge=1)
+    deal_id: int | None = Field(default=None, ge=1)
+
+
+class DocumentHit(BaseModel):
+    """A search result; `score` is the cosine similarity to the query (1 - cosine distance)."""
+
+    id: int
+    content: str
+    metadata: dict[str, Any]
+    account_id: int | None
+    deal_id: int | None
+    score: float
+
+
+def _check_refs(session: Session, docs: Sequence[DocumentIn]) -> None:
+    for field, model, ids in (
+        ("account_id", Account, {d.account_id for d in docs if d.account_id is not None}),
+        ("deal_id", Deal, {d.deal_id for d in docs if d.deal_id is not None}),
+    ):
+        if not ids:
+            continue
+        found = set(session.scalars(select(model.id).where(model.id.in_(ids))))
+        missing = sorted(ids - found)
+        if missing:
+            raise Invalid(field, f"no {field.removesuffix('_id')} with id {missing[0]}")
+
+
+def add_documents(session: Session, embedder: Embedder, docs: Sequence[DocumentIn]) -> list[int]:
+    """Embed (as passages) and store `docs`; returns their ids in order.
+
+    Raises `Invalid("account_id" | "deal_id", ...)` when a referenced account or deal does not
+    exist. Runs in the caller's transaction.
+    """
+    if not docs:
+        return []
+    _check_refs(session, docs)
+    vectors = embedder.embed_documents([d.content for d in docs])
+    table = Document.__table__
+    assert isinstance(table, Table)
+    rows = [
+        {
+            "content": d.content,
+            "metadata": d.metadata,
+            "account_id": d.account_id,
+            "deal_id": d.deal_id,
+            "embedding": v,
+            "embedding_model": embedder.model_name,
+        }
+        for d, v in zip(docs, vectors, strict=True)
+    ]
+    # Single-row RETURNING keeps ids in input order; executemany's batched RETURNING may not.
+    return [session.execute(insert(table).returning(table.c.id), [row]).scalar_one() for row in rows]
+
+
+def search_by_vector(
+    session: Session, vector: Sequence[float], k: int = 5, account_id: int | None = None
+) -> list[DocumentHit]:
+    """The `k` documents nearest to `vector` by cosine distance, best first; optionally only
+    those of `account_id`. Documents without an embedding are skipped."""
+    ef = max(EF_SEARCH_MIN, 2 * k) if account_id is None else max(200, 10 * k)
+    # SET LOCAL lasts until the end of the current transaction only.
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
+    distance = Document.embedding.cosine_distance(list(vector))
+    stmt = (
+        select(
+            Document.id,
+            Document.content,
+            Document.metadata_,
+            Document.account_id,
+            Document.deal_id,
+            distance.label("distance"),
+        )
+        .where(Document.embedding.isnot(None))
+        .order_by(distance)
+        .limit(k)
+    )
+    if account_id is not None:
+        stmt = stmt.where(Document.account_id == account_id)
+    return [
+        DocumentHit(
+            id=r.id,
+            content=r.content,
+            metadata=r.metadata_,
+            account_id=r.account_id,
+            deal_id=r.deal_id,
+            score=round(1.0 - float(r.distance), 6),
+        )
+        for r in session.execute(stmt)
+    ]
+
+
+def search_documents(
+    session: Session, embedder: Embedder, q: str, k: int = 5, account_id: int | None = None
+) -> list[DocumentHit]:
+    """Semantic search: embed `q` as a query, then `search_by_vector`. Raises Invalid for an
+    empty query or k outside 1..50."""
+    if not q.strip():
+        raise Invalid("q", "the search text is empty")
+    if not 1 <= k <= 50:
+        raise Invalid("k", "must be between 1 and 50")
+    return search_by_vector(session, embedder.embed_query(q), k=k, account_id=account_id)
+
+
+def reembed_all(session: Session, embedder: Embedder) -> int:
+    """Recompute every document's embedding with `embedder` (after a model switch); returns the
+    number of documents updated. Runs in the caller's transaction, so a failure keeps the old
+    vectors."""
+    table = Document.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(embedding=bindparam("b_embedding"), embedding_model=bindparam("b_model"))
+    )
+    ids = list(session.scalars(select(Document.id).order_by(Document.id)))
+    for start in range(0, len(ids), REEMBED_BATCH):
+        chunk = ids[start : start + REEMBED_BATCH]
+        rows = session.execute(
+            select(Document.id, Document.content).where(Document.id.in_(chunk)).order_by(Document.id)
+        ).all()
+        vectors = embedder.embed_documents([r.content for r in rows])
+        session.execute(
+            stmt,
+            [
+                {"b_id": r.id, "b_embedding": v, "b_model": embedder.model_name}
+                for r, v in zip(rows, vectors, strict=True)
+            ],
+        )
+    return len(ids)
+
+
+def count_documents(session: Session) -> int:
+    """Number of stored documents."""
+    return session.scalar(select(func.count()).select_from(Document)) or 0
