@@ -1,0 +1,77 @@
+"""Small text helpers shared by the validators: sentence and clause spans, masking.
+
+Pure Python (no Guardrails import), so the validators' logic can be unit-tested and benchmarked on
+its own. Offsets are character offsets into the original text; masking keeps lengths unchanged so
+offsets stay valid after a span is blanked out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+#: A sentence ends at . ! ? followed by whitespace, at a line break, or at the end of the text.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+#: Clause boundaries inside a sentence: punctuation and contrastive conjunctions.
+_CLAUSE_END = re.compile(
+    r"[,;:()\u2014\u2013]|\s-\s|\b(?:but|however|although|though|while|whereas|instead|yet)\b",
+    re.IGNORECASE,
+)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank sentence of `text`, in order."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[start : m.start()].strip():
+            spans.append((start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def clause_bounds(text: str, start: int, end: int, pos: int) -> tuple[int, int]:
+    """The clause of the sentence `text[start:end]` that contains offset `pos`."""
+    lo, hi = start, end
+    for m in _CLAUSE_END.finditer(text, start, end):
+        if m.end() <= pos:
+            lo = m.end()
+        elif m.start() >= pos:
+            hi = m.start()
+            break
+    return lo, hi
+
+
+def enclosing(spans: list[tuple[int, int]], pos: int) -> tuple[int, int]:
+    """The span of `spans` containing `pos` (or the whole range if none does)."""
+    for s, e in spans:
+        if s <= pos < e:
+            return s, e
+    return (0, 0) if not spans else (spans[0][0], spans[-1][1])
+
+
+def mask(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with each span replaced by spaces (same length, so offsets are preserved)."""
+    chars = list(text)
+    for s, e in spans:
+        chars[s:e] = " " * (e - s)
+    return "".join(chars)
+
+
+def finditer_all(patterns: Iterable[re.Pattern[str]], text: str) -> Iterator[tuple[int, int]]:
+    """Spans of every match of every pattern."""
+    for pat in patterns:
+        for m in pat.finditer(text):
+            yield m.span()
+
+
+def words_before(text: str, pos: int, lo: int, n: int = 8) -> list[str]:
+    """Up to `n` lower-cased words of `text[lo:pos]`, nearest last."""
+    return re.findall(r"[a-z']+", text[lo:pos].lower().replace("\u2019", "'"))[-n:]
+
+
+def normalise_space(text: str) -> str:
+    """Lower-case with runs of whitespace collapsed (for phrase containment checks)."""
+    return re.sub(r"\s+", " ", text).strip().lower()
