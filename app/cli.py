@@ -19,6 +19,10 @@ cli.add_typer(eval_cli, name="eval")
 
 def main() -> None:
     """Entry point of the `flowstate` console script."""
+    from config.runtime_env import apply_offline_defaults
+
+    # Before any command imports CrewAI/LiteLLM/Guardrails: they read these switches at import.
+    apply_offline_defaults()
     from app.commands import register_all
 
     register_all(cli, eval_cli)

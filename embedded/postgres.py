@@ -62,3 +62,19 @@ def start_postgres(data_dir: Path, database: str = "flowstate") -> EmbeddedPostg
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     log.info("embedded PostgreSQL at %s", datadir)
     return EmbeddedPostgres(datadir=datadir, url=url, _server=server)
+
+
+def running_url(data_dir: Path, database: str = "flowstate") -> str | None:
+    """URL of the embedded server for `data_dir` if one is already running (started by another
+    process, e.g. `flowstate serve`), else None. Starts nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(data_dir / "postgres")
+    except (OSError, ValueError, AssertionError):
+        return None
+    if info is None or not info.is_running():
+        return None
+    return str(info.get_uri(database=database))

