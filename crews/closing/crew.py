@@ -1,0 +1,45 @@
+"""The closing crew (CrewAI): one account-executive agent; one task per run (an email draft or
+negotiation advice), chosen by the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crewai.project import CrewBase, agent, task
+
+from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, single_crew
+
+
+@CrewBase
+class ClosingCrew:
+    """Closer with two tasks; `email_crew()` / `advise_crew()` run one of them."""
+
+    agents_config = "config/agents.yaml"
+    tasks_config = "config/tasks.yaml"
+    agents: list[Any]
+    tasks: list[Task]
+
+    def __init__(self, llm: BaseLLM) -> None:
+        self.llm = llm
+
+    @agent
+    def closer(self) -> Agent:
+        return make_agent(self.agents_config["closer"], self.llm)  # type: ignore[index]
+
+    @task
+    def email(self) -> Task:
+        return make_task(self.tasks_config["email"])  # type: ignore[index]
+
+    @task
+    def advise(self) -> Task:
+        return make_task(self.tasks_config["advise"])  # type: ignore[index]
+
+    def email_crew(self) -> Crew:
+        """Email draft -> `EmailDraft` JSON."""
+        me: Any = self  # CrewBase methods are wrapped; call them through Any
+        return single_crew([me.closer()], [me.email()])
+
+    def advise_crew(self) -> Crew:
+        """Negotiation advice -> `ClosingAdvice` JSON."""
+        me: Any = self
+        return single_crew([me.closer()], [me.advise()])

@@ -1,0 +1,291 @@
+"""Factual questions about accounts, contacts and reps, answered from the CRM by rules (no LLM
+needed to find the answer): sector of an account, accounts in a sector (count and names),
+subsidiaries and parent, size/revenue/founding/location, contacts, a rep's manager, office or
+team, a manager's team, and prospect lists ("retail accounts with more than 1,000 employees we
+haven't sold to").
+
+`answer_fact(session, message, entities)` returns a `crews.pipeline.compute.Answer` (template
+sentence + facts + sources) or None when the message is not such a question. Rules look at the
+message with entity names masked (`crews.pipeline.plan.masked`), so a name cannot trigger them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crews.common import account_source, count, join_names, money
+from crews.contracts import Entities, EntityRef, Source
+from crews.pipeline.compute import Answer
+from crews.pipeline.plan import masked
+from crm import analytics, insights
+from crm.errors import DomainError
+from crm.models import Account
+from crm.schemas import AccountBrief
+from tools import accounts
+
+
+def _rx(p: str) -> re.Pattern[str]:
+    return re.compile(p, re.I)
+
+
+SUBSIDIARIES = _rx(
+    r"\b(subsidiar\w*|child (compan\w*|accounts?)|daughter compan\w*|(owns|own|owned)\b|under <account_ent>)"
+)
+PARENT = _rx(
+    r"\b(parent|owned by|belongs? to|part of (a |an )?(larger |bigger )?(group|company|holding)|"
+    r"holding company|owner)\b"
+)
+SECTOR = _rx(r"\b(sector|industry|industries|vertical|line of business|what (does|do) <account_ent> do)\b")
+ACCOUNT_WORD = _rx(
+    r"\b(accounts?|companies|company|customers?|clients?|firms?|organi[sz]ations?|businesses)\b"
+)
+COUNTING = _rx(r"\b(how many|number of|count|total)\b")
+LISTING = _rx(r"\b(which|what|list|show|name|who are|give me|find)\b")
+SIZE = _rx(r"\b(employees?|headcount|staff|people|workforce|how big|size)\b")
+REVENUE = _rx(
+    r"\b(annual revenue|revenue|turnover|sales volume|how much (does|do) <account_ent> (make|earn))\b"
+)
+FOUNDED = _rx(r"\b(founded|established|since when|how old|year (it was )?(started|founded)|incorporated)\b")
+LOCATION = _rx(r"\b(where|located|location|headquarter\w*|hq|based|country|office location)\b")
+CONTACTS = _rx(
+    r"\b(contacts?|who (do we know|should i (call|talk to|email))|people at|persons? at|"
+    r"decision makers?|buyers? at)\b"
+)
+MANAGER = _rx(r"\b(manager|manages|boss|reports? to|supervisor|team lead|line manager|superior)\b")
+OFFICE = _rx(r"\b(office|region|based|located|where)\b")
+TEAM = _rx(r"\b(team|reports|who (works|sells) (for|under)|reps? under|members)\b")
+DEALS_WORDS = _rx(
+    r"\b(deals?|won|win|wins|win rate|revenue (we|have we)|sold|sell|opportunit\w*|pipeline|close[ds]?|"
+    r"forecast\w*|weighted|stuck|cycle|quota|bookings)\b"
+)
+EMPLOYEES_OVER = _rx(
+    r"\b(?:more than|over|above|at least|>=?|greater than)\s*([\d,.]+)\s*(k|"
+    r"thousand)?\s*(?:employees|people|staff)"
+)
+NOT_SOLD = _rx(
+    r"\b(haven'?t sold|have not sold|never (bought|sold|purchased)|no (won )?deals?|"
+    r"not (yet )?(a )?customers?|not sold|without (any )?(won )?deals?|haven'?t (won|closed))\b"
+)
+
+
+def _account(session: Session, e: EntityRef) -> Any:
+    from crm.lookup import get_by_ref
+
+    return get_by_ref(session, Account, e.id if e.id is not None else e.key)
+
+
+def _sector_answer(session: Session, sector: str, listing: bool) -> Answer:
+    found = accounts.accounts_in_sector(session, sector)
+    names = [a.name for a in found.accounts]
+    facts: list[dict[str, Any]] = [{"sector": sector, "accounts": found.count, "names": names}]
+    sources = [account_source(a) for a in found.accounts[:10]]
+    if found.count == 0:
+        return Answer(f"There are no accounts in the {sector} sector.", facts, [])
+    shown = join_names(names[:12]) + (f" and {found.count - 12} more" if found.count > 12 else "")
+    if listing:
+        draft = f"The {count(found.count, 'account')} in the {sector} sector: {shown}."
+        return Answer(draft, facts, sources, names=names[:12], key_figures=[])
+    verb = "is" if found.count == 1 else "are"
+    draft = f"There {verb} {count(found.count, 'account')} in the {sector} sector: {shown}."
+    return Answer(draft, facts, sources, key_figures=[str(found.count)])
+
+
+def _prospects(session: Session, sector: str | None, text: str) -> Answer:
+    m = EMPLOYEES_OVER.search(text)
+    threshold = 0
+    if m:
+        threshold = int(float(m.group(1).replace(",", "")) * (1000 if m.group(2) else 1))
+    stmt = select(Account).order_by(Account.employees.desc().nulls_last(), Account.name)
+    if sector:
+        stmt = stmt.where(func.lower(Account.sector) == sector.lower())
+    if threshold:
+        stmt = stmt.where(Account.employees > threshold)
+    rows = session.scalars(stmt).all()
+    purchases = {p.account.id: p for p in insights.account_purchases(session, [a.id for a in rows])}
+    targets = [a for a in rows if purchases.get(a.id) is None or purchases[a.id].won_deals == 0]
+    facts: list[dict[str, Any]] = [
+        {"account": a.name, "sector": a.sector, "employees": a.employees, "won_deals": 0}
+        for a in targets[:10]
+    ]
+    where = f" in the {sector} sector" if sector else ""
+    size = f" with more than {threshold:,} employees" if threshold else ""
+    if not targets:
+        draft = f"Every account{where}{size} already has won deals: no untouched prospects there."
+        return Answer(draft, facts, [], key_figures=[])
+    items = "; ".join(
+        f"{a.name} ({a.employees:,} employees)" if a.employees else a.name for a in targets[:10]
+    )
+    draft = f"{count(len(targets), 'account')}{where}{size} with no won deal yet: {items}."
+    sources = [account_source(AccountBrief.model_validate(a)) for a in targets[:10]]
+    return Answer(draft, facts, sources, names=[targets[0].name], key_figures=[])
+
+
+def _account_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
+    row = _account(session, e)
+    brief = AccountBrief.model_validate(row)
+    src = account_source(brief, employees=row.employees, revenue_musd=float(row.revenue_musd or 0))
+    if SUBSIDIARIES.search(text) and not PARENT.search(text):
+        subs = accounts.subsidiaries(session, row.id)
+        names = [s.name for s in subs]
+        facts: list[dict[str, Any]] = [{"account": row.name, "subsidiaries": names}]
+        if not subs:
+            return Answer(f"{row.name} has no subsidiaries in the CRM.", facts, [src], key_figures=[])
+        noun = "subsidiary" if len(subs) == 1 else "subsidiaries"
+        draft = f"{row.name} has {len(subs)} {noun}: {join_names(names)}."
+        return Answer(draft, facts, [src, *(account_source(s) for s in subs)], names=names, key_figures=[])
+    if PARENT.search(text):
+        parent = accounts.parent_account(session, row.id)
+        facts = [{"account": row.name, "parent": parent.name if parent else None}]
+        if parent is None:
+            return Answer(
+                f"{row.name} is not a subsidiary of another account in the CRM.", facts, [src], key_figures=[]
+            )
+        draft = f"{row.name} is a subsidiary of {parent.name}."
+        return Answer(draft, facts, [src, account_source(parent)], names=[parent.name], key_figures=[])
+    if SECTOR.search(text):
+        facts = [{"account": row.name, "sector": row.sector}]
+        if not row.sector:
+            return Answer(f"The CRM has no sector for {row.name}.", facts, [src], key_figures=[])
+        return Answer(
+            f"{row.name} is in the {row.sector} sector.", facts, [src], names=[row.sector], key_figures=[]
+        )
+    if CONTACTS.search(text):
+        people = accounts.contacts(session, row.id)
+        facts = [{"account": row.name, "contacts": [c.model_dump(mode="json") for c in people]}]
+        if not people:
+            return Answer(f"The CRM has no contacts at {row.name} yet.", facts, [src], key_figures=[])
+        items = "; ".join(
+            f"{c.first_name} {c.last_name}"
+            + (f", {c.title}" if c.title else "")
+            + (f" ({c.email})" if c.email else "")
+            for c in people
+        )
+        return Answer(f"Contacts at {row.name}: {items}.", facts, [src], key_figures=[])
+    parts = []
+    if SIZE.search(text) and row.employees is not None:
+        parts.append(f"{row.employees:,} employees")
+    if REVENUE.search(text) and not DEALS_WORDS.search(text) and row.revenue_musd is not None:
+        parts.append(f"annual revenue of {money(float(row.revenue_musd))} million")
+    if FOUNDED.search(text) and row.year_established:
+        parts.append(f"established in {row.year_established}")
+    if LOCATION.search(text) and row.office_location:
+        parts.append(f"located in {row.office_location}")
+    if parts:
+        facts = [
+            {
+                "account": row.name,
+                "employees": row.employees,
+                "revenue_musd": float(row.revenue_musd or 0),
+                "year_established": row.year_established,
+                "office_location": row.office_location,
+            }
+        ]
+        return Answer(f"{row.name}: {', '.join(parts)}.", facts, [src], key_figures=[])
+    return None
+
+
+def _rep_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
+    profile = accounts.rep_profile(session, e.id if e.id is not None else e.key)
+    rep = profile.rep
+    src = Source(
+        kind="rep",
+        id=str(rep.id),
+        label=rep.name,
+        data={"manager": rep.manager, "regional_office": rep.regional_office},
+    )
+    facts: list[dict[str, Any]] = [
+        {
+            "rep": rep.name,
+            "manager": rep.manager,
+            "regional_office": rep.regional_office,
+            "teammates": profile.teammates,
+        }
+    ]
+    if MANAGER.search(text):
+        if not rep.manager:
+            return Answer(f"The CRM has no manager for {rep.name}.", facts, [src], key_figures=[])
+        return Answer(
+            f"{rep.name}'s manager is {rep.manager}.", facts, [src], names=[rep.manager], key_figures=[]
+        )
+    if TEAM.search(text):
+        return Answer(
+            f"{rep.name} works in {rep.manager or 'an unnamed manager'}'s team "
+            f"with {join_names(profile.teammates)}.",
+            facts,
+            [src],
+            key_figures=[],
+        )
+    if OFFICE.search(text):
+        if not rep.regional_office:
+            return Answer(f"The CRM has no regional office for {rep.name}.", facts, [src], key_figures=[])
+        return Answer(
+            f"{rep.name} works in the {rep.regional_office} regional office.",
+            facts,
+            [src],
+            names=[rep.regional_office],
+            key_figures=[],
+        )
+    return None
+
+
+def _manager_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
+    if not (TEAM.search(text) or MANAGER.search(text) or re.search(r"\bwho\b|\breps?\b", text)):
+        return None
+    team = analytics.team_of(session, e.key)
+    names = [r.name for r in team]
+    facts: list[dict[str, Any]] = [{"manager": e.key, "team": names}]
+    office = {r.regional_office for r in team if r.regional_office}
+    where = f" in the {next(iter(office))} office" if len(office) == 1 else ""
+    draft = f"{e.key} manages {count(len(names), 'sales rep')}{where}: {join_names(names)}."
+    return Answer(
+        draft,
+        facts,
+        [Source(kind="manager", id=e.key, label=e.key, data={"team": names})],
+        names=names,
+        key_figures=[],
+    )
+
+
+def answer_fact(session: Session, message: str, entities: Entities) -> Answer | None:
+    """The answer to a factual account/contact/rep question, or None when `message` is not one.
+    Domain errors (an entity that vanished) propagate."""
+    text = masked(message, entities)
+    account = entities.first("account")
+    rep = entities.first("rep")
+    manager = entities.first("manager")
+    sector = entities.first("sector")
+    if (
+        rep is not None
+        and (MANAGER.search(text) or OFFICE.search(text) or TEAM.search(text))
+        and not DEALS_WORDS.search(text)
+    ):
+        found = _rep_fact(session, text, rep)
+        if found is not None:
+            return found
+    if manager is not None and rep is None and not DEALS_WORDS.search(text):
+        found = _manager_fact(session, text, manager)
+        if found is not None:
+            return found
+    if account is not None and not DEALS_WORDS.search(text):
+        found = _account_fact(session, text, account)
+        if found is not None:
+            return found
+    if account is None and rep is None and (EMPLOYEES_OVER.search(text) or NOT_SOLD.search(text)):
+        return _prospects(session, sector.key if sector else None, text)
+    if sector is not None and account is None and ACCOUNT_WORD.search(text) and not DEALS_WORDS.search(text):
+        return _sector_answer(
+            session, sector.key, listing=not COUNTING.search(text) and bool(LISTING.search(text))
+        )
+    return None
+
+
+def safe_answer_fact(session: Session, message: str, entities: Entities) -> Answer | None:
+    """`answer_fact`, with a domain error (unknown name) as no answer."""
+    try:
+        return answer_fact(session, message, entities)
+    except DomainError:
+        return None

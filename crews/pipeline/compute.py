@@ -1,0 +1,385 @@
+"""Carry out a `QueryPlan` with the analytics tools and state the result in a sentence.
+
+Every figure comes from `tools.analytics` (SQL). The sentence (`Answer.draft`) is built here from
+the computed values; the crew may rephrase it, but `crews.common.reply_is_grounded` falls back to
+this sentence when the model drops a figure or adds one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config.files import load_pipeline
+from crews.common import count, days, deal_source, join_names, metric_source, money, pct
+from crews.contracts import Entities, Source
+from crews.pipeline.plan import COUNT_METRICS, QueryPlan, deal_filter
+from crm.analytics import GroupBy
+from crm.filters import DealFilter
+from crm.schemas import MetricsRow
+from tools import analytics, deals
+
+#: How each metric is named and shown. (label, formatter kind)
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "deals": ("deals", "count"),
+    "open": ("open deals", "count"),
+    "won": ("won deals", "count"),
+    "lost": ("lost deals", "count"),
+    "closed": ("closed deals", "count"),
+    "win_rate": ("win rate", "pct"),
+    "won_value": ("won revenue", "money"),
+    "avg_won_value": ("average won deal size", "money"),
+    "max_won_value": ("largest won deal", "money"),
+    "avg_cycle_days": ("average sales cycle of won deals (engagement to close)", "days"),
+    "open_pipeline_value": ("open pipeline value", "money"),
+    "weighted_forecast": ("weighted forecast of the open pipeline", "money"),
+}
+
+_GROUP_NOUN: dict[str, str] = {
+    "rep": "sales rep",
+    "office": "regional office",
+    "manager": "manager's team",
+    "product": "product",
+    "series": "product series",
+    "account": "account",
+    "sector": "sector",
+    "stage": "stage",
+    "month": "month",
+}
+
+
+@dataclass
+class Answer:
+    """A computed answer: `draft` states it; `facts` are the figures (for the grounding guard);
+    `sources` the records; `names` what the reply must name (e.g. the top rep); `data` extra
+    typed output for the client."""
+
+    draft: str
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    key_figures: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        # the figures a reworded reply must keep: by default those of the draft's first sentence
+        if self.key_figures is None:
+            self.key_figures = [self.draft.split(". ")[0]]
+
+
+def fmt(metric: str, value: float | int | None) -> str:
+    """A metric's value as shown to a rep."""
+    kind = METRIC_LABELS.get(metric, ("", "count"))[1]
+    if value is None:
+        return "n/a"
+    if kind == "pct":
+        return pct(float(value))
+    if kind == "money":
+        return money(float(value))
+    if kind == "days":
+        return days(float(value))
+    return f"{int(value):,}"
+
+
+def metric_value(row: MetricsRow, metric: str) -> float | int | None:
+    """The value of `metric` in a metrics row ("closed" = won + lost)."""
+    if metric == "closed":
+        return row.won + row.lost
+    value: float | int | None = getattr(row, metric)
+    return value
+
+
+def scope_phrase(f: DealFilter, entities: Entities, date_field: str) -> str:
+    """How the filtered deals are described: " for Kary Hendrixson with Yearin in March 2017"."""
+    parts = []
+    names = {e.kind: e.key for e in reversed(entities.items)}
+    if f.rep is not None:
+        parts.append(f"for {names.get('rep', f.rep)}")
+    if f.manager is not None:
+        parts.append(f"in {f.manager}'s team")
+    if f.office is not None:
+        parts.append(f"in the {f.office} office")
+    if f.account is not None:
+        parts.append(f"with {names.get('account', f.account)}")
+    if f.product is not None:
+        parts.append(f"for {names.get('product', f.product)}")
+    if f.sector is not None:
+        parts.append(f"in the {f.sector} sector")
+    if f.stages:
+        stages = [load_pipeline().resolve(s) for s in f.stages]
+        parts.append("in " + join_names([s.name if s else "?" for s in stages]))
+    if entities.period is not None and (f.engaged_from or f.closed_from):
+        verb = "closed" if date_field == "close" else "engaged"
+        parts.append(f"{verb} in {entities.period.label}")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _filter_facts(f: DealFilter) -> dict[str, Any]:
+    return f.model_dump(mode="json", exclude_none=True)
+
+
+def _single(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+    row = analytics.deal_metrics(session, f)[0]
+    value = metric_value(row, plan.metric)
+    label = METRIC_LABELS[plan.metric][0]
+    shown = fmt(plan.metric, value)
+    facts: dict[str, Any] = {
+        "metric": plan.metric,
+        "value": value,
+        "shown": shown,
+        "filter": _filter_facts(f),
+    }
+    if plan.metric in COUNT_METRICS:
+        noun = {
+            "deals": "deal",
+            "open": "open deal",
+            "won": "won deal",
+            "lost": "lost deal",
+            "closed": "closed deal",
+        }
+        draft = f"There {'is' if value == 1 else 'are'} {count(int(value or 0), noun[plan.metric])}{scope}."
+    elif plan.metric == "win_rate":
+        if value is None:
+            draft = f"There is no closed deal{scope}, so there is no win rate yet."
+        else:
+            draft = f"The win rate{scope} is {shown} ({row.won:,} won, {row.lost:,} lost)."
+        facts.update(won=row.won, lost=row.lost)
+    elif plan.metric == "avg_cycle_days":
+        if value is None:
+            draft = f"There is no won deal{scope} with both dates, so there is no cycle time."
+        else:
+            draft = (
+                f"The average sales cycle of won deals{scope} is {shown} from engagement to close "
+                f"({row.won:,} won deals)."
+            )
+        facts.update(won=row.won)
+    elif plan.metric == "avg_won_value":
+        draft = (
+            f"The average won deal size{scope} is {shown} over {count(row.won, 'won deal')}."
+            if value is not None
+            else f"There is no won deal{scope}."
+        )
+        facts.update(won=row.won)
+    elif plan.metric == "max_won_value":
+        if value is None:
+            draft = f"There is no won deal{scope}."
+        else:
+            top = deals.list_deals(session, f.model_copy(update={"status": "won"}), limit=1, sort="-value")
+            which = f" (deal {top[0].external_id}, closed {top[0].close_date})" if top else ""
+            draft = f"The largest won deal{scope} is {shown}{which}."
+            if top:
+                facts.update(deal=top[0].external_id)
+                return Answer(
+                    draft, [facts], [deal_source(top[0])], data={"metric": plan.metric, "value": value}
+                )
+    else:
+        draft = f"The {label}{scope} is {shown}."
+    src = metric_source(plan.metric, f"{label}{scope}".strip(), value, filter=_filter_facts(f))
+    return Answer(draft, [facts], [src], data={"metric": plan.metric, "value": value})
+
+
+def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+    group: GroupBy = (
+        "engage_month"
+        if plan.group_by == "month" and plan.date_field == "engage"
+        else (
+            "close_month" if plan.group_by == "month" else plan.group_by  # type: ignore[assignment]
+        )
+    )
+    rows = [r for r in analytics.deal_metrics(session, f, group) if r.group is not None]
+    metric = plan.metric
+    valued: list[tuple[MetricsRow, float | int | None]] = [(r, metric_value(r, metric)) for r in rows]
+    if plan.rank != "none":
+        present: list[tuple[MetricsRow, float | int | None]] = [(r, v) for r, v in valued if v is not None]
+        present.sort(key=lambda rv: rv[1], reverse=plan.rank == "highest")  # type: ignore[arg-type,return-value]
+        valued = present[: plan.top_n]
+    elif plan.group_by == "stage":
+        valued = valued[:20]
+    else:
+        valued.sort(key=lambda rv: (rv[1] is None, -(rv[1] or 0)))
+        valued = valued[:10]
+    label = METRIC_LABELS[metric][0]
+    noun = _GROUP_NOUN[plan.group_by]
+    stage_names = {s.key: s.name for s in load_pipeline().stages}
+
+    def name(r: MetricsRow) -> str:
+        return stage_names.get(r.group or "", r.group or "") if plan.group_by == "stage" else (r.group or "")
+
+    facts = [
+        {"metric": metric, "group_by": plan.group_by, "group": name(r), "value": v, "shown": fmt(metric, v)}
+        for r, v in valued
+    ]
+    sources = [metric_source(metric, f"{label} of {name(r)}", v, group_by=plan.group_by) for r, v in valued]
+    if not valued:
+        return Answer(f"There are no deals{scope} to compare.", facts, sources)
+    if plan.rank != "none" and plan.top_n == 1:
+        r, v = valued[0]
+        which = "highest" if plan.rank == "highest" else "lowest"
+        if metric in COUNT_METRICS:
+            which = "most" if plan.rank == "highest" else "fewest"
+            draft = f"{name(r)} has the {which} {label}{scope}: {fmt(metric, v)}."
+        else:
+            draft = f"{name(r)} has the {which} {label}{scope}: {fmt(metric, v)}."
+        if len(rows) > 1:
+            draft += f" (Compared across {count(len(rows), noun)}.)"
+        return Answer(
+            draft, facts, sources, names=[name(r)], data={"metric": metric, "group_by": plan.group_by}
+        )
+    items = "; ".join(f"{i}. {name(r)}: {fmt(metric, v)}" for i, (r, v) in enumerate(valued, 1))
+    if plan.rank != "none":
+        which = "highest" if plan.rank == "highest" else "lowest"
+        draft = f"The {len(valued)} {noun}s with the {which} {label}{scope}: {items}."
+    else:
+        draft = f"{label.capitalize()}{scope} by {noun}: {items}."
+    return Answer(
+        draft, facts, sources, names=[name(valued[0][0])], data={"metric": metric, "group_by": plan.group_by}
+    )
+
+
+def _stuck(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+    stage = f.stages[0] if f.stages else None
+    base = f.model_copy(update={"stages": None})
+    found = analytics.stuck_deals(session, plan.stuck_days, stage, base, limit=200)
+    listed = found[:5]
+    facts: list[dict[str, Any]] = [{"metric": "stuck_deals", "days": plan.stuck_days, "count": len(found)}]
+    facts += [
+        {
+            "deal": s.deal.external_id,
+            "account": s.deal.account_name,
+            "stage": s.deal.stage,
+            "days_in_stage": s.days_in_stage,
+        }
+        for s in listed
+    ]
+    where = scope if stage else scope + " in any open stage"
+    if not found:
+        return Answer(
+            f"No open deal{where} has been in its stage for more than {plan.stuck_days} days.", facts, []
+        )
+    items = "; ".join(
+        f"{s.deal.external_id} ({s.deal.account_name or 'no account'}, {s.deal.stage_name}, "
+        f"{s.days_in_stage} days)"
+        for s in listed
+    )
+    more = f" The longest waiting: {items}." if listed else ""
+    verb = "has" if len(found) == 1 else "have"
+    draft = (
+        f"{count(len(found), 'open deal')}{where} {verb} been stuck in their stage for more than "
+        f"{plan.stuck_days} days.{more}"
+    )
+    return Answer(draft, facts, [deal_source(s.deal) for s in listed], data={"stuck": len(found)})
+
+
+def _forecast(session: Session, f: DealFilter, scope: str, entities: Entities) -> Answer:
+    fc = analytics.forecast(session, f)
+    facts: list[dict[str, Any]] = [
+        {
+            "metric": "weighted_forecast",
+            "value": fc.weighted_value,
+            "shown": money(fc.weighted_value),
+            "open_value": fc.open_value,
+            "open_deals": fc.open_deals,
+        }
+    ]
+    facts += [s.model_dump() for s in fc.by_stage if s.deals]
+    stages = "; ".join(
+        f"{s.name}: {count(s.deals, 'deal')}, {money(s.value)} x {round(s.probability * 100)}% "
+        f"= {money(s.weighted)}"
+        for s in fc.by_stage
+        if s.deals
+    )
+    note = ""
+    if entities.period is not None:
+        note = (
+            " Deals carry no expected close date, so this covers every open deal, "
+            f"not only {entities.period.label}."
+        )
+    draft = (
+        f"The weighted forecast{scope} is {money(fc.weighted_value)}: "
+        f"{count(fc.open_deals, 'open deal')} worth "
+        f"{money(fc.open_value)}, each weighted by its stage's win probability ({stages}).{note}"
+    )
+    src = metric_source("weighted_forecast", f"weighted forecast{scope}".strip(), fc.weighted_value)
+    return Answer(draft, facts, [src], data=fc.model_dump())
+
+
+def _pipeline_value(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+    if plan.group_by not in ("none", "stage"):
+        return _grouped(session, plan, f.model_copy(update={"status": "open"}), scope)
+    summary = analytics.pipeline_summary(session, f)
+    open_keys = set(load_pipeline().open_keys)
+    stages = [s for s in summary.by_stage if s.stage in open_keys]
+    total = sum(s.value for s in stages)
+    facts: list[dict[str, Any]] = [{"metric": "open_pipeline_value", "value": total, "shown": money(total)}]
+    facts += [s.model_dump() for s in summary.by_stage]
+    items = "; ".join(f"{s.name}: {count(s.deals, 'deal')}, {money(s.value)}" for s in stages)
+    draft = f"The open pipeline{scope} is worth {money(total)} ({items})."
+    if plan.group_by == "stage":
+        closed = "; ".join(
+            f"{s.name}: {count(s.deals, 'deal')}, {money(s.value)}"
+            for s in summary.by_stage
+            if s.stage not in open_keys
+        )
+        draft += f" Closed: {closed}."
+    src = metric_source("open_pipeline_value", f"open pipeline value{scope}".strip(), total)
+    return Answer(draft, facts, [src], data=summary.model_dump())
+
+
+def _summary(session: Session, f: DealFilter, scope: str) -> Answer:
+    s = analytics.pipeline_summary(session, f)
+    facts = [s.model_dump()]
+    rate = f", a win rate of {pct(s.win_rate)}" if s.win_rate is not None else ""
+    draft = (
+        f"Pipeline{scope}: {count(s.total_deals, 'deal')}, {s.open:,} open, {s.won:,} won "
+        f"and {s.lost:,} lost{rate}; "
+        f"won revenue {money(s.won_value)}."
+    )
+    src = metric_source("summary", f"pipeline summary{scope}".strip(), s.total_deals)
+    return Answer(draft, facts, [src], data=s.model_dump())
+
+
+def _deal_list(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+    from crm import repository
+
+    page = repository.list_deals(session, f, limit=10, sort="-engage_date")
+    shown = page.items
+    facts: list[dict[str, Any]] = [{"metric": "deals", "value": page.total}]
+    facts += [
+        {"deal": d.external_id, "account": d.account_name, "stage": d.stage, "value": d.value} for d in shown
+    ]
+    if not shown:
+        return Answer(f"There are no deals{scope}.", facts, [])
+    items = "; ".join(
+        f"{d.external_id} ({d.account_name or 'no account'}, {d.product_name or 'no product'}, {d.stage_name}"
+        + (f", {money(d.value)}" if d.value else "")
+        + ")"
+        for d in shown
+    )
+    what = {"open": "open deals", "won": "won deals", "lost": "lost deals", "closed": "closed deals"}.get(
+        plan.list_status or "", "deals"
+    )
+    head = f"There are {page.total:,} {what}{scope}"
+    draft = f"{head}; the most recent: {items}." if page.total > len(shown) else f"{head}: {items}."
+    return Answer(draft, facts, [deal_source(d) for d in shown], data={"total": page.total})
+
+
+def compute(session: Session, plan: QueryPlan, entities: Entities, message: str = "") -> Answer:
+    """Run `plan` against the CRM (`message` tells a stage from the same word used as a verb).
+    Raises crm.errors.Invalid when a filter value is unknown."""
+    f = deal_filter(plan, entities, message)
+    scope = scope_phrase(f, entities, plan.date_field)
+    if plan.metric == "stuck_deals":
+        return _stuck(session, plan, f, scope)
+    if plan.metric == "weighted_forecast" and plan.group_by == "none":
+        return _forecast(session, f, scope, entities)
+    if plan.metric == "open_pipeline_value":
+        return _pipeline_value(session, plan, f, scope)
+    if plan.metric == "summary":
+        return _summary(session, f, scope)
+    if plan.metric == "deal_list":
+        return _deal_list(session, plan, f, scope)
+    if plan.group_by != "none":
+        return _grouped(session, plan, f, scope)
+    return _single(session, plan, f, scope)

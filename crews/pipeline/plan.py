@@ -1,0 +1,466 @@
+"""From a rep's question to a query plan: which figure, over which deals, grouped how.
+
+The entities and the period come from the resolver (`tools/entities.py`): they become the
+`DealFilter`. What is asked (the metric, a grouping, a ranking) is read from the words of the
+message by the rules below; when no rule matches, the pipeline crew asks the LLM to pick from the
+same closed lists (JSON constrained to `LLMPlan`'s enums), so every plan is one the tools can
+compute. The model never computes a figure.
+
+Rules are written for meaning, not for sentences: each is a set of synonyms a sales rep uses
+("revenue", "bookings", "how much did we win"; "win rate", "close rate", "conversion"...), and the
+names of the resolved entities are masked before matching so an account called "Top Ltd" or a
+product called "GTX Pro" cannot trigger a rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from config.files import load_pipeline
+from crews.contracts import Entities, EntityRef
+from crm.filters import DealFilter, FilterStatus
+
+PlanMetric = Literal[
+    "deals",
+    "open",
+    "won",
+    "lost",
+    "closed",
+    "win_rate",
+    "won_value",
+    "avg_won_value",
+    "max_won_value",
+    "avg_cycle_days",
+    "open_pipeline_value",
+    "weighted_forecast",
+    "stuck_deals",
+    "deal_list",
+    "summary",
+]
+PLAN_METRICS: tuple[str, ...] = PlanMetric.__args__  # type: ignore[attr-defined]
+
+GroupKind = Literal[
+    "none", "rep", "office", "manager", "product", "series", "account", "sector", "stage", "month"
+]
+Rank = Literal["none", "highest", "lowest"]
+DateField = Literal["engage", "close"]
+
+#: Metrics that count deals (their figure is an integer).
+COUNT_METRICS = ("deals", "open", "won", "lost", "closed")
+#: Metrics about closed deals: a period filters them by close date unless the message says
+#: "engaged"/"started".
+CLOSE_DATED = (
+    "won",
+    "lost",
+    "closed",
+    "win_rate",
+    "won_value",
+    "avg_won_value",
+    "max_won_value",
+    "avg_cycle_days",
+)
+
+
+class QueryPlan(BaseModel):
+    """What to compute. `metric` over the deals the entities describe; `group_by` splits them
+    (`rank` picks the `top_n` highest/lowest groups, "none" lists the groups); `date_field` says
+    which date the period bounds; `stuck_days` is the threshold of "stuck" (days in stage);
+    `source` records who chose the metric ("rules" or "llm")."""
+
+    metric: PlanMetric
+    group_by: GroupKind = "none"
+    rank: Rank = "none"
+    top_n: int = Field(1, ge=1, le=20)
+    date_field: DateField = "engage"
+    stuck_days: int = 90
+    list_status: FilterStatus | None = None
+    source: Literal["rules", "llm", "default"] = "rules"
+
+
+class LLMPlan(BaseModel):
+    """What the LLM may choose when no rule matched (closed lists only)."""
+
+    metric: PlanMetric = Field(
+        description=(
+            "deals=count of deals, open/won/lost=count of such deals, win_rate=% won of closed, "
+            "won_value=revenue won, avg_won_value=average won deal size, max_won_value=largest won deal, "
+            "avg_cycle_days=days from engagement to close, open_pipeline_value=value of open deals, "
+            "weighted_forecast=expected revenue, stuck_deals=deals stuck in a stage, "
+            "deal_list=list deals, summary=overview"
+        )
+    )
+    group_by: GroupKind = Field("none", description="split the answer per rep, office, product, ...")
+    rank: Rank = Field("none", description="highest/lowest when asking which group is best/worst")
+
+
+# --- matching -------------------------------------------------------------------------------
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+STUCK = _rx(
+    r"\b(stuck|stall(ed|ing)?|stale|sitting|idle|aging|ageing|languish\w*|dormant|not moved|"
+    r"(has|have)n'?t moved|no (progress|movement)|going nowhere)\b"
+)
+FORECAST = _rx(
+    r"\b(forecast\w*|weighted|projected|projection|predict\w*|expected (revenue|value|bookings|sales)|"
+    r"expect to (close|win|book)|likely to (close|win)|will (we )?(close|win|book))\b"
+)
+WIN_RATE = _rx(
+    r"\b(win[- ]?rates?|winn?ing (rate|ratio|percentage)|close[- ]?rates?|closing (rate|ratio)|conversion|"
+    r"success rate|hit rate|win (ratio|percentage|%)|(percent|percentage|share|proportion|%) of "
+    r"(\w+ )?(deals|opportunities) (\w+ )?won)\b"
+)
+CYCLE = _rx(
+    r"\b(cycle|how long|how many days|days (does|do|did) it take|days to (close|win)|time to (close|win)|"
+    r"average time|take to close|velocity|duration|days from)\b"
+)
+AVG_SIZE = _rx(
+    r"\b(average|avg|mean|typical)\b.{0,25}\b(deal|sale|order|contract|size|value|amount|ticket|price)\b|"
+    r"\bdeal size\b|\baverage won\b"
+)
+LARGEST = _rx(
+    r"\b(largest|biggest|highest|most valuable|max(imum)?|greatest|top|single largest)\b.{0,20}"
+    r"\b(deal|sale|contract|order|opportunit(y|ies)|win)\b"
+)
+PIPE_VALUE = _rx(
+    r"\b(pipeline (value|worth|amount|total)|value of (the |our |all )?(open |active )?(pipeline|"
+    r"deals|opportunities)|"
+    r"open (pipeline|deal) value|(open|active) value|worth of (the |our )?(open )?(pipeline|deals)|"
+    r"how much is (in )?(the |our )?pipeline|pipeline by stage|value by stage|pipeline worth)\b"
+)
+REVENUE = _rx(
+    r"\b(revenue|bookings|turnover|income|sales (amount|value|volume|total)|total sales|won value|"
+    r"total won|dollars?|money)\b|"
+    r"\b(sold|sells?|selling|sales)\b.{0,25}\b(most|least|more|best|worst|total|overall)\b|"
+    r"\bbest[- ]selling\b|"
+    r"\bwhat (did|have|do) (we|they|you) (sell|sold)\b|\b(sell|sold|sales) to\b|"
+    r"\bhow much\b.{0,40}\b(won|win|make|made|earn(ed)?|bring|brought|generat\w*|sell|sold|"
+    r"close[d]?|book(ed)?)\b|"
+    r"\$"
+)
+COUNTING = _rx(r"\b(how many|number of|count|total (number|deals)|tally|quantity)\b")
+LISTING = _rx(r"\b(list|show( me)?|give me|display|which|what|see)\b.{0,40}\b(deals|opportunities)\b")
+SUMMARY = _rx(r"\b(summary|overview|status|snapshot|health|how (are|is) .{0,30}(doing|going|looking))\b")
+
+WON = _rx(r"\b(won|wins?|closed[- ]won|winning|clos\w* successful\w*|successful\w* clos\w*)\b")
+LOST = _rx(r"\b(lost|loss(es)?|lose|closed[- ]lost|losing)\b")
+OPEN = _rx(
+    r"\b(open|active|in progress|ongoing|live|pending|current(ly)?|right now|in (the |our )?pipeline|"
+    r"still (open|going)|at the moment|working on|in play|in flight|not (yet )?closed)\b"
+)
+CLOSED = _rx(r"\bclosed\b")
+ENGAGED = _rx(
+    r"\b(engag\w*|start(ed)?|began|begin|initiat\w*|creat\w*|opened|new deals|entered|added|came in)\b"
+)
+CLOSING_DATE = _rx(r"\b(clos\w*|won|win|lost|signed|booked)\b")
+
+HIGHEST = _rx(
+    r"\b(most|highest|top|best|largest|biggest|greatest|leading|max(imum)?|number one|#1|strongest)\b"
+)
+LOWEST = _rx(r"\b(least|lowest|fewest|worst|smallest|bottom|min(imum)?|weakest)\b")
+TOP_N = _rx(r"\b(?:top|best|worst|bottom)\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:best|top|biggest|largest|worst)\b")
+DAYS = _rx(r"\b(\d{1,4})\s*(\+\s*)?days?\b")
+MONTHS = _rx(r"\b(\d{1,2})\s*months?\b")
+
+_REP = r"(sales ?)?(reps?|agents?|sales ?people|salespeople|sales ?persons?|representatives?|sellers?|ae'?s?)"
+GROUPS: list[tuple[GroupKind, re.Pattern[str]]] = [
+    ("month", _rx(r"\b(by|per|each|every) month\b|\bmonthly\b|\bmonth by month\b|\b(which|what) month\b")),
+    (
+        "stage",
+        _rx(
+            r"\b(by|per|each|every|across( all)?) (pipeline )?stages?\b|\bstage breakdown\b|"
+            r"\b(which|what) stages?\b"
+        ),
+    ),
+    (
+        "office",
+        _rx(
+            r"\b(which|what) (regional )?(offices?|regions?)\b|\b(by|per|each|every|"
+            r"across) (regional )?(offices?|regions?)\b"
+        ),
+    ),
+    (
+        "manager",
+        _rx(r"\b(which|what) (managers?|teams?)\b|\b(by|per|each|every|across) (managers?|teams?)\b"),
+    ),
+    (
+        "sector",
+        _rx(
+            r"\b(which|what) (sectors?|industr(y|ies)|verticals?)\b|\b(by|per|each|every|"
+            r"across) (sectors?|industr(y|ies)|verticals?)\b"
+        ),
+    ),
+    ("series", _rx(r"\b(which|what) (product )?series\b|\b(by|per|each) (product )?series\b")),
+    (
+        "product",
+        _rx(
+            r"\b(which|what) products?\b|\b(by|per|each|every|across) products?\b|"
+            r"\b(top|best|worst|bottom)( \d{1,2})? products?\b|\bbest[- ]selling products?\b"
+        ),
+    ),
+    (
+        "account",
+        _rx(
+            r"\b(which|what) (accounts?|customers?|clients?|compan(y|ies)|buyers?)\b|"
+            r"\b(by|per|each|every|across) (accounts?|customers?|clients?)\b|"
+            r"\b(top|biggest|largest|best|bottom|worst)( \d{1,2})? (accounts|customers|clients)\b"
+        ),
+    ),
+    (
+        "rep",
+        _rx(
+            rf"\b(which|what) {_REP}\b|\b(by|per|each|every|across) {_REP}\b|"
+            rf"\b(top|best|worst|bottom)( \d{{1,2}})? {_REP}\b|"
+            rf"\b(rank|ranking|leaderboard)\b|\bwho\b"
+        ),
+    ),
+]
+
+_GROUP_OF_ENTITY: dict[str, GroupKind] = {
+    "rep": "rep",
+    "account": "account",
+    "product": "product",
+    "office": "office",
+    "manager": "manager",
+    "sector": "sector",
+    "stage": "stage",
+}
+
+
+#: Entity kinds whose words are masked before matching (names; stage, office and sector words
+#: carry meaning the rules need: "won", "open", "engaging").
+MASKED_KINDS = ("account", "contact", "rep", "manager", "product", "deal")
+
+
+def stage_filter(message: str, entities: Entities) -> list[str]:
+    """Stage keys the message filters on. Closed stages are left to the status rules ("won" is a
+    status, and "deals won" is no stage filter), and an open stage's word used as a verb ("deals
+    we started engaging in March") is not a stage."""
+    pipeline = load_pipeline()
+    keys = []
+    for e in entities.of("stage"):
+        stage = pipeline.get(e.key)
+        if stage is None or stage.closed:
+            continue
+        word = re.escape(e.mention or stage.key)
+        verb = re.search(
+            rf"\b(start(ed|ing)?|begin|began|begun|were|are|is|was|been|did|do|we|they|we're|i'm|am)\s+"
+            rf"(\w+\s+)?{word}\b(?!\s+(stage|phase|step|deals?))",
+            message,
+            re.I,
+        )
+        if not verb:
+            keys.append(stage.key)
+    return keys
+
+
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _names_entity(words: str, key: str) -> bool:
+    """Whether `words` spell the entity's name (or a part of it: "Acme" for "Acme Corporation"),
+    as opposed to a phrase that points at it ("Zane Levy's manager" for the manager Summer
+    Sewald), whose words the rules must still see."""
+    w, k = _squash(words), _squash(key)
+    return bool(w) and (w in k or (k in w and len(w) - len(k) <= 2))
+
+
+def masked(message: str, entities: Entities) -> str:
+    """The message in lower case with each resolved entity's words replaced by `<kind_ent>` (so
+    names cannot trigger rules) and typographic apostrophes made plain."""
+    text = message.replace("’", "'").replace("‘", "'")
+    words = []
+    for e in entities.items:
+        if e.kind not in MASKED_KINDS:
+            continue
+        for w in {e.mention, e.key}:
+            if w and len(w) >= 2 and _names_entity(w, e.key):
+                words.append((w, e.kind))
+    for w, kind in sorted(words, key=lambda x: -len(x[0])):
+        # "<rep_ent>": no rule word matches inside it ("\bmanager\b" does not match "<manager_ent>")
+        text = re.sub(re.escape(w), f"<{kind}_ent>", text, flags=re.I)
+    return text.lower()
+
+
+def _named(entities: Entities, kind: str) -> bool:
+    return entities.first(kind) is not None  # type: ignore[arg-type]
+
+
+def _group(text: str, entities: Entities) -> GroupKind:
+    for kind, rx in GROUPS:
+        if not rx.search(text):
+            continue
+        # "who" asks for a rep only when no rep is named ("Who is Zane Levy's manager?" is not
+        # a ranking) and the question is about deals, not a person's attributes
+        who_only = kind == "rep" and re.search(r"\bwho\b", text) and not re.search(_REP, text)
+        if who_only and (_named(entities, "rep") or re.search(r"\b(manager|office|team|boss)\b", text)):
+            continue
+        return kind
+    return "none"
+
+
+def _count_metric(text: str) -> PlanMetric:
+    if WON.search(text):
+        return "won"
+    if LOST.search(text):
+        return "lost"
+    if OPEN.search(text):
+        return "open"
+    if CLOSED.search(text):
+        return "closed"
+    return "deals"
+
+
+def _metric(text: str, grouped: bool) -> PlanMetric | None:
+    if STUCK.search(text):
+        return "stuck_deals"
+    if FORECAST.search(text):
+        return "weighted_forecast"
+    if WIN_RATE.search(text):
+        return "win_rate"
+    if CYCLE.search(text):
+        return "avg_cycle_days"
+    if AVG_SIZE.search(text):
+        return "avg_won_value"
+    if PIPE_VALUE.search(text):
+        return "open_pipeline_value"
+    if not grouped and LARGEST.search(text) and not COUNTING.search(text):
+        return "max_won_value"
+    if REVENUE.search(text):
+        return "won_value"
+    if COUNTING.search(text):
+        return _count_metric(text)
+    if grouped and (
+        WON.search(text) or LOST.search(text) or OPEN.search(text) or re.search(r"\bdeals\b", text)
+    ):
+        return _count_metric(text)
+    if LISTING.search(text):
+        return "deal_list"
+    if SUMMARY.search(text):
+        return "summary"
+    return None
+
+
+def _date_field(text: str, metric: PlanMetric) -> DateField:
+    if ENGAGED.search(text):
+        return "engage"
+    if metric in CLOSE_DATED or CLOSING_DATE.search(text):
+        return "close"
+    return "engage"
+
+
+def _stuck_days(text: str) -> int:
+    m = DAYS.search(text)
+    if m:
+        return int(m.group(1))
+    m = MONTHS.search(text)
+    if m:
+        return 30 * int(m.group(1))
+    return 90
+
+
+def _top_n(text: str) -> int:
+    m = TOP_N.search(text)
+    if m:
+        return max(1, min(20, int(m.group(1) or m.group(2))))
+    return 1
+
+
+def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
+    """The plan the rules read from `message` (entities masked), or None when no rule matches
+    (the crew then asks the LLM)."""
+    text = masked(message, entities)
+    group = _group(text, entities)
+    metric = _metric(text, grouped=group != "none")
+    if metric is None:
+        return None
+    # "by stage" of a named stage, "which rep" with a rep named: the entity wins, no grouping
+    entity_wins = group != "none" and any(_GROUP_OF_ENTITY.get(e.kind) == group for e in entities.items)
+    if entity_wins and (group != "rep" or not re.search(rf"\b(which|what|top|best|worst) {_REP}", text)):
+        group = "none"
+    rank: Rank = "none"
+    if group != "none":
+        if LOWEST.search(text):
+            rank = "lowest"
+        elif HIGHEST.search(text) or re.search(r"\bwho\b", text):
+            rank = "highest"
+    return QueryPlan(
+        metric=metric,
+        group_by=group,
+        rank=rank,
+        top_n=_top_n(text) if rank != "none" else 10,
+        date_field=_date_field(text, metric),
+        stuck_days=_stuck_days(text),
+        list_status=_list_status(text),
+    )
+
+
+def _list_status(text: str) -> FilterStatus | None:
+    status = _count_metric(text)
+    return None if status == "deals" else status  # type: ignore[return-value]
+
+
+def plan_from_llm(choice: LLMPlan, message: str, entities: Entities) -> QueryPlan:
+    """A full plan from the LLM's choice (date field, threshold and N still read from the text)."""
+    text = masked(message, entities)
+    return QueryPlan(
+        metric=choice.metric,
+        group_by=choice.group_by,
+        rank=choice.rank if choice.group_by != "none" else "none",
+        top_n=_top_n(text) if choice.rank != "none" else 10,
+        date_field=_date_field(text, choice.metric),
+        stuck_days=_stuck_days(text),
+        list_status=_list_status(text),
+        source="llm",
+    )
+
+
+# --- the filter -------------------------------------------------------------------------------
+
+
+def _ref(e: EntityRef) -> int | str:
+    return e.id if e.id is not None else e.key
+
+
+def deal_filter(plan: QueryPlan, entities: Entities, message: str = "") -> DealFilter:
+    """The `DealFilter` of the entities (the first of each kind) and the period, for `plan`.
+    The grouped-by kind is not filtered on ("which rep ..." ranks all reps)."""
+    data: dict[str, object] = {}
+    for kind, field in (
+        ("rep", "rep"),
+        ("account", "account"),
+        ("product", "product"),
+        ("office", "office"),
+        ("manager", "manager"),
+        ("sector", "sector"),
+    ):
+        e = entities.first(kind)  # type: ignore[arg-type]
+        if e is None or _GROUP_OF_ENTITY.get(kind) == plan.group_by:
+            continue
+        data[field] = _ref(e) if kind in ("rep", "account", "product") else e.key
+    stages = stage_filter(message, entities)
+    if stages and plan.group_by != "stage":
+        data["stages"] = stages
+    status: FilterStatus | None = None
+    if plan.metric in ("open", "won", "lost", "closed"):
+        status = plan.metric  # type: ignore[assignment]
+    if plan.metric in ("deal_list", "stuck_deals", "weighted_forecast", "open_pipeline_value"):
+        status = plan.list_status if plan.metric == "deal_list" else None
+    if status is not None:
+        data["status"] = status
+    if entities.period is not None:
+        start = dt.date.fromisoformat(entities.period.start)
+        end = dt.date.fromisoformat(entities.period.end) - dt.timedelta(days=1)
+        if plan.date_field == "close":
+            data["closed_from"], data["closed_to"] = start, end
+        else:
+            data["engaged_from"], data["engaged_to"] = start, end
+    return DealFilter(**data)  # type: ignore[arg-type]
