@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI routers, one module per concern under `routes/`."""

@@ -1,0 +1,53 @@
+"""`/api/accounts`: customer and prospect companies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import Limit, Offset, SessionDep
+from crm import analytics, repository
+from crm.schemas import AccountCreate, AccountOut, AccountProfile, AccountUpdate, Page
+
+router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+
+@router.get("", response_model=Page[AccountOut])
+async def list_accounts(
+    session: SessionDep,
+    q: Annotated[str | None, Query(description="part of the name, any case")] = None,
+    sector: str | None = None,
+    parent_id: Annotated[int | None, Query(description="only subsidiaries of this account")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[AccountOut]:
+    """Accounts ordered by name."""
+    return await session.run_sync(
+        lambda s: repository.list_accounts(
+            s, q=q, sector=sector, parent_id=parent_id, limit=limit, offset=offset
+        )
+    )
+
+
+@router.get("/{account_id}", response_model=AccountOut)
+async def get_account(session: SessionDep, account_id: int) -> AccountOut:
+    return await session.run_sync(repository.get_account, account_id)
+
+
+@router.get("/{account_id}/profile", response_model=AccountProfile)
+async def account_profile(session: SessionDep, account_id: int) -> AccountProfile:
+    """The account with parent, subsidiaries, contact count and deal metrics."""
+    return await session.run_sync(analytics.account_profile, account_id)
+
+
+@router.post("", response_model=AccountOut, status_code=status.HTTP_201_CREATED)
+async def create_account(session: SessionDep, body: AccountCreate) -> AccountOut:
+    """409 if the name is taken (any case); 422 if the parent does not exist."""
+    return await session.run_sync(repository.create_account, body)
+
+
+@router.patch("/{account_id}", response_model=AccountOut)
+async def update_account(session: SessionDep, account_id: int, body: AccountUpdate) -> AccountOut:
+    """Change only the fields sent."""
+    return await session.run_sync(repository.update_account, account_id, body)

@@ -1,0 +1,73 @@
+"""`/api/pipeline`: the configured stages and the figures of the pipeline (crm.analytics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import DealFilterDep, SessionDep
+from config.files import load_pipeline
+from crm import analytics
+from crm.analytics import GroupBy, Metric
+from crm.schemas import MetricsRow, PipelineSummary, StageOut, StuckDeal
+
+router = APIRouter(prefix="/pipeline", tags=["pipeline"])
+
+
+@router.get("/stages", response_model=list[StageOut])
+async def stages() -> list[StageOut]:
+    """The stages of config/pipeline.yaml in order, with probabilities and entry rules."""
+    return [
+        StageOut(
+            key=s.key,
+            name=s.name,
+            position=i,
+            probability=s.probability,
+            closed=s.closed,
+            won=s.won,
+            requires=list(s.requires),
+        )
+        for i, s in enumerate(load_pipeline().stages)
+    ]
+
+
+@router.get("/summary", response_model=PipelineSummary)
+async def summary(session: SessionDep, filter: DealFilterDep) -> PipelineSummary:
+    """Deal counts, win rate (percent, one decimal), revenue and per-stage counts/values for the
+    deals matching the filters (usually `rep`, `office`, `product` or `account`)."""
+    return await session.run_sync(lambda s: analytics.pipeline_summary(s, filter=filter))
+
+
+@router.get("/metrics", response_model=list[MetricsRow])
+async def metrics(
+    session: SessionDep,
+    filter: DealFilterDep,
+    group_by: GroupBy | None = None,
+    order_by: Annotated[Metric | None, Query(description="sort rows by this metric")] = None,
+    descending: bool = True,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> list[MetricsRow]:
+    """Deal metrics (counts, win rate, revenue, average/largest won deal, cycle days, open pipeline,
+    weighted forecast) of the filtered deals, in one row or one row per group."""
+    return await session.run_sync(
+        lambda s: analytics.deal_metrics(
+            s, filter, group_by, order_by=order_by, descending=descending, limit=limit
+        )
+    )
+
+
+@router.get("/stuck", response_model=list[StuckDeal])
+async def stuck(
+    session: SessionDep,
+    filter: DealFilterDep,
+    stage: Annotated[str, Query(description="an open stage, key or name")],
+    older_than_days: Annotated[int, Query(ge=0)] = 30,
+    as_of: Annotated[dt.date | None, Query(description="default: the latest date in the data")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[StuckDeal]:
+    """Open deals in `stage` for more than `older_than_days` days, oldest first."""
+    return await session.run_sync(
+        lambda s: analytics.stuck_deals(s, stage, older_than_days, as_of, filter=filter, limit=limit)
+    )

@@ -1,0 +1,37 @@
+"""`/api/products`: the product catalogue (list prices in USD)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import Limit, Offset, SessionDep
+from crm import repository
+from crm.schemas import Page, ProductCreate, ProductOut, ProductUpdate
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+@router.get("", response_model=Page[ProductOut])
+async def list_products(
+    session: SessionDep, series: str | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[ProductOut]:
+    """Products ordered by name."""
+    return await session.run_sync(
+        lambda s: repository.list_products(s, series=series, limit=limit, offset=offset)
+    )
+
+
+@router.get("/{product_id}", response_model=ProductOut)
+async def get_product(session: SessionDep, product_id: int) -> ProductOut:
+    return await session.run_sync(repository.get_product, product_id)
+
+
+@router.post("", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+async def create_product(session: SessionDep, body: ProductCreate) -> ProductOut:
+    """409 if the name is taken (any case)."""
+    return await session.run_sync(repository.create_product, body)
+
+
+@router.patch("/{product_id}", response_model=ProductOut)
+async def update_product(session: SessionDep, product_id: int, body: ProductUpdate) -> ProductOut:
+    return await session.run_sync(repository.update_product, product_id, body)

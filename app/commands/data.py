@@ -1,0 +1,191 @@
+"""Data commands: `flowstate import PATH`, `flowstate seed-demo`, `flowstate reembed`.
+
+Each runs against DATABASE_URL (or the embedded PostgreSQL, started for the command) after
+applying the migrations. Exit codes of `import`: 0 imported; 1 rows were rejected (nothing written
+unless `--allow-rejections`); 2 the export is malformed (nothing written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from crm.importer import ImportReport
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Rejections listed on the terminal (all of them are in the --json output).
+SHOWN_REJECTIONS = 20
+
+
+def _report_table(report: ImportReport) -> Table:
+    table = Table(title=f"Import of {report.folder} ({report.duration_s:.2f} s)")
+    for col in ("entity", "created", "updated", "unchanged", "in CRM"):
+        table.add_column(col, justify="left" if col == "entity" else "right")
+    totals = {
+        "accounts": report.accounts,
+        "products": report.products,
+        "sales_reps": report.sales_reps,
+        "deals": report.deals,
+    }
+    for entity, total in totals.items():
+        table.add_row(
+            entity,
+            str(report.created[entity]),
+            str(report.updated[entity]),
+            str(report.unchanged[entity]),
+            str(total),
+        )
+    return table
+
+
+def _print_details(report: ImportReport) -> None:
+    for r in report.repaired:
+        rows = ", ".join(map(str, r.examples)) + (", ..." if r.rows > len(r.examples) else "")
+        console.print(
+            f"[yellow]repaired[/] {r.file} {r.field}: {r.from_!r} -> {r.to!r} in {r.rows} row(s) ({rows})",
+            soft_wrap=True,
+        )
+    for rej in report.rejected[:SHOWN_REJECTIONS]:
+        console.print(f"[red]rejected[/] {rej.file}, row {rej.row}: {rej.reason}", soft_wrap=True)
+    if len(report.rejected) > SHOWN_REJECTIONS:
+        console.print(
+            f"[red]... and {len(report.rejected) - SHOWN_REJECTIONS} more rejection(s)[/] (see --json)"
+        )
+
+
+def import_cmd(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Folder with accounts.csv, products.csv, sales_teams.csv, sales_pipeline.csv"),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    allow_rejections: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejections",
+            help="Import the valid rows and skip rejected ones (default: import nothing).",
+        ),
+    ] = False,
+) -> None:
+    """Import a CRM export (Maven "CRM Sales Opportunities" layout) in one transaction.
+
+    Idempotent: re-importing the same export changes nothing. Known misspellings are repaired and
+    reported; rows naming unknown accounts, products, reps or stages are rejected with their row.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from config.settings import get_settings
+    from crm.db import make_engine
+    from crm.importer import ImportFileError, ImportRejected, import_export
+    from crm.migrate import upgrade
+    from embedded.stack import running_stack
+
+    with running_stack(get_settings(), need={"database"}) as endpoints:
+        upgrade(endpoints.database_url)
+        engine = make_engine(endpoints.database_url)
+        progress = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=json_out,
+        )
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(entity: str, done: int, total: int) -> None:
+            if entity not in tasks:
+                tasks[entity] = progress.add_task(entity, total=total)
+            progress.update(tasks[entity], completed=done, total=total)
+
+        rejected = False
+        try:
+            with progress:
+                report = import_export(engine, path, on_progress, allow_rejections=allow_rejections)
+        except ImportFileError as exc:
+            err_console.print(f"[red]import failed, nothing was written:[/] {exc}")
+            raise typer.Exit(2) from None
+        except ImportRejected as exc:
+            report, rejected = exc.report, True
+        finally:
+            engine.dispose()
+
+    if json_out:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        console.print(_report_table(report))
+        _print_details(report)
+    if rejected:
+        err_console.print(
+            f"[red]{len(report.rejected)} row(s) rejected; nothing was written.[/] "
+            "Fix them, or pass --allow-rejections to import the other rows."
+        )
+        raise typer.Exit(1)
+    if not json_out:
+        console.print(
+            "[green]imported[/]" if report.changed else "[green]already up to date[/] (nothing changed)"
+        )
+
+
+def seed_demo_cmd(
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
+) -> None:
+    """Fill an empty CRM with generated demo data (accounts, contacts, deals, notes...)."""
+    from config.settings import get_settings
+    from crm.db import make_engine
+    from crm.demo import seed_demo
+    from crm.migrate import upgrade
+    from embedded.stack import running_stack
+
+    with running_stack(get_settings(), need={"database"}) as endpoints:
+        upgrade(endpoints.database_url)
+        engine = make_engine(endpoints.database_url)
+        try:
+            with console.status("seeding demo data ..."):
+                counts = seed_demo(engine, seed=seed)
+        finally:
+            engine.dispose()
+    if not counts:
+        console.print("[yellow]the CRM already has data; demo data not seeded[/]")
+        return
+    console.print(
+        "[green]demo data seeded:[/] " + ", ".join(f"{n} {k}" for k, n in counts.items()), soft_wrap=True
+    )
+
+
+def reembed_cmd() -> None:
+    """Recompute every document embedding with the configured model (after switching models)."""
+    from config.settings import get_settings
+    from crm.db import make_engine, session_scope
+    from crm.documents import reembed_all
+    from crm.embeddings import get_embedder
+    from crm.migrate import upgrade
+    from embedded.stack import running_stack
+
+    settings = get_settings()
+    embedder = get_embedder(settings)
+    with running_stack(settings, need={"database"}) as endpoints:
+        upgrade(endpoints.database_url)
+        engine = make_engine(endpoints.database_url)
+        try:
+            with (
+                console.status(f"re-embedding documents with {embedder.model_name} ..."),
+                session_scope(engine) as session,
+            ):
+                count = reembed_all(session, embedder)
+        finally:
+            engine.dispose()
+    console.print(f"[green]re-embedded {count} document(s)[/] with {embedder.model_name}")
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("import")(import_cmd)
+    cli.command("seed-demo")(seed_demo_cmd)
+    cli.command("reembed")(reembed_cmd)
