@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from crews.contracts import CrewRequest, Source
 from crews.llm import LLMSettings
@@ -81,6 +81,41 @@ def join_names(names: list[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --- counts written into a reply --------------------------------------------------------------
+# The grounding guard (`guards.grounding`) shows a reply only when every number in it is found in
+# the turn's facts. A count the reply derives from a list ("and 5 more", "compared across 7
+# products") is in no tool result, so these helpers return the text together with the fact that
+# states it: a crew adds `.facts` to `CrewResponse.facts` next to the text.
+
+
+class Counted(NamedTuple):
+    """Reply text that writes a derived count, and the facts holding that count."""
+
+    text: str
+    facts: list[dict[str, Any]]
+
+
+def count_fact(metric: str, value: int) -> dict[str, Any]:
+    """A count written in a reply as a fact: {"metric": "groups_compared", "value": 7}."""
+    return {"metric": metric, "value": value}
+
+
+def names_and_more(names: Sequence[str], limit: int, total: int | None = None) -> Counted:
+    """The first `limit` names joined ("A, B and C"); when `total` (default: len(names)) is
+    larger, "A, B, C and 5 more" with the fact {"metric": "more_items", "value": 5}."""
+    shown = list(names[:limit])
+    more = (len(names) if total is None else total) - len(shown)
+    if more <= 0:
+        return Counted(join_names(shown), [])
+    return Counted(", ".join(shown) + f" and {more:,} more", [count_fact("more_items", more)])
+
+
+def compared_across(n: int, noun: str) -> Counted:
+    """ "(Compared across 7 products.)" after a ranking's winner, with the fact
+    {"metric": "groups_compared", "value": 7} (noun given in the singular)."""
+    return Counted(f"(Compared across {count(n, noun)}.)", [count_fact("groups_compared", n)])
 
 
 # --- sources ----------------------------------------------------------------------------------

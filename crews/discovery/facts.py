@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crews.common import account_source, count, join_names, money
+from crews.common import account_source, count, count_fact, join_names, money, names_and_more
 from crews.contracts import Entities, EntityRef, Source
 from crews.pipeline.compute import Answer
 from crews.pipeline.plan import masked
@@ -85,7 +85,9 @@ def _sector_answer(session: Session, sector: str, listing: bool) -> Answer:
     sources = [account_source(a) for a in found.accounts[:10]]
     if found.count == 0:
         return Answer(f"There are no accounts in the {sector} sector.", facts, [])
-    shown = join_names(names[:12]) + (f" and {found.count - 12} more" if found.count > 12 else "")
+    listed = names_and_more(names, 12, total=found.count)
+    shown = listed.text
+    facts += listed.facts
     if listing:
         draft = f"The {count(found.count, 'account')} in the {sector} sector: {shown}."
         return Answer(draft, facts, sources, names=names[:12], key_figures=[])
@@ -113,6 +115,8 @@ def _prospects(session: Session, sector: str | None, text: str) -> Answer:
     ]
     where = f" in the {sector} sector" if sector else ""
     size = f" with more than {threshold:,} employees" if threshold else ""
+    # the reply counts every target, the facts list at most 10 of them
+    facts.append(count_fact("accounts_found", len(targets)))
     if not targets:
         draft = f"Every account{where}{size} already has won deals: no untouched prospects there."
         return Answer(draft, facts, [], key_figures=[])

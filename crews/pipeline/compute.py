@@ -13,7 +13,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
-from crews.common import count, days, deal_source, join_names, metric_source, money, pct
+from crews.common import (
+    compared_across,
+    count,
+    count_fact,
+    days,
+    deal_source,
+    join_names,
+    metric_source,
+    money,
+    pct,
+)
 from crews.contracts import Entities, Source
 from crews.pipeline.plan import COUNT_METRICS, QueryPlan, deal_filter
 from crm.analytics import GroupBy
@@ -207,9 +217,18 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
     def name(r: MetricsRow) -> str:
         return stage_names.get(r.group or "", r.group or "") if plan.group_by == "stage" else (r.group or "")
 
+    # "rank": the reply numbers the groups inline ("1. West: ...; 2. East: ..."), which the
+    # grounding guard reads as figures (only a line-start number is a list marker to it)
     facts = [
-        {"metric": metric, "group_by": plan.group_by, "group": name(r), "value": v, "shown": fmt(metric, v)}
-        for r, v in valued
+        {
+            "metric": metric,
+            "group_by": plan.group_by,
+            "group": name(r),
+            "rank": i,
+            "value": v,
+            "shown": fmt(metric, v),
+        }
+        for i, (r, v) in enumerate(valued, 1)
     ]
     sources = [metric_source(metric, f"{label} of {name(r)}", v, group_by=plan.group_by) for r, v in valued]
     if not valued:
@@ -223,7 +242,9 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
         else:
             draft = f"{name(r)} has the {which} {label}{scope}: {fmt(metric, v)}."
         if len(rows) > 1:
-            draft += f" (Compared across {count(len(rows), noun)}.)"
+            across = compared_across(len(rows), noun)
+            draft += " " + across.text
+            facts += across.facts
         return Answer(
             draft, facts, sources, names=[name(r)], data={"metric": metric, "group_by": plan.group_by}
         )
@@ -231,6 +252,7 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
     if plan.rank != "none":
         which = "highest" if plan.rank == "highest" else "lowest"
         draft = f"The {len(valued)} {noun}s with the {which} {label}{scope}: {items}."
+        facts.append(count_fact("groups_listed", len(valued)))
     else:
         draft = f"{label.capitalize()}{scope} by {noun}: {items}."
     return Answer(
