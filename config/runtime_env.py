@@ -1,7 +1,7 @@
 """Process-wide switches that keep the stack offline and quiet, applied once at start-up.
 
 Called by `app.cli.main()` before any command imports CrewAI, LiteLLM, tiktoken or Guardrails:
-those libraries read these variables (and `~/.guardrailsrc`) at import time, so setting them later
+those libraries read these variables at import time, so setting them later
 does not help. Each value is a default (`os.environ.setdefault`): a deployment can override it.
 The facts behind each switch are in shared/docs/offline.md ("Switches that keep the stack offline").
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import uuid
 from pathlib import Path
 
 #: Variable -> value. Deliberately absent: OTEL_SDK_DISABLED, which would also switch Langfuse off.
@@ -38,31 +37,11 @@ def tiktoken_cache_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def guardrails_rc_path() -> Path:
-    """The file Guardrails reads its settings from (it uses `os.path.expanduser("~")`)."""
-    return Path(os.path.expanduser("~")) / ".guardrailsrc"
-
-
-def write_guardrails_rc_if_absent() -> bool:
-    """Write `~/.guardrailsrc` as `guardrails configure --disable-metrics
-    --disable-remote-inferencing --token ""` (guardrails-ai 0.11) would, unless the file exists
-    (a user's own configuration wins). Returns True if it wrote the file. A read-only home is
-    tolerated (returns False)."""
-    path = guardrails_rc_path()
-    if path.exists():
-        return False
-    body = f"id={uuid.uuid4()}\ntoken=\nenable_metrics=false\nuse_remote_inferencing=false\n"
-    try:
-        tmp = path.with_name(f".guardrailsrc.{os.getpid()}.tmp")
-        tmp.write_text(body, encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        return False
-    return True
-
-
 def apply_offline_defaults() -> None:
-    """Set the offline switches (environment defaults, TIKTOKEN_CACHE_DIR, `~/.guardrailsrc`).
+    """Set the offline switches (environment defaults and TIKTOKEN_CACHE_DIR).
+
+    Guardrails' own switch (`~/.guardrailsrc`) is written by `guards/_offline.py`, the one module
+    that runs before anything imports `guardrails`.
 
     Idempotent and cheap (no heavy import); call it before CrewAI, LiteLLM, LangChain's token
     counting or Guardrails are imported.
@@ -73,4 +52,3 @@ def apply_offline_defaults() -> None:
     tokenizers = tiktoken_cache_dir()
     if tokenizers is not None:
         os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(tokenizers))
-    write_guardrails_rc_if_absent()
