@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.requests import HTTPConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm.db import async_session_scope
@@ -23,6 +25,24 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 #: The request's session. scope="function": the transaction commits *before* the response is sent,
 #: so a client that reads right after a 201 sees its write, and a failed commit is a 500, not a lie.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def require_token(conn: HTTPConnection) -> None:
+    """Bearer-token auth for /api and /ws when `FLOWSTATE_API_TOKEN` is set (else open: the
+    embedded default listens on 127.0.0.1 only). HTTP clients send `Authorization: Bearer <token>`;
+    WebSocket clients, which browsers cannot give headers, may send `?token=<token>` instead.
+    Raises HTTPException 401 (a WebSocket handshake is refused) on a missing or wrong token."""
+    expected = conn.app.state.api_token
+    if expected is None:
+        return
+    header = conn.headers.get("authorization", "")
+    given = header[7:] if header.lower().startswith("bearer ") else conn.query_params.get("token", "")
+    if not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong API token (FLOWSTATE_API_TOKEN)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def _ref(value: str | None) -> int | str | None:
