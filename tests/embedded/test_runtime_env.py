@@ -33,16 +33,3 @@ def test_sets_defaults_without_overriding_and_never_disables_otel(
     assert tokenizers.parts[-3:] == ("litellm", "litellm_core_utils", "tokenizers")
     assert any(p.stat().st_size > 100_000 for p in tokenizers.iterdir())  # the bundled encodings
 
-
-def test_guardrails_rc_written_offline_only_if_absent(clean_env: Path) -> None:
-    # The format of `guardrails configure --disable-metrics --disable-remote-inferencing --token ""`
-    # (guardrails-ai 0.11, cli/configure.py); parsed by guardrails.classes.rc.RC.load.
-    rc = clean_env / ".guardrailsrc"
-    runtime_env.apply_offline_defaults()
-    lines = dict(line.split("=", 1) for line in rc.read_text().splitlines())
-    assert lines["enable_metrics"] == "false"
-    assert lines["use_remote_inferencing"] == "false"
-    assert lines["token"] == ""
-    rc.write_text("id=mine\ntoken=abc\nenable_metrics=true\n")
-    runtime_env.apply_offline_defaults()
-    assert rc.read_text() == "id=mine\ntoken=abc\nenable_metrics=true\n"
