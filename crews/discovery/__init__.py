@@ -228,7 +228,10 @@ async def _qualify(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
     result = DiscoveryResult(
         kind="qualification", account=account["name"] if account else None, bant=bant, lead_score=score
     )
-    facts = [{"lead_score": score.score, "bant": bant.model_dump(), "account": account}]
+    # the reasons carry each criterion's points ("+20"), which the reply prints line by line
+    facts = [
+        {"lead_score": score.score, "reasons": score.reasons, "bant": bant.model_dump(), "account": account}
+    ]
     sources = [
         Source(kind="lead", id="lead", label="Lead described in the message", data={"text": request.message})
     ]

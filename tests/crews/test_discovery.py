@@ -12,6 +12,7 @@ from crews.discovery import run
 from crews.discovery.models import BantAssessment
 from crews.discovery.scoring import lead_score, merge_bant
 from tests.crews.conftest import CRM, echo_draft
+from tests.crews.test_reply_numbers import ungrounded
 from tests.support.stub_llm import StubLLM
 
 
@@ -95,6 +96,9 @@ async def test_qualification_uses_one_llm_call_and_a_computed_score(
     assert r.data["lead_score"]["score"] == 68 + 10 + 5
     assert r.reply.startswith("Lead score: 83/100.")
     assert "Next step: Book a discovery call" in r.reply
+    # every figure the reply prints (score, each criterion's points, fit points) is in the facts,
+    # so the grounding guard lets a correct qualification through
+    assert ungrounded(r.reply, r.facts, "") == []
 
 
 async def test_lead_ranking_needs_no_llm(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -> None:
