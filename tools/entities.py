@@ -1,0 +1,610 @@
+"""Deterministic entity resolution for the chat (no LLM): which CRM records and which period a
+rep's message names, plus what a follow-up ("and his manager?", "what about them?") refers to.
+
+`resolve_entities(session, message, previous)` scans the message against a `NameIndex` of the
+CRM (account, rep, manager, contact, product names; regional offices; sectors; pipeline stages;
+deal external ids), cached per database and rebuilt when the CRM changes (a one-row fingerprint
+query per call detects an import by any process), and parses a period ("March 2017", "Q1 2017",
+"this quarter", "last month", "next month", "in 2017", "last 90 days") relative to the data's
+`crm.analytics.reference_date` (the Maven export ends 2017-12-31, so "this quarter" is Q4 2017).
+
+Matching rules (why: a 1.5B model downstream cannot be trusted to spell names right, so names
+are settled here):
+- case-insensitive, punctuation- and space-insensitive ("xx holding" = "Xx-holding",
+  "gtxpro" = "GTX Pro"); possessives are dropped ("Kami Bicknell's"); longest match wins
+  ("GTX Plus Pro" before "GTX Pro").
+- a single token of a longer name (a rep's first or last name, "Acme" for "Acme Corporation")
+  counts only when it belongs to one record, and, if it is also an everyday word ("Summer",
+  "Violet", "Umbrella"), only when written with a capital letter and not as the first word.
+- offices, sectors and stages are ordinary words, so they need context: "West office",
+  "software sector", "retail accounts", "in the engaging stage", "move ... to negotiation".
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import itertools
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crews.contracts import Entities, EntityKind, EntityRef, Period
+from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
+
+# --------------------------------------------------------------------------------------------
+# vocabulary
+# --------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Words never used alone as a name (function words, company-form suffixes).
+_STOP = _words(
+    """a an and the of for to in on at by with from co company corp corporation inc incorporated
+    llc ltd limited plc gmbh group holding holdings partners partner capital international global
+    new york united states bank systems solutions services technologies technology"""
+)
+
+#: Everyday words that are also first names, surnames or name parts in CRMs: alone they count as
+#: a name only when capitalised mid-sentence. Seasons, months, colours, plants, common nouns.
+_COMMON = _words(
+    """summer winter spring autumn fall violet rose rosie lily daisy iris ivy holly hazel heather
+    jasmine olive pearl ruby amber jade coral dawn faith grace hope joy patience charity reed
+    carol mark bill will may june april august grant chase dean drew gene guy jack jean ray rich
+    rob sue ted tom van hunter cook baker smith king young green white brown black gray grey wood
+    hill ford levy cress kinder clapper johns lane page park rice rush stone street wells west
+    east north south central cheers umbrella massive dynamic plus golden silver star sun sky
+    fast best good great happy lucky sharp strong swift bright early long short little big
+    mason miles price sales summit frank frost glen joy major marsh moon mar"""
+)
+
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9
+_FULL_MONTHS = frozenset(name.lower() for name in calendar.month_name if name)
+
+_OFFICE_CONTEXT = frozenset({"office", "offices", "region", "regional", "team", "branch", "territory"})
+_SECTOR_CONTEXT = _words(
+    """sector sectors industry industries vertical verticals space market accounts account
+    companies company customers customer clients client firms businesses prospects"""
+)
+#: Synonyms people type for the sector values found in the CRM (only used if that sector exists).
+_SECTOR_SYNONYMS = {
+    "tech": "technology",
+    "telecom": "telecommunications",
+    "telco": "telecommunications",
+    "healthcare": "medical",
+    "health": "medical",
+    "financial": "finance",
+    "fintech": "finance",
+    "media": "entertainment",
+}
+_STAGE_BEFORE = frozenset({"to", "in", "into", "as", "at", "from"})
+_STAGE_AFTER = frozenset(
+    {"stage", "stages", "deals", "deal", "opportunities", "opportunity", "phase", "pipeline"}
+)
+#: Stage words that are ordinary words or verbs ("won", "proposal") and need the context above.
+_STAGE_ALIASES = {"negotiating": "negotiation", "engaged": "engaging"}
+
+_REFERENCE_NOUNS = _words(
+    """account accounts deal deals opportunity opportunities rep reps agent customer client
+    company companies one ones guy person team product manager office"""
+)
+_PRONOUNS = frozenset(
+    {"he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs", "it", "its"}
+)
+_DEMONSTRATIVES = _words("that this those these same")
+_MANAGER_WORDS = _words("manager managers manages managed boss supervisor")
+_OFFICE_WORDS = frozenset({"office", "region", "regional", "territory"})
+
+
+# --------------------------------------------------------------------------------------------
+# tokens
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tok:
+    norm: str  # lower case letters/digits
+    start: int
+    end: int
+    capital: bool  # first character upper case in the message
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _tokens(text: str) -> list[_Tok]:
+    """Letter/digit runs of `text`, lower-cased, with an `'s` possessive dropped."""
+    out: list[_Tok] = []
+    for m in _WORD.finditer(text):
+        word = m.group()
+        if word.lower() == "s" and m.start() > 0 and text[m.start() - 1] in "'’" and out:
+            continue  # "Bicknell's" -> "Bicknell"
+        out.append(_Tok(word.lower(), m.start(), m.end(), word[0].isupper()))
+    return out
+
+
+def _norm_tokens(name: str) -> list[str]:
+    return [t.norm for t in _tokens(name)]
+
+
+# --------------------------------------------------------------------------------------------
+# the index
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: EntityKind
+    key: str
+    id: int | None
+    partial: bool = False  # a single token standing for a longer name
+    context: bool = False  # an ordinary word (office, sector, stage): needs context
+
+
+@dataclass
+class NameIndex:
+    """Every name the CRM knows, keyed by its letters and digits (spaces and punctuation removed).
+
+    `phrases` maps a normalised name (or alias) to its records; `deal_ids` maps an upper-cased
+    external id to (external id, row id); `reps` maps a rep's id to (manager, regional office);
+    `today` is `crm.analytics.reference_date` at load time. Build with :meth:`load`.
+    """
+
+    phrases: dict[str, list[_Target]] = field(default_factory=dict)
+    max_tokens: int = 1
+    deal_ids: dict[str, tuple[str, int]] = field(default_factory=dict)
+    reps: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+    managers: dict[str, str] = field(default_factory=dict)  # normalised manager name -> name
+    today: dt.date = field(default_factory=dt.date.today)
+
+    def _add(self, tokens: Sequence[str], target: _Target) -> None:
+        if not tokens:
+            return
+        key = "".join(tokens)
+        bucket = self.phrases.setdefault(key, [])
+        if all((t.kind, t.key) != (target.kind, target.key) for t in bucket):
+            bucket.append(target)
+        self.max_tokens = max(self.max_tokens, len(tokens))
+
+    def _add_name(self, kind: EntityKind, name: str, row_id: int | None, *, partials: bool) -> None:
+        toks = _norm_tokens(name)
+        self._add(toks, _Target(kind, name, row_id))
+        if not partials:
+            return
+        # "The New York Inquirer" -> "New York Inquirer"; "Bluth Company" -> "Bluth"
+        core = list(toks)
+        while core and core[0] in {"the", "a", "an"}:
+            core = core[1:]
+        while len(core) > 1 and core[-1] in _STOP:
+            core = core[:-1]
+        if core != toks and len(core) > 1:
+            self._add(core, _Target(kind, name, row_id))
+        if len(toks) > 1 and not (kind == "account" and "-" in name):
+            # people: first and last name; companies: the first word ("Acme"), except hyphenated
+            # names, whose parts are not names on their own ("Ron-tech", "Kan-code")
+            for tok in {core[0], toks[-1]} if kind in ("rep", "manager", "contact") else {core[0]}:
+                if tok not in _STOP and len(tok) >= 3 and not tok.isdigit():
+                    self._add([tok], _Target(kind, name, row_id, partial=True))
+
+    @classmethod
+    def load(cls, session: Session, today: dt.date | None = None) -> NameIndex:
+        """Read every name from the CRM (a few small queries; ~10k deal ids for the Maven data).
+        `today` defaults to `crm.analytics.reference_date(session)`."""
+        from crm.analytics import reference_date
+
+        idx = cls(today=today or reference_date(session))
+        for acc_id, name in session.execute(select(Account.id, Account.name)):
+            idx._add_name("account", name, acc_id, partials=True)
+        for rep_id, name, manager, office in session.execute(
+            select(SalesRep.id, SalesRep.name, SalesRep.manager, SalesRep.regional_office)
+        ):
+            idx._add_name("rep", name, rep_id, partials=True)
+            idx.reps[rep_id] = (manager, office)
+        for manager in {m for m, _ in idx.reps.values() if m}:
+            idx._add_name("manager", manager, None, partials=True)
+            idx.managers["".join(_norm_tokens(manager))] = manager
+        for office in {o for _, o in idx.reps.values() if o}:
+            idx._add(_norm_tokens(office), _Target("office", office, None, context=True))
+        for prod_id, name in session.execute(select(Product.id, Product.name)):
+            idx._add_name("product", name, prod_id, partials=False)
+        for c_id, first, last in session.execute(select(Contact.id, Contact.first_name, Contact.last_name)):
+            idx._add_name("contact", f"{first} {last}", c_id, partials=False)
+        sectors = {s for s in session.scalars(select(Account.sector).distinct()) if s}
+        for sector in sectors:
+            idx._add(_norm_tokens(sector), _Target("sector", sector, None, context=True))
+        by_lower = {s.lower(): s for s in sectors}
+        for word, canonical in _SECTOR_SYNONYMS.items():
+            if canonical in by_lower:
+                idx._add([word], _Target("sector", by_lower[canonical], None, context=True))
+        stage_keys: set[str] = set()
+        for key, name in session.execute(select(PipelineStage.key, PipelineStage.name)):
+            target = _Target("stage", key, None, context=True)
+            stage_keys.add(key)
+            idx._add(_norm_tokens(key), target)
+            idx._add(_norm_tokens(name), target)
+            idx._add(_norm_tokens(name.lower().removeprefix("closed ")), target)
+        for alias, key in _STAGE_ALIASES.items():
+            if key in stage_keys:
+                idx._add([alias], _Target("stage", key, None, context=True))
+        for deal_id, ext in session.execute(select(Deal.id, Deal.external_id)):
+            idx.deal_ids[ext.upper()] = (ext, deal_id)
+        # A partial token shared by several records names none of them.
+        for key, targets in list(idx.phrases.items()):
+            full = [t for t in targets if not t.partial]
+            if full:
+                idx.phrases[key] = full
+            elif len({(t.kind, t.key) for t in targets}) > 1:
+                del idx.phrases[key]
+        return idx
+
+    # ---------------------------------------------------------------------------- matching
+
+    def find(self, message: str) -> list[EntityRef]:
+        """The records `message` names, in order of appearance, each once."""
+        toks = _tokens(message)
+        found: list[EntityRef] = []
+        seen: set[tuple[str, str]] = set()
+
+        def add(ref: EntityRef) -> None:
+            if (ref.kind, ref.key) not in seen:
+                seen.add((ref.kind, ref.key))
+                found.append(ref)
+
+        i = 0
+        while i < len(toks):
+            step = 1
+            for n in range(min(self.max_tokens, len(toks) - i), 0, -1):
+                targets = self.phrases.get("".join(t.norm for t in toks[i : i + n]))
+                if not targets:
+                    continue
+                accepted = [t for t in targets if self._accept(t, toks, i, n)]
+                if not accepted:
+                    continue
+                mention = message[toks[i].start : toks[i + n - 1].end]
+                for t in accepted:
+                    add(EntityRef(kind=t.kind, key=t.key, id=t.id, mention=mention))
+                step = n
+                break
+            i += step
+        for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9_-]{2,}[A-Za-z0-9]", message):
+            hit = self.deal_ids.get(m.group().upper())
+            if hit is not None:
+                add(EntityRef(kind="deal", key=hit[0], id=hit[1], mention=m.group()))
+        return found
+
+    @staticmethod
+    def _accept(t: _Target, toks: Sequence[_Tok], i: int, n: int) -> bool:
+        first = toks[i]
+        if t.context:
+            before = toks[i - 1].norm if i > 0 else ""
+            after = [x.norm for x in toks[i + n : i + n + 2]]
+            if t.kind == "office":
+                return bool(after and after[0] in _OFFICE_CONTEXT) or (first.capital and i > 0)
+            if t.kind == "sector":
+                return any(a in _SECTOR_CONTEXT for a in after) or before in {"in", "from"}
+            # stage: unambiguous stage words anywhere, ordinary words in context
+            if first.norm in ("prospecting", "engaging"):
+                return True
+            return before in _STAGE_BEFORE or bool(after and after[0] in _STAGE_AFTER)
+        if n == 1 and (t.partial or first.norm in _COMMON):
+            if first.norm in _COMMON or first.norm in _STOP:
+                return first.capital and i > 0
+            return True
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# cache
+# --------------------------------------------------------------------------------------------
+
+_cache: dict[str, tuple[tuple[Any, ...], NameIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def _fingerprint(session: Session) -> tuple[Any, ...]:
+    """One cheap query whose result changes whenever names or deals change (import, edit)."""
+    parts = []
+    for model in (Account, SalesRep, Product, Contact):
+        parts += [select(func.count()).select_from(model).scalar_subquery()]
+        parts += [select(func.max(model.updated_at)).scalar_subquery()]
+    parts += [
+        select(func.count()).select_from(Deal).scalar_subquery(),
+        select(func.max(Deal.id)).scalar_subquery(),
+        select(func.max(Deal.updated_at)).scalar_subquery(),
+    ]
+    row = session.execute(select(*parts)).one()
+    return tuple(row)
+
+
+def get_name_index(session: Session, *, refresh: bool = False) -> NameIndex:
+    """The cached `NameIndex` of this session's database, reloaded when the CRM changed since it
+    was built (or when `refresh`)."""
+    db_key = str(session.get_bind().engine.url)
+    fp = _fingerprint(session)
+    with _cache_lock:
+        hit = _cache.get(db_key)
+        if hit is not None and hit[0] == fp and not refresh:
+            return hit[1]
+    index = NameIndex.load(session)
+    with _cache_lock:
+        _cache[db_key] = (fp, index)
+    return index
+
+
+def invalidate_name_index() -> None:
+    """Forget every cached index (the next call reloads). Imports are detected anyway; this is
+    for tests and for changes the fingerprint cannot see."""
+    with _cache_lock:
+        _cache.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# periods
+# --------------------------------------------------------------------------------------------
+
+
+def _month_range(year: int, month: int) -> tuple[dt.date, dt.date]:
+    start = dt.date(year, month, 1)
+    end = dt.date(year + (month == 12), month % 12 + 1, 1)
+    return start, end
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    m = d.month - 1 + months
+    return dt.date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def _quarter_range(year: int, q: int) -> tuple[dt.date, dt.date]:
+    start = dt.date(year, 3 * (q - 1) + 1, 1)
+    return start, _add_months(start, 3)
+
+
+def _period(start: dt.date, end: dt.date, label: str) -> Period:
+    return Period(start=start.isoformat(), end=end.isoformat(), label=label)
+
+
+def _year_of(tok: str) -> int | None:
+    if re.fullmatch(r"(19|20)\d\d", tok):
+        return int(tok)
+    return None
+
+
+_ORDINAL_Q = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "last": 4,
+}
+_SHIFTS = {"this": 0, "current": 0, "last": -1, "previous": -1, "prior": -1, "past": -1, "next": 1}
+_MONTH_PREPS = _words("in during for of since until through from by last this next")
+_YEAR_PREPS = _words("in during for of since from fy year through")
+_UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30, "year": 365, "years": 365}
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "twelve": 12, "a": 1}  # fmt: skip
+
+
+def parse_period(message: str, today: dt.date) -> Period | None:
+    """The date range `message` names, relative to `today`, or None.
+
+    Understands: "March 2017", "Mar 2017", "in March" (latest March not after `today`), "Q1 2017",
+    "2017 Q1", "Q3" (of `today`'s year), "first quarter of 2017", "in 2017", "this/last/next
+    month|quarter|year|week", "today", "yesterday", "year to date", "last 90 days", "past 3
+    months", "since March 2017" (to `today` inclusive). Several ranges ("from March to May 2017")
+    give the span from the first start to the last end. End dates are exclusive.
+    """
+    toks = _tokens(message)
+    words = [t.norm for t in toks]
+    found: list[tuple[dt.date, dt.date, str]] = []
+    used: set[int] = set()
+
+    def year_near(i: int) -> int | None:
+        """A year written right after token i ("March 2017", "Q1 of 2017", "March '17")."""
+        j = i + 1
+        if j < len(words) and words[j] == "of":
+            j += 1
+        if j < len(words):
+            y = _year_of(words[j])
+            if y is not None:
+                used.add(j)
+                return y
+            if re.fullmatch(r"\d\d", words[j]) and toks[j].start > 0 and message[toks[j].start - 1] in "'’":
+                used.add(j)
+                return 2000 + int(words[j])
+        return None
+
+    for i, w in enumerate(words):
+        if i in used:
+            continue
+        prev = words[i - 1] if i > 0 else ""
+        # --- months -------------------------------------------------------------------------
+        if w in _MONTHS:
+            y = year_near(i)
+            month = _MONTHS[w]
+            if y is None:
+                prep = prev in _MONTH_PREPS
+                if w not in _FULL_MONTHS or not prep or (w in ("may", "march") and not toks[i].capital):
+                    continue
+                if prev == "next":
+                    y = today.year + (month <= today.month)
+                elif prev == "this":
+                    y = today.year
+                else:
+                    y = today.year - (month > today.month)
+            start, end = _month_range(y, month)
+            found.append((start, end, f"{calendar.month_name[month]} {y}"))
+            continue
+        # --- quarters ------------------------------------------------------------------------
+        m = re.fullmatch(r"q([1-4])", w)
+        q: int | None = int(m.group(1)) if m else None
+        if q is None and w in ("quarter", "qtr") and prev in _ORDINAL_Q:
+            q = _ORDINAL_Q[prev]
+        if q is not None:
+            y = year_near(i)
+            if y is None and i > 0 and _year_of(prev) is not None:
+                y = _year_of(prev)
+            if y is None:
+                y = today.year
+            start, end = _quarter_range(y, q)
+            found.append((start, end, f"Q{q} {y}"))
+            continue
+        # --- relative ranges -------------------------------------------------------------------
+        if w in _SHIFTS and i + 1 < len(words):
+            unit = words[i + 1]
+            shift = _SHIFTS[w]
+            rng = _relative(unit, shift, today)
+            if unit == "quarter" and w == "last" and (y_q := year_near(i + 1)) is not None:
+                rng = _quarter_range(y_q, 4)  # "the last quarter of 2017"
+            if rng is not None:
+                used.add(i + 1)
+                found.append((*rng, f"{w} {unit} ({_label(*rng)})"))
+                continue
+            # "last 90 days", "past three months", "next 2 weeks"
+            if i + 2 < len(words) and words[i + 2] in _UNITS:
+                n_txt = unit
+                n = int(n_txt) if n_txt.isdigit() else _NUMBER_WORDS.get(n_txt)
+                if n is not None and 0 < n < 10_000:
+                    days = n * _UNITS[words[i + 2]]
+                    if shift >= 0 and w == "next":
+                        start, end = today + dt.timedelta(days=1), today + dt.timedelta(days=days + 1)
+                    else:
+                        start, end = today - dt.timedelta(days=days - 1), today + dt.timedelta(days=1)
+                    used.update({i + 1, i + 2})
+                    found.append((start, end, f"{w} {n_txt} {words[i + 2]} ({_label(start, end)})"))
+                    continue
+        if w == "today" or (w == "this" and i + 1 < len(words) and words[i + 1] in ("morning", "afternoon")):
+            found.append((today, today + dt.timedelta(days=1), f"today ({today.isoformat()})"))
+            continue
+        if w == "yesterday":
+            y_day = today - dt.timedelta(days=1)
+            found.append((y_day, today, f"yesterday ({y_day.isoformat()})"))
+            continue
+        if w == "ytd" or (w == "year" and words[i + 1 : i + 3] == ["to", "date"]):
+            start = dt.date(today.year, 1, 1)
+            found.append((start, today + dt.timedelta(days=1), f"year to date ({today.year})"))
+            continue
+        # --- a bare year: "in 2017", "during 2016", "2017's" ---------------------------------
+        y = _year_of(w)
+        if i + 1 < len(words) and re.fullmatch(r"q[1-4]", words[i + 1]):
+            continue  # "2017 Q1": the quarter takes the year
+        if y is not None and prev in _YEAR_PREPS:
+            found.append((dt.date(y, 1, 1), dt.date(y + 1, 1, 1), str(y)))
+            continue
+
+    if not found:
+        return None
+    if "since" in words and len(found) == 1:
+        start, _end, label = found[0]
+        return _period(start, today + dt.timedelta(days=1), f"since {label}")
+    if len(found) == 1:
+        return _period(*found[0])
+    start = min(f[0] for f in found)
+    end = max(f[1] for f in found)
+    return _period(start, end, f"{found[0][2]} to {found[-1][2]}")
+
+
+def _relative(unit: str, shift: int, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    if unit == "month":
+        start = _add_months(dt.date(today.year, today.month, 1), shift)
+        return start, _add_months(start, 1)
+    if unit == "quarter":
+        start = _add_months(dt.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1), 3 * shift)
+        return start, _add_months(start, 3)
+    if unit == "year":
+        return dt.date(today.year + shift, 1, 1), dt.date(today.year + shift + 1, 1, 1)
+    if unit == "week":
+        start = today - dt.timedelta(days=today.weekday()) + dt.timedelta(weeks=shift)
+        return start, start + dt.timedelta(days=7)
+    return None
+
+
+def _label(start: dt.date, end: dt.date) -> str:
+    last = end - dt.timedelta(days=1)
+    if start.day == 1 and end == _add_months(start, 1):
+        return f"{calendar.month_name[start.month]} {start.year}"
+    if start.day == 1 and start.month % 3 == 1 and end == _add_months(start, 3):
+        return f"Q{(start.month - 1) // 3 + 1} {start.year}"
+    if start == dt.date(start.year, 1, 1) and end == dt.date(start.year + 1, 1, 1):
+        return str(start.year)
+    return f"{start.isoformat()} to {last.isoformat()}"
+
+
+# --------------------------------------------------------------------------------------------
+# follow-ups and the entry point
+# --------------------------------------------------------------------------------------------
+
+
+def is_follow_up(message: str) -> bool:
+    """Whether `message` refers back to earlier turns: a pronoun ("his", "them", "it"), "that/this/
+    the same account|deal|rep...", or an opener like "and ...", "what about", "how about"."""
+    words = [t.norm for t in _tokens(message)]
+    if not words:
+        return False
+    if words[0] in ("and", "also", "same") or words[:2] in (["what", "about"], ["how", "about"]):
+        return True
+    if any(w in _PRONOUNS for w in words):
+        return True
+    return any(w in _DEMONSTRATIVES and nxt in _REFERENCE_NOUNS for w, nxt in itertools.pairwise(words))
+
+
+def _derived(index: NameIndex, message: str, items: Iterable[EntityRef]) -> list[EntityRef]:
+    """The manager / office of the first rep in `items` when the message asks about a manager or
+    an office and names none ("and his manager?")."""
+    seq = [t.norm for t in _tokens(message)]
+    words = set(seq)
+    if any(a in ("report", "reports") and b == "to" for a, b in itertools.pairwise(seq)):
+        words.add("manager")  # "who does Carl Lin report to?"
+    items = list(items)
+    rep = next((e for e in items if e.kind == "rep" and e.id is not None), None)
+    if rep is None or rep.id not in index.reps:
+        return []
+    manager, office = index.reps[rep.id]
+    kinds = {e.kind for e in items}
+    out: list[EntityRef] = []
+    if words & _MANAGER_WORDS and "manager" not in kinds and manager:
+        out.append(EntityRef(kind="manager", key=manager, mention=f"{rep.key}'s manager"))
+    if words & _OFFICE_WORDS and "office" not in kinds and office:
+        out.append(EntityRef(kind="office", key=office, mention=f"{rep.key}'s office"))
+    return out
+
+
+def resolve_entities(
+    session: Session,
+    message: str,
+    previous: Entities | dict[str, Any] | None = None,
+    *,
+    today: dt.date | None = None,
+) -> Entities:
+    """The entities and period of `message`, resolved against the CRM (see the module docstring).
+
+    `previous`: the entities of the conversation so far (graph state). When the message names no
+    record but refers back ("and his manager?", "what about them?"), the previous records are
+    kept; when it names some and still refers back ("what about Kami?"), previous records of
+    other kinds follow the new ones. The previous period is kept for a follow-up naming none.
+    `today` defaults to the data's reference date (`crm.analytics.reference_date`).
+    Never raises for odd text; an empty message gives empty Entities.
+    """
+    index = get_name_index(session)
+    prev = Entities.model_validate(previous) if isinstance(previous, dict) else previous
+    items = index.find(message)
+    period = parse_period(message, today or index.today)
+    if prev is not None and is_follow_up(message):
+        kinds = {e.kind for e in items}
+        items += [e for e in prev.items if e.kind not in kinds]
+        period = period or prev.period
+    items += _derived(index, message, items)
+    return Entities(items=items, period=period)
