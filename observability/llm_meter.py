@@ -22,8 +22,14 @@ no usage when streaming (llama.cpp ignores `stream_options.include_usage`) adds 
 those calls. The meter never changes a response and never raises into the caller: a failure to
 parse is logged once and the call is still counted.
 
-Listeners (:func:`add_listener`) receive an :class:`LLMExchange` per finished request (tests, per-
-turn accounting).
+Listeners (:func:`add_listener`) receive an :class:`LLMExchange` per finished request (tests).
+
+Per-turn accounting: :func:`usage_scope` opens a scope (a context variable) and yields a
+:class:`MeterUsage` that every LLM request started inside it is added to (nested scopes each see
+it). Context variables follow `asyncio` tasks and `asyncio.to_thread`, which is how LangGraph runs
+nodes and CrewAI runs `kickoff_async`, so a chat turn's scope sees every call of both doors. This
+is the one per-turn counter of LLM usage (`POST /api/chat` `usage`): the same exchanges the
+Prometheus series count.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,6 +76,63 @@ class LLMExchange:
     completion_tokens: int
     cost_usd: float | None
     duration_s: float
+
+
+@dataclass
+class MeterUsage:
+    """LLM requests counted in one :func:`usage_scope`: `calls` every request sent, `failures`
+    those that got no successful answer (HTTP status >= 400, no response at all, or a send that
+    raised: CrewAI's transport hook never sees the response of a request whose send failed, so a
+    request is a failure until its answer arrives), tokens as the server reported them.
+    Thread-safe (requests of one turn may finish on several threads)."""
+
+    calls: int = 0
+    answered: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def failures(self) -> int:
+        return self.calls - self.answered
+
+    def _sent(self) -> None:
+        with self._lock:
+            self.calls += 1
+
+    def _finished(self, exchange: LLMExchange) -> None:
+        with self._lock:
+            if exchange.status is not None and exchange.status < 400:
+                self.answered += 1
+            self.prompt_tokens += exchange.prompt_tokens
+            self.completion_tokens += exchange.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """`{"llm_calls", "llm_failures", "prompt_tokens", "completion_tokens"}`."""
+        with self._lock:
+            return {
+                "llm_calls": self.calls,
+                "llm_failures": self.calls - self.answered,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            }
+
+
+_scopes: ContextVar[tuple[MeterUsage, ...]] = ContextVar("flowstate_llm_meter_scopes", default=())
+
+
+@contextmanager
+def usage_scope() -> Iterator[MeterUsage]:
+    """Count every LLM request started in this context (and the tasks and threads it spawns)
+    until the block ends; see the module docstring."""
+    usage = MeterUsage()
+    token = _scopes.set((*_scopes.get(), usage))
+    try:
+        yield usage
+    finally:
+        _scopes.reset(token)
 
 
 Listener = Callable[[LLMExchange], None]
@@ -137,7 +201,11 @@ class _Exchange:
         self._too_big = False
         self._done = False
         self._lock = threading.Lock()
+        # the scopes of the context that sent the request (a stream may finish elsewhere)
+        self.scopes = _scopes.get()
         metrics.observe_llm_request(self.model)
+        for scope in self.scopes:
+            scope._sent()
 
     # ------------------------------------------------------------------ reading the response
     def on_response(self, response: httpx.Response) -> None:
@@ -211,6 +279,8 @@ class _Exchange:
             cost_usd=cost_usd,
             duration_s=time.perf_counter() - self.started,
         )
+        for scope in self.scopes:
+            scope._finished(exchange)
         with _listeners_lock:
             listeners = list(_listeners)
         for listener in listeners:

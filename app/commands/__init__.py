@@ -7,6 +7,11 @@ import typer
 
 def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
     """Attach every command to `cli` (top level) and `eval_cli` (`flowstate eval ...`)."""
-    from app.commands import db
+    from app.commands import chat, data, db, doctor, evaluate, serve
 
     db.register(cli)
+    serve.register(cli)
+    doctor.register(cli)
+    data.register(cli)
+    evaluate.register(eval_cli)
+    chat.register(cli)

@@ -1,0 +1,215 @@
+"""Chat over REST and WebSocket, on the engine in `app.state.chat` (`app.services.chat`).
+
+REST (mounted under /api):
+- `POST /api/chat` `{"message", "thread_id"?, "user_id"?}` -> `ChatResult` (`thread_id`, `reply`,
+  `intent`, `sources`, `pending_action`, `usage`, `error`, ...). A turn that fails inside (LLM
+  down or slow, unusable answer) still answers 200 with `error` set and a `reply` that says what
+  happened; the message stays in the thread and sending it again retries the turn. 409 when an
+  action waits for a decision.
+- `POST /api/chat/{thread_id}/resume` `{"decision": "approve"|"reject"|"edit", "edits"?}`:
+  404 unknown thread, 409 nothing pending, 422 malformed decision (edit without edits).
+- `GET /api/threads/{thread_id}` -> `ThreadView` (404 unknown thread).
+
+WebSocket `/ws/chat/{thread_id}` (`?user_id=` optional): the client sends
+`{"type": "message", "content", "user_id"?}` or `{"type": "resume", "decision", "edits"?}`; the
+server answers with the frames of `ChatEngine.stream` (status, token, interrupt, then final or
+error). A malformed frame, or a request the engine refuses (409/404), gets one
+`{"type": "error", "message", "code"?}` frame and the connection stays open.
+
+503 (REST) or an error frame (WS) when the app runs without Redis (no chat engine).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# Only the engine's light types: the engine itself (LangGraph, seconds to import) is built in the
+# app's lifespan (`app.services.chat.chat_service`) and reached through `app.state.chat`.
+from app.services.chat_types import (
+    MAX_MESSAGE_CHARS,
+    THREAD_ID_PATTERN,
+    ChatEngine,
+    ChatError,
+    ChatResult,
+    ThreadView,
+)
+from graphs.outcomes import ResumeValue
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["chat"])
+ws_router = APIRouter(tags=["chat"])
+
+ThreadId = Annotated[str, Path(pattern=THREAD_ID_PATTERN, description="conversation id")]
+
+
+# --------------------------------------------------------------------------------------------
+# request bodies
+# --------------------------------------------------------------------------------------------
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+class ChatRequest(BaseModel):
+    """A rep's message. `thread_id` continues a conversation (omit to start one); `user_id`
+    names the rep (kept with the thread and in the event log)."""
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    thread_id: str | None = Field(None, pattern=THREAD_ID_PATTERN)
+    user_id: str | None = Field(None, min_length=1, max_length=120)
+
+    _blank = field_validator("message")(_not_blank)
+
+
+class ResumeRequest(BaseModel):
+    """The rep's decision on the pending action; `edits` (for "edit") are merged into its params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject", "edit"]
+    edits: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _edits_for_edit(self) -> ResumeRequest:
+        if self.decision == "edit" and not self.edits:
+            raise ValueError("edits: required (a non-empty object) when decision is 'edit'")
+        return self
+
+
+class MessageFrame(BaseModel):
+    type: Literal["message"]
+    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    user_id: str | None = Field(None, min_length=1, max_length=120)
+
+    _blank = field_validator("content")(_not_blank)
+
+
+class ResumeFrame(ResumeRequest):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["resume"]
+
+
+ClientFrame = Annotated[MessageFrame | ResumeFrame, Field(discriminator="type")]
+_client_frame: TypeAdapter[MessageFrame | ResumeFrame] = TypeAdapter(ClientFrame)
+
+
+# --------------------------------------------------------------------------------------------
+# REST
+# --------------------------------------------------------------------------------------------
+
+
+def get_chat(request: Request) -> ChatEngine:
+    """The app's chat engine; 503 when the app runs without one (no Redis)."""
+    chat: ChatEngine | None = getattr(request.app.state, "chat", None)
+    if chat is None:
+        raise HTTPException(status_code=503, detail="chat is not available: the app runs without Redis")
+    return chat
+
+
+ChatDep = Annotated[ChatEngine, Depends(get_chat)]
+
+
+def _http(exc: ChatError) -> HTTPException:
+    return HTTPException(status_code=exc.status_code, detail=str(exc))
+
+
+@router.post("/chat", response_model=ChatResult)
+async def chat(chat: ChatDep, body: ChatRequest) -> ChatResult:
+    """Answer one message (a new thread when `thread_id` is omitted)."""
+    try:
+        return await chat.turn(body.thread_id, body.message, body.user_id)
+    except ChatError as exc:
+        raise _http(exc) from exc
+
+
+@router.post("/chat/{thread_id}/resume", response_model=ChatResult)
+async def resume(chat: ChatDep, thread_id: ThreadId, body: ResumeRequest) -> ChatResult:
+    """Approve, edit or reject the action the thread is waiting on."""
+    try:
+        return await chat.resume(thread_id, body.decision, body.edits)
+    except ChatError as exc:
+        raise _http(exc) from exc
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadView)
+async def get_thread(chat: ChatDep, thread_id: ThreadId) -> ThreadView:
+    """The conversation: messages (role, content, intent and sources per answer), pending action."""
+    try:
+        return await chat.get_thread(thread_id)
+    except ChatError as exc:
+        raise _http(exc) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# WebSocket
+# --------------------------------------------------------------------------------------------
+
+
+_EXPECTED = (
+    'malformed frame: expected {"type": "message", "content": ...} or {"type": "resume", "decision": ...}'
+)
+
+
+def _frame_error(raw: str) -> tuple[MessageFrame | ResumeFrame | None, str | None]:
+    """Parse a client frame; (frame, None) or (None, message naming what is wrong)."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, f"malformed frame: not JSON ({exc.msg} at position {exc.pos})"
+    if not isinstance(data, dict) or data.get("type") not in ("message", "resume"):
+        return None, _EXPECTED
+    try:
+        return _client_frame.validate_python(data), None
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'frame'}: {e['msg']}" for e in exc.errors()]
+        return None, "malformed frame: " + "; ".join(parts)
+
+
+@ws_router.websocket("/ws/chat/{thread_id}")
+async def chat_socket(websocket: WebSocket, thread_id: str) -> None:
+    """Stream chat turns of one thread (see the module docstring for the frames)."""
+    await websocket.accept()
+    chat: ChatEngine | None = getattr(websocket.app.state, "chat", None)
+    query_user = websocket.query_params.get("user_id") or None
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            if chat is None:
+                await websocket.send_json(
+                    {"type": "error", "message": "chat is not available: no Redis", "code": 503}
+                )
+                continue
+            frame, problem = _frame_error(raw)
+            if frame is None:
+                await websocket.send_json({"type": "error", "message": problem})
+                continue
+            try:
+                if isinstance(frame, MessageFrame):
+                    stream = chat.stream(thread_id, frame.content, frame.user_id or query_user)
+                else:
+                    value = ResumeValue(decision=frame.decision, edits=frame.edits)
+                    stream = chat.stream(thread_id, resume=value)
+                async for out in stream:
+                    await websocket.send_json(out)
+            except ChatError as exc:
+                await websocket.send_json({"type": "error", "message": str(exc), "code": exc.status_code})
+    except WebSocketDisconnect:
+        return

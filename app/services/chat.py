@@ -1,0 +1,472 @@
+"""The chat engine as a service: one compiled graph, its Redis checkpointer and its runtime
+context, shared by the REST routes, the WebSocket and `flowstate chat`.
+
+Every turn starts in one place, :meth:`ChatService._drive`, with
+`config={"configurable": {"thread_id"}, "callbacks": callbacks_for_turn(...), "metadata": {...}}`.
+There the turn is observed (issue 4): `observability.turn.observe_turn` opens the turn's Langfuse
+trace (named after the intent, `session.id` = thread id, `user.id` = the rep; the Langfuse
+LangChain handler of :meth:`ChatService.callbacks_for_turn` puts the graph's nodes and LLM calls
+in it, CrewAI's instrumentation the crews') and counts it in Prometheus (turns by intent and
+outcome, latency, guard failures by validator); `observability.llm_meter.usage_scope` counts the
+turn's LLM requests and tokens at the HTTP boundary (the one source of `ChatResult.usage`).
+
+A turn runs in its own asyncio task and hands frames to the caller through a queue, so a client
+that disconnects mid-turn does not cancel it (the answer lands in the thread), and turns of one
+thread run one at a time (a per-thread lock).
+
+Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working,
+`{"type": "token", "content"}` pieces of the reply, `{"type": "interrupt", "id", "action",
+"reply"}` when an action waits for approval, and last either `{"type": "final", ...ChatResult}`
+or, for a failed turn, `{"type": "error", "message", "kind", "retryable", "thread_id"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from app.services.chat_types import (
+    ActionPending,
+    ChatError,
+    ChatResult,
+    NothingPending,
+    PendingAction,
+    ThreadMessage,
+    ThreadNotFound,
+    ThreadView,
+    TurnUsage,
+    check_thread_id,
+    new_thread_id,
+)
+from crews.contracts import CrewResponse, Intent, Source
+from graphs.context import ChatContext
+from graphs.failures import classify_failure, failure_reply
+from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
+from graphs.state import (
+    TURN_RESET,
+    ResumeValue,
+    TurnError,
+    action_result_of,
+    entities_of,
+    error_of,
+    last_user_message,
+    response_of,
+    turn_input,
+    turn_meta,
+    unanswered,
+)
+from observability.llm_meter import usage_scope
+from observability.tracing import get_tracing
+from observability.turn import Outcome, observe_turn
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+    from sqlalchemy import Engine
+
+    from config.settings import Settings
+    from embedded.stack import Endpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Raise:
+    exc: BaseException
+
+
+# --------------------------------------------------------------------------------------------
+# the service
+# --------------------------------------------------------------------------------------------
+
+
+class ChatService:
+    """The chat engine: `turn`, `resume`, `stream`, `get_thread` on one compiled graph.
+
+    Build with :meth:`open` (checkpointer on Redis, context from a running stack) or directly
+    with a compiled graph and context (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        context: ChatContext,
+        checkpointer: BaseCheckpointSaver[str] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.context = context
+        self.checkpointer = checkpointer
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._running: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        redis_url: str,
+        *,
+        settings: Settings,
+        context: ChatContext | None = None,
+        endpoints: Endpoints | None = None,
+        warm_up: bool = True,
+    ) -> AsyncIterator[ChatService]:
+        """A service on the Redis at `redis_url` (checkpoint TTL from settings).
+
+        Without `context`, one is built from `endpoints` (LLM of the running stack, a sync engine
+        on its database, disposed on exit) or, without endpoints, from settings. `warm_up` loads
+        the intent router's example vectors in the background (the first turn would wait ~1.5 s
+        for them otherwise). Raises
+        `graphs.checkpoint.CheckpointStoreError` when Redis does not answer."""
+        from graphs.checkpoint import open_checkpointer
+
+        owned: Engine | None = None
+        if context is None:
+            context, owned = _context_from(settings, endpoints)
+        try:
+            async with open_checkpointer(
+                redis_url, settings.checkpoint_ttl_minutes, extra_types=STATE_EXTRA_TYPES
+            ) as saver:
+                service = cls(build_graph(saver), context, saver)
+                warm = asyncio.create_task(asyncio.to_thread(_warm_up, context)) if warm_up else None
+                try:
+                    yield service
+                finally:
+                    await service.drain()
+                    if warm is not None:
+                        await asyncio.wait({warm}, timeout=30)
+        finally:
+            if owned is not None:
+                owned.dispose()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait (up to `timeout_s`) for turns still running, e.g. before shutdown."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout_s)
+
+    # ---------------------------------------------------------------- hooks
+
+    def callbacks_for_turn(
+        self, thread_id: str, user_id: str | None, intent: Intent | None = None
+    ) -> list[BaseCallbackHandler]:
+        """LangChain callbacks attached to a turn's root run: the Langfuse `CallbackHandler`
+        when tracing is on (a new one per turn; `session.id` and `user.id` come from the turn's
+        trace, see `observability.tracing.Tracing.turn_span`), else none."""
+        callbacks: list[BaseCallbackHandler] = get_tracing().callbacks()
+        return callbacks
+
+    def config_for_turn(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        extra_callbacks: list[BaseCallbackHandler] = (),  # type: ignore[assignment]
+    ) -> RunnableConfig:
+        """The config every run of the graph starts with (the one place a turn starts)."""
+        return {
+            "configurable": {"thread_id": thread_id},
+            "callbacks": [*self.callbacks_for_turn(thread_id, user_id), *extra_callbacks],
+            "metadata": {"thread_id": thread_id, "user_id": user_id},
+            "run_name": GRAPH_NAME,
+        }
+
+    # ---------------------------------------------------------------- public API
+
+    async def turn(self, thread_id: str | None, message: str, user_id: str | None = None) -> ChatResult:
+        """Answer `message` in thread `thread_id` (None: a new thread). A message identical to
+        the thread's last, unanswered one (its turn failed) retries that turn instead of adding
+        it again. Raises ActionPending (an action waits for a decision), InvalidThreadId."""
+        return await self._collect(self._events(thread_id, message=message, user_id=user_id))
+
+    async def resume(self, thread_id: str, decision: str, edits: dict[str, Any] | None = None) -> ChatResult:
+        """Carry out the rep's decision on the pending action ("approve" | "reject" | "edit" with
+        `edits` merged into the action's params). Raises ThreadNotFound, NothingPending, and
+        pydantic.ValidationError for a malformed decision."""
+        value = ResumeValue.model_validate({"decision": decision, "edits": edits})
+        return await self._collect(self._events(thread_id, resume=value))
+
+    async def stream(
+        self,
+        thread_id: str | None,
+        message: str | None = None,
+        user_id: str | None = None,
+        *,
+        resume: ResumeValue | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The frames of a turn (`message`) or a resume (`resume`), the last one "final" or
+        "error". Raises ChatError subclasses before the first frame (see :meth:`turn`)."""
+        async for event in self._events(thread_id, message=message, user_id=user_id, resume=resume):
+            yield event.frame() if isinstance(event, ChatResult) else event
+
+    async def get_thread(self, thread_id: str) -> ThreadView:
+        """The conversation `thread_id`; raises ThreadNotFound."""
+        check_thread_id(thread_id)
+        snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        if snap.created_at is None or not snap.values:
+            raise ThreadNotFound(thread_id)
+        values: dict[str, Any] = snap.values
+        messages = []
+        for msg in values.get("messages", []):
+            if isinstance(msg, HumanMessage):
+                messages.append(ThreadMessage(role="user", content=msg.text))
+            elif isinstance(msg, AIMessage):
+                meta = turn_meta(msg)
+                messages.append(
+                    ThreadMessage(
+                        role="assistant",
+                        content=msg.text,
+                        intent=meta.get("intent"),
+                        sources=[Source.model_validate(s) for s in meta.get("sources", [])],
+                        kind=meta.get("kind"),
+                        action=meta.get("action"),
+                    )
+                )
+        error = error_of(values) if unanswered(values.get("messages", [])) else None
+        return ThreadView(
+            thread_id=thread_id,
+            user_id=values.get("user_id"),
+            messages=messages,
+            intent=values.get("intent"),
+            entities=entities_of(values),
+            pending_action=_pending(snap),
+            error=error,
+        )
+
+    # ---------------------------------------------------------------- internals
+
+    async def _collect(self, events: AsyncIterator[dict[str, Any] | ChatResult]) -> ChatResult:
+        result: ChatResult | None = None
+        async for event in events:
+            if isinstance(event, ChatResult):
+                result = event
+        assert result is not None, "a run always ends with a ChatResult"
+        return result
+
+    async def _events(
+        self,
+        thread_id: str | None,
+        *,
+        message: str | None = None,
+        user_id: str | None = None,
+        resume: ResumeValue | None = None,
+    ) -> AsyncIterator[dict[str, Any] | ChatResult]:
+        if (message is None) == (resume is None):
+            raise ValueError("pass exactly one of message and resume")
+        if thread_id is None:
+            if resume is not None:
+                raise ThreadNotFound("")
+            thread_id = new_thread_id()
+        check_thread_id(thread_id)
+        queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise] = asyncio.Queue()
+        task = asyncio.create_task(self._drive(thread_id, message, user_id, resume, queue))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        while True:
+            item = await queue.get()
+            if isinstance(item, _Raise):
+                raise item.exc
+            yield item
+            if isinstance(item, ChatResult):
+                return
+
+    async def _prepare(
+        self, thread_id: str, message: str | None, user_id: str | None, resume: ResumeValue | None
+    ) -> tuple[dict[str, Any] | Command[Any], str | None]:
+        """The graph input of this run and the rep it runs for; raises ChatError subclasses."""
+        snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        exists = snap.created_at is not None
+        values: dict[str, Any] = snap.values or {}
+        pending = _pending(snap)
+        if resume is not None:
+            if not exists:
+                raise ThreadNotFound(thread_id)
+            if pending is None:
+                raise NothingPending(thread_id)
+            return Command(resume=resume.model_dump()), values.get("user_id")
+        assert message is not None
+        if pending is not None:
+            raise ActionPending(thread_id, pending.summary)
+        who = user_id if user_id is not None else values.get("user_id")
+        msgs = values.get("messages", [])
+        if exists and unanswered(msgs) and last_user_message(msgs) == message:
+            # the last turn failed on this very message: run it again rather than repeat it
+            return {"user_id": who, **TURN_RESET}, who
+        return turn_input(message, who), who
+
+    async def _drive(
+        self,
+        thread_id: str,
+        message: str | None,
+        user_id: str | None,
+        resume: ResumeValue | None,
+        queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise],
+    ) -> None:
+        """Run one turn (or resume) of `thread_id` and put its frames, then its ChatResult, on
+        `queue` (a ChatError as `_Raise`). This is where every turn starts."""
+        lock = self._locks.get(thread_id)
+        if lock is None:
+            lock = self._locks[thread_id] = asyncio.Lock()
+        async with lock:
+            try:
+                graph_input, who = await self._prepare(thread_id, message, user_id, resume)
+            except ChatError as exc:
+                queue.put_nowait(_Raise(exc))
+                return
+            except Exception as exc:  # Redis down while reading the thread
+                err = classify_failure(exc, "load_thread")
+                queue.put_nowait(ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err))
+                return
+            turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
+            with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
+                config = self.config_for_turn(thread_id, who)
+                replies: list[str] = []
+                crash: TurnError | None = None
+                try:
+                    async for mode, data in self.graph.astream(
+                        graph_input,
+                        config,
+                        context=self.context,
+                        stream_mode=["custom", "updates"],
+                        durability="sync",
+                    ):
+                        if mode == "custom":
+                            if isinstance(data, dict):
+                                queue.put_nowait(data)
+                        elif isinstance(data, dict):
+                            self._on_updates(data, replies, queue)
+                except Exception as exc:  # a bug or Redis failing mid-run: the turn ends honestly
+                    log.exception("chat turn crashed in thread %s", thread_id)
+                    crash = classify_failure(exc, "graph")
+                usage = TurnUsage.model_validate(metered.as_dict())
+                try:
+                    result = await self._result(thread_id, replies, usage, crash)
+                except Exception as exc:
+                    err = crash or classify_failure(exc, "load_thread")
+                    result = ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err, usage=usage)
+                observed.finish(
+                    intent=result.intent,
+                    outcome=_outcome(result),
+                    # a resume runs no crew: the verdicts in the state are the proposing turn's
+                    verdicts=result.verdicts if resume is None else (),
+                    output=result.reply,
+                )
+            queue.put_nowait(result)
+
+    @staticmethod
+    def _on_updates(data: dict[str, Any], replies: list[str], queue: asyncio.Queue[Any]) -> None:
+        for node, update in data.items():
+            if node == "__interrupt__":
+                for intr in update or ():
+                    value = intr.value if isinstance(intr.value, dict) else {}
+                    queue.put_nowait(
+                        {
+                            "type": "interrupt",
+                            "id": intr.id,
+                            "action": value.get("action"),
+                            "reply": value.get("reply"),
+                        }
+                    )
+            elif isinstance(update, dict):
+                for msg in update.get("messages") or ():
+                    if isinstance(msg, AIMessage):
+                        replies.append(msg.text)
+
+    async def _result(
+        self, thread_id: str, replies: list[str], usage: TurnUsage, crash: TurnError | None
+    ) -> ChatResult:
+        snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        values: dict[str, Any] = snap.values or {}
+        response: CrewResponse | None = response_of(values)
+        err = crash or error_of(values)
+        if err is not None:
+            reply = failure_reply(err)
+        else:
+            reply = "\n\n".join(r for r in replies if r) or (response.reply if response else "")
+        return ChatResult(
+            thread_id=thread_id,
+            reply=reply,
+            intent=values.get("intent"),
+            sources=response.sources if response else [],
+            pending_action=_pending(snap),
+            action_result=action_result_of(values),
+            error=err,
+            usage=usage,
+            data=response.data if response else {},
+            verdicts=list(values.get("verdicts") or []),
+        )
+
+
+def _outcome(result: ChatResult) -> Outcome:
+    """What a turn came to, for metrics and the trace: "error" (the turn failed),
+    "needs_approval" (an action waits for the rep), "safe_reply" (a guard refused the crew's
+    answer and the safe reply was shown), else "answered"."""
+    if result.error is not None:
+        return "error"
+    if result.pending_action is not None:
+        return "needs_approval"
+    if any(v.get("action") == "refused" for v in result.verdicts):
+        return "safe_reply"
+    return "answered"
+
+
+def _pending(snap: Any) -> PendingAction | None:
+    """The action waiting for a decision in a state snapshot (from its pending interrupt)."""
+    for intr in snap.interrupts or ():
+        value = intr.value if isinstance(intr.value, dict) else {}
+        action = value.get("action")
+        if isinstance(action, dict):
+            return PendingAction(id=intr.id, **action)
+    return None
+
+
+def _warm_up(context: ChatContext) -> None:
+    try:
+        context.warm_up()
+    except Exception as exc:  # the first turn will try again and report a real failure
+        log.warning("chat warm-up failed: %r", exc)
+
+
+def _context_from(settings: Settings, endpoints: Endpoints | None) -> tuple[ChatContext, Engine | None]:
+    """A ChatContext for a running stack (sync engine owned by the caller) or for settings."""
+    if endpoints is None:
+        return ChatContext(settings=settings), None
+    from crm.db import make_engine
+    from graphs.llm import LLMConfig
+
+    engine = make_engine(endpoints.database_url)
+    llm = LLMConfig.from_endpoints(endpoints, settings) if endpoints.openai_base_url else None
+    return ChatContext(engine=engine, llm=llm, settings=settings), engine
+
+
+@contextlib.asynccontextmanager
+async def chat_service(
+    endpoints: Endpoints, settings: Settings | None = None
+) -> AsyncIterator[ChatService | None]:
+    """The app's chat engine for a running stack (None when the stack has no Redis: the chat
+    routes then answer 503). Used by `create_app`'s lifespan and `flowstate chat`."""
+    if endpoints.redis_url is None:
+        log.warning("no Redis in the running stack: chat is disabled")
+        yield None
+        return
+    if settings is None:
+        from config.settings import get_settings
+
+        settings = get_settings()
+    from observability.tracing import setup_tracing
+
+    # Langfuse tracing for the engine's lifetime (off without LANGFUSE_* keys; never raises)
+    tracing = setup_tracing(settings)
+    try:
+        async with ChatService.open(endpoints.redis_url, settings=settings, endpoints=endpoints) as service:
+            yield service
+    finally:
+        tracing.shutdown()

@@ -1,0 +1,69 @@
+"""The chat graph: one LangGraph `StateGraph` per conversation turn, checkpointed by thread id.
+
+    START -> resolve_entities -> classify_intent -> {discovery | closing | delivery | pipeline |
+    nba | general} -> guard -> propose -> approve (interrupt) -> respond -> END
+                                   \\-> respond (no action proposed, or the turn failed)
+
+`build_graph(checkpointer)` compiles it; the runtime context is a
+:class:`graphs.context.ChatContext` (`context_schema`). `graph` (module level, no checkpointer)
+is what `langgraph.json` exports for LangGraph tooling (`langgraph dev` brings its own
+persistence); the app compiles its own with the Redis saver (`app.services.chat`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from crews.contracts import INTENTS, Intent
+from graphs import nodes
+from graphs.context import ChatContext
+from graphs.state import ActionResult, ChatState
+
+#: Types kept in the state beyond `graphs.checkpoint.STATE_TYPES` (pass them to the saver's
+#: serializer so they come back as models, not dicts).
+STATE_EXTRA_TYPES: tuple[type, ...] = (ActionResult,)
+
+#: Name of the compiled graph (root run name in traces).
+GRAPH_NAME = "flowstate_chat"
+
+
+def build_graph(
+    checkpointer: BaseCheckpointSaver[str] | None = None,
+    *,
+    intents: Iterable[Intent] = INTENTS,
+) -> CompiledStateGraph[ChatState, ChatContext, ChatState, ChatState]:
+    """Compile the chat graph. `checkpointer`: a LangGraph saver (Redis in the app, None for
+    in-memory/tooling use); without one, interrupts cannot be resumed."""
+    builder = StateGraph(ChatState, context_schema=ChatContext)
+    builder.add_node("resolve_entities", nodes.resolve_entities)
+    builder.add_node("classify_intent", nodes.classify_intent)
+    crew_nodes = list(intents)
+    for intent in crew_nodes:
+        builder.add_node(intent, nodes.make_crew_node(intent))  # type: ignore[call-overload]
+    builder.add_node("guard", nodes.guard)
+    builder.add_node("propose", nodes.propose)
+    builder.add_node("approve", nodes.approve)
+    builder.add_node("respond", nodes.respond)
+
+    builder.add_edge(START, "resolve_entities")
+    builder.add_edge("resolve_entities", "classify_intent")
+    builder.add_conditional_edges("classify_intent", nodes.route_intent, [*crew_nodes, "respond"])
+    for intent in crew_nodes:
+        builder.add_edge(intent, "guard")
+    builder.add_conditional_edges("guard", nodes.route_after_guard, ["propose", "respond"])
+    builder.add_edge("propose", "approve")
+    builder.add_edge("approve", "respond")
+    builder.add_edge("respond", END)
+    return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
+
+
+def make_graph() -> CompiledStateGraph[ChatState, ChatContext, ChatState, ChatState]:
+    """Factory for LangGraph tooling (`langgraph.json`): the graph without a checkpointer."""
+    return build_graph()
+
+
+graph = make_graph()

@@ -1,0 +1,64 @@
+"""Typed outcomes of a chat turn, light to import (pydantic only): why a turn failed, what
+happened to a proposed action, and the rep's decision that resumes a paused turn. Kept apart from
+`graphs.state` (which imports LangGraph) so the API can validate and describe them without
+loading the graph."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, model_validator
+
+from crews.contracts import ProposedAction
+
+Decision = Literal["approve", "reject", "edit"]
+
+
+class TurnError(BaseModel):
+    """Why a turn ended without an answer.
+
+    - `node`: the graph node that failed (e.g. "pipeline", "classify_intent").
+    - `kind`: "llm_timeout" | "llm_unavailable" | "llm_bad_output" | "llm_http_error" |
+      "database" | "state_store" | "internal".
+    - `message`: a sentence fit for the rep; `retryable`: whether sending the same message again
+      can succeed (the message is kept in the thread either way).
+    """
+
+    node: str
+    kind: str
+    message: str
+    retryable: bool = True
+
+
+class ActionResult(BaseModel):
+    """What happened to a proposed action after the rep's decision.
+
+    `status` is "done" (approved or edited, then executed), "rejected" (nothing changed) or
+    "failed" (approved but the CRM refused it: `detail` says why). `action` is the action as
+    executed (with the rep's edits merged into `params`); `result` what `execute` returned.
+    """
+
+    decision: Decision
+    status: Literal["done", "rejected", "failed"]
+    action: ProposedAction
+    detail: str = ""
+    result: dict[str, Any] = {}
+
+
+class ResumeValue(BaseModel):
+    """The rep's answer to a proposed action (the value a paused graph is resumed with).
+
+    `decision`: "approve" (run as proposed), "edit" (run with `edits` merged into the action's
+    `params`; `edits` required and non-empty) or "reject" (change nothing).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    decision: Decision
+    edits: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _edits_for_edit(self) -> ResumeValue:
+        if self.decision == "edit" and not self.edits:
+            raise ValueError("edits: required (a non-empty object) when decision is 'edit'")
+        return self

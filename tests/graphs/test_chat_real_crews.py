@@ -1,0 +1,131 @@
+"""The graph with the real crews (`crews.registry.run_crew`, real `CrewDeps` from the context) on
+the real database, with a stub OpenAI-compatible LLM that counts requests: the deps plumbing,
+the crews' typed responses, approvals through the real pipeline crew, and per-turn usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm.db import session_scope
+from crm.models import Deal, Event
+from crm.repository import create_account, create_deal, create_product, create_rep
+from crm.schemas import AccountCreate, DealCreate, ProductCreate, SalesRepCreate
+from graphs.context import ChatContext
+from graphs.llm import LLMConfig
+from tests.graphs.fakes import chat_service, fake_classify
+from tests.support.stub_llm import StubLLM
+
+
+@pytest.fixture
+def crm(clean_db: Engine) -> dict[str, int]:
+    """Account Cancity, rep Jane Roe, product GTX Pro, and three deals of hers."""
+    with session_scope(clean_db) as s:
+        acc = create_account(s, AccountCreate(name="Cancity", sector="retail"))
+        rep = create_rep(s, SalesRepCreate(name="Jane Roe", manager="Ann Lee", regional_office="West"))
+        prod = create_product(s, ProductCreate(name="GTX Pro", series="GTX", list_price=4821))
+        common = {"account_id": acc.id, "product_id": prod.id, "rep_id": rep.id}
+        create_deal(s, DealCreate(external_id="AAAA0001", stage="prospecting", **common))
+        create_deal(
+            s,
+            DealCreate(
+                external_id="AAAA0002",
+                stage="won",
+                engage_date="2017-01-02",
+                close_date="2017-02-03",
+                value=5000,
+                **common,
+            ),
+        )
+        create_deal(
+            s,
+            DealCreate(
+                external_id="AAAA0003",
+                stage="won",
+                engage_date="2017-01-05",
+                close_date="2017-03-01",
+                value=4000,
+                **common,
+            ),
+        )
+        return {"account": acc.id, "rep": rep.id, "product": prod.id}
+
+
+@pytest.fixture
+def stub() -> Iterator[StubLLM]:
+    with StubLLM() as llm:
+        yield llm
+
+
+def _context(engine: Engine, stub: StubLLM) -> ChatContext:
+    """Real entity resolver and crews; the keyword router of the fakes (the real one asks the
+    LLM when unsure, and the stub's answers are not a router's)."""
+    llm = LLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=20, max_tokens=64)
+    return ChatContext(engine=engine, llm=llm, classify=fake_classify)
+
+
+async def test_real_pipeline_crew_proposes_and_the_approval_executes(
+    redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
+) -> None:
+    async with chat_service(redis_url, _context(clean_db, stub)) as chat:
+        first = await chat.turn(None, "Please move deal AAAA0001 to qualified", "amy")
+        assert first.error is None, first.reply
+        assert first.pending_action is not None and first.pending_action.kind == "move_stage"
+        assert first.pending_action.params["stage"] == "qualified"
+        assert first.sources and first.sources[0].kind == "deal"
+        done = await chat.resume(first.thread_id, "approve")
+    assert done.action_result is not None and done.action_result.status == "done", done.reply
+    with session_scope(clean_db) as s:
+        assert s.scalar(select(Deal.stage).where(Deal.external_id == "AAAA0001")) == "qualified"
+        kinds = s.scalars(select(Event.kind).where(Event.thread_id == first.thread_id)).all()
+    assert "action.executed" in kinds
+    assert stub.count == 0, "a stage move needs no LLM call"
+
+
+async def test_real_pipeline_crew_answers_with_sql_figures_and_counts_llm_usage(
+    redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
+) -> None:
+    async with chat_service(redis_url, _context(clean_db, stub)) as chat:
+        result = await chat.turn(None, "How many deals has Jane Roe won?", "amy")
+        view = await chat.get_thread(result.thread_id)
+    assert [(e.kind, e.key, e.id) for e in view.entities.items if e.kind == "rep"] == [
+        ("rep", "Jane Roe", crm["rep"])
+    ]
+    assert result.error is None, result.reply
+    assert result.intent == "pipeline"
+    assert "2" in result.reply, result.reply
+    assert result.usage.llm_calls == stub.count
+    if stub.count:
+        assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
+
+
+async def test_real_general_crew_greets_without_llm(
+    redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
+) -> None:
+    async with chat_service(redis_url, _context(clean_db, stub)) as chat:
+        result = await chat.turn(None, "hello there")
+    assert result.intent == "general" and result.reply.startswith("Hi!")
+    assert result.usage.llm_calls == 0 and stub.count == 0
+
+
+async def test_llm_down_with_real_crews_is_an_honest_error(
+    redis_url: str, clean_db: Engine, crm: dict[str, int]
+) -> None:
+    # nothing listens on port 9: every LLM call is refused
+    ctx = ChatContext(
+        engine=clean_db,
+        llm=LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="m", timeout_s=5, max_tokens=16),
+        resolve=lambda ctx, m, p: p,
+        classify=fake_classify,
+    )
+    async with chat_service(redis_url, ctx) as chat:
+        result = await chat.turn(None, "What is our win rate by sector?")
+        view = await chat.get_thread(result.thread_id)
+    if result.error is not None:  # the crew needed the model
+        assert result.error.kind in ("llm_unavailable", "llm_bad_output")
+        assert "send it again" in result.reply
+        assert [m.role for m in view.messages] == ["user"]
+    else:  # rules + SQL answered; the wording fell back to the computed draft, the failure counted
+        assert result.reply and result.usage.llm_failures >= 1
