@@ -43,7 +43,9 @@ def build_graph(
     builder.add_node("classify_intent", nodes.classify_intent)
     crew_nodes = list(intents)
     for intent in crew_nodes:
-        builder.add_node(intent, nodes.make_crew_node(intent))  # type: ignore[call-overload]
+        # add_node's overloads cannot infer the state type of a factory-made node (mypy reports a
+        # call-overload or, without its cache, an arg-type error); the node's signature is typed.
+        builder.add_node(intent, nodes.make_crew_node(intent))  # type: ignore[call-overload,arg-type]
     builder.add_node("guard", nodes.guard)
     builder.add_node("propose", nodes.propose)
     builder.add_node("approve", nodes.approve)
