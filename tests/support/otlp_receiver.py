@@ -30,14 +30,16 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.support.local_http import LocalHTTPServer
 
 TRACES_PATH = "/api/public/otel/v1/traces"
 SCORES_PATH = "/api/public/scores"
@@ -90,8 +92,10 @@ class ReceivedSpan:
 
 
 @dataclass
-class OTLPReceiver:
+class OTLPReceiver(LocalHTTPServer):
     """The receiver (see the module docstring): an HTTP server on a free local port, in a thread."""
+
+    thread_name: ClassVar[str] = "otlp-receiver"
 
     spans: list[ReceivedSpan] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
@@ -101,41 +105,11 @@ class OTLPReceiver:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---------------------------------------------------------------- lifecycle
-    def start(self) -> OTLPReceiver:
-        receiver = self
-
-        class Handler(_Handler):
-            owner = receiver
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> OTLPReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """What to set as `LANGFUSE_BASE_URL`."""
-        assert self._server is not None, "OTLPReceiver not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     # ---------------------------------------------------------------- queries
     def clear(self) -> None:
@@ -253,3 +227,6 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.other.append((self.command, path, body))
         self._reply(200, b"{}", "application/json")
+
+
+OTLPReceiver.handler = _Handler

@@ -33,8 +33,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_http import LocalHTTPServer
 
 DEFAULT_MODEL = "stub-model"
 DEFAULT_ANSWER = "This is a stub answer."
@@ -115,7 +117,7 @@ def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-class StubLLM:
+class StubLLM(LocalHTTPServer):
     """The stub server (see the module docstring). Start with `with StubLLM(...) as llm:` or
     `start()`/`stop()`.
 
@@ -124,6 +126,8 @@ class StubLLM:
     - `stream_chunk_chars`: size of the content pieces of a streamed answer.
     - `delay_s`: sleep before answering each completion request (latency tests).
     """
+
+    thread_name = "stub-llm"
 
     def __init__(
         self,
@@ -141,41 +145,8 @@ class StubLLM:
         self.responses: list[dict[str, Any]] = []
         self._failures: list[int] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---------------------------------------------------------------- lifecycle
-    def start(self) -> StubLLM:
-        stub = self
-
-        class Handler(_Handler):
-            owner = stub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="stub-llm", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> StubLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- properties
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "StubLLM not started"
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -338,3 +309,6 @@ class _Handler(BaseHTTPRequestHandler):
         for part in parts:
             self.wfile.write(part)
             self.wfile.flush()
+
+
+StubLLM.handler = _Handler
