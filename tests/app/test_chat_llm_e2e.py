@@ -4,7 +4,6 @@ checkpointer, the real entity resolver, intent router and crews, and the embedde
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -54,9 +53,7 @@ async def test_a_pipeline_question_answered_by_the_real_model(
     ctx = ChatContext(engine=maven_db, llm=llm)
     async with redis_saver(redis_url) as saver:
         chat = ChatService(build_graph(saver), ctx, saver)
-        started = time.perf_counter()
         frames = [f async for f in chat.stream(None, "How many deals has Kary Hendrixson won?", "e2e")]
-        elapsed = time.perf_counter() - started
         final = frames[-1]
         assert final["type"] == "final", final
         assert final["intent"] == "pipeline"
@@ -66,4 +63,3 @@ async def test_a_pipeline_question_answered_by_the_real_model(
         view = await chat.get_thread(final["thread_id"])
     assert [m.role for m in view.messages] == ["user", "assistant"]
     assert final["usage"]["llm_calls"] >= 0
-    assert elapsed < 120, f"turn took {elapsed:.1f} s"

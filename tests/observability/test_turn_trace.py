@@ -40,7 +40,7 @@ from tests.support.otlp_receiver import OTLPReceiver, ReceivedSpan
 from tests.support.stub_llm import DEFAULT_ANSWER, StubLLM, example_from_schema, requested_schema
 
 USER = "rep-jane"
-MESSAGE = "Research Cancity for me"
+MESSAGE = "What do we know about Cancity?"
 INVENTED = "Northwind Traders"
 FEEDBACK_MARK = "was not shown to the rep"  # from guards.runner.reask_instructions
 
