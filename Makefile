@@ -17,8 +17,8 @@ STAMP := $(VENV)/.flowstate-synced
 
 help:
 	@echo "make run    set up, then start Flowstate (embedded services unless configured) on FLOWSTATE_PORT"
-	@echo "make test   set up, then ruff, mypy and pytest"
-	@echo "make lint   ruff only;  make typecheck: mypy only;  make doctor: check the services"
+	@echo "make test   set up, then ruff, mypy, import-linter and pytest"
+	@echo "make lint   ruff and import-linter;  make typecheck: mypy only;  make doctor: check the services"
 	@echo "make bench  run every bench/bench_*.py with its defaults"
 	@echo "make sync   install/update the locked dependencies into .venv"
 
@@ -28,10 +28,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy .

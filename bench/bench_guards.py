@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import BaseModel
 
-from crews.contracts import CrewResponse, ProposedAction
+from contracts import CrewResponse, ProposedAction
 from guards import GuardContext, NameIndex, check_reply
 
 MAVEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm"

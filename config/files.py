@@ -1,4 +1,5 @@
-"""Typed loaders for the YAML files in `config/` (pipeline stages, import mapping, policies).
+"""Typed loaders for the YAML files in `config/` (pipeline stages, import mapping, policies,
+intents).
 
 Each loader validates the file into a pydantic model and caches it; a malformed file raises
 `pydantic.ValidationError` naming the field, at start-up rather than mid-request.
@@ -123,3 +124,31 @@ def load_import_mapping(path: Path = CONFIG_DIR / "import_mapping.yaml") -> Impo
 def load_policies(path: Path = CONFIG_DIR / "policies.yaml") -> Policies:
     """The sales policies of `config/policies.yaml`."""
     return Policies.model_validate(_read(path))
+
+
+class IntentDef(BaseModel):
+    """One intent of `config/intents.yaml`: a one-line `definition` shown to the router's LLM,
+    `examples` for the router's nearest-neighbour vote, and the `crew` folder under `crews/` that
+    answers it (None: no crew, the graph answers it itself)."""
+
+    definition: str = Field(min_length=1)
+    examples: list[str] = Field(min_length=3)
+    crew: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class IntentsFile(BaseModel):
+    """`config/intents.yaml`: the intents of the chat router, in the file's order."""
+
+    intents: dict[str, IntentDef] = Field(min_length=1)
+
+
+@lru_cache
+def load_intents_file(path: Path = CONFIG_DIR / "intents.yaml") -> IntentsFile:
+    """The intents of `config/intents.yaml` (order kept). Raises ValidationError on a malformed
+    file."""
+    return IntentsFile.model_validate(_read(path))
+
+
+def intent_names() -> tuple[str, ...]:
+    """The intent names of `config/intents.yaml`, in the file's order."""
+    return tuple(load_intents_file().intents)

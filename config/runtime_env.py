@@ -3,7 +3,7 @@
 Called by `app.cli.main()` before any command imports CrewAI, LiteLLM, tiktoken or Guardrails:
 those libraries read these variables at import time, so setting them later
 does not help. Each value is a default (`os.environ.setdefault`): a deployment can override it.
-The facts behind each switch are in shared/docs/offline.md ("Switches that keep the stack offline").
+Each switch keeps a library from contacting its hosts at import or run time (measured offline).
 """
 
 from __future__ import annotations

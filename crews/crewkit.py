@@ -1,14 +1,14 @@
 """CrewAI-side settings shared by the five crews (imports crewai: keep it off light paths).
 
-Every agent is capped the same way (offline.md "Defaults multiply errors"): one iteration (the
-records are in the task, there is nothing to look up), no retry of a failed LLM call inside
-CrewAI (the runner retries once, knowing why), no delegation, no memory, no cache."""
+Every agent is capped the same way (CrewAI's defaults multiply one error into many requests): one
+iteration (the records are in the task, there is nothing to look up), no retry of a failed LLM
+call inside CrewAI (the runner retries once, knowing why), no delegation, no memory, no cache."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from crews.llm import apply_offline_env
+from llm import apply_offline_env
 
 apply_offline_env()
 
@@ -38,7 +38,7 @@ AGENT_LIMITS: dict[str, Any] = {
 
 
 def make_agent(config: Any, llm: BaseLLM, **overrides: Any) -> Agent:
-    """An Agent from its YAML `config` with the shared limits and `llm` (from crews.llm)."""
+    """An Agent from its YAML `config` with the shared limits and `llm` (from `llm.crew_llm`)."""
     return Agent(config=config, llm=llm, **{**AGENT_LIMITS, **overrides})
 
 

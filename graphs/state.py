@@ -7,14 +7,20 @@ Shape (every key optional while a turn is being built up):
   `additional_kwargs["flowstate"] = {"intent", "sources", "action"}` (see :func:`turn_meta`), so
   the thread can be shown with the intent of every turn.
 - `user_id`: the rep who sent the latest message (None when anonymous).
-- `entities`: :class:`crews.contracts.Entities` resolved so far; a follow-up ("and his manager?")
+- `entities`: :class:`contracts.Entities` resolved so far; a follow-up ("and his manager?")
   reuses the previous turn's entities, so this key is *not* reset between turns.
 - `intent`, `routing` (how the router decided: method, confidence, llm_calls), `response` (the
-  guarded :class:`crews.contracts.CrewResponse`), `pending_action`
-  (:class:`crews.contracts.ProposedAction` waiting for the rep), `action_result` (what happened
-  to the last proposed action), `verdicts` (guard verdicts of this turn, filled by issue 4's
-  guards), `error` (:class:`TurnError` as a dict when the turn failed): reset at the start of
-  every turn by :func:`turn_input`.
+  crew's :class:`contracts.CrewResponse`, replaced by the guarded one), `pending_action`
+  (:class:`contracts.ProposedAction` waiting for the rep), `action_result` (what happened
+  to the last proposed action), `verdicts` (the guards' verdicts of every attempt of this turn,
+  as dicts tagged with `attempt`), `error` (:class:`contracts.TurnError` as a dict when the turn
+  failed): reset at the start of every turn by :func:`turn_input`.
+- the guard's re-ask loop (`graphs.guarding`), also reset every turn: `attempt` (0 for the
+  crew's first answer, n after the n-th re-ask), `feedback` (why the previous answer was not
+  shown: `CrewRequest.feedback` of the re-asked crew), `guard_decision` (the guard's decision on
+  the latest answer: pass | fixed | reask | refuse), `first_response` (the crew's first answer,
+  kept while it is re-asked: its safe reply is shown if no answer passes), `reask_error` (the
+  exception class name when a re-asked crew run failed).
 
 Pydantic contract types go in as models; `graphs.checkpoint.make_serializer` allows exactly those
 types back out of a checkpoint. A checkpointer with a stricter serializer may hand them back as
@@ -28,16 +34,7 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langgraph.graph.message import add_messages
 
-from crews.contracts import CrewResponse, Entities, Intent, ProposedAction, Turn
-from graphs.outcomes import ActionResult, Decision, ResumeValue, TurnError
-
-__all__ = [
-    "ActionResult",
-    "ChatState",
-    "Decision",
-    "ResumeValue",
-    "TurnError",
-]
+from contracts import ActionResult, CrewResponse, Entities, Intent, ProposedAction, Turn, TurnError
 
 #: Key under `AIMessage.additional_kwargs` where a turn's metadata lives.
 META_KEY = "flowstate"
@@ -56,6 +53,11 @@ class ChatState(TypedDict, total=False):
     action_result: ActionResult | None
     verdicts: list[dict[str, Any]]
     error: dict[str, Any] | None
+    attempt: int
+    feedback: str | None
+    guard_decision: str | None
+    first_response: CrewResponse | None
+    reask_error: str | None
 
 
 def turn_input(message: str, user_id: str | None) -> dict[str, Any]:
@@ -77,6 +79,11 @@ TURN_RESET: dict[str, Any] = {
     "action_result": None,
     "verdicts": [],
     "error": None,
+    "attempt": 0,
+    "feedback": None,
+    "guard_decision": None,
+    "first_response": None,
+    "reask_error": None,
 }
 
 
@@ -91,6 +98,14 @@ def entities_of(state: ChatState | dict[str, Any]) -> Entities:
 def response_of(state: ChatState | dict[str, Any]) -> CrewResponse | None:
     """The state's crew response as a model, or None."""
     value = state.get("response")
+    if value is None:
+        return None
+    return value if isinstance(value, CrewResponse) else CrewResponse.model_validate(value)
+
+
+def first_response_of(state: ChatState | dict[str, Any]) -> CrewResponse | None:
+    """The crew's first answer of a turn whose crew was re-asked, as a model, or None."""
+    value = state.get("first_response")
     if value is None:
         return None
     return value if isinstance(value, CrewResponse) else CrewResponse.model_validate(value)

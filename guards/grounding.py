@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crm.names import DEAL_ID, NameIndex
 from guards.discounts import find_discounts
-from guards.names import DEAL_ID, NameIndex, UnknownName, as_index, unknown_names
+from guards.names import UnknownName, as_index, unknown_names
 from guards.numbers import FactSet, extract_numbers
 
 _LIST_ITEM = re.compile(r"(?m)^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+\S")

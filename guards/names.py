@@ -1,10 +1,11 @@
 """Names in a reply checked against the CRM's name index (grounding of entities).
 
-The caller (the graph, from `tools/entities.py`'s cached index) passes every name the CRM knows:
-accounts, contacts, reps and managers, products, deal ids, and the vocabulary around them (stage
-names, sectors, regional offices, countries). `NameIndex.from_names` sorts them into whole phrases,
-parts a reply may use alone ("Darcel" for Darcel Schlecht, "Acme" for Acme Corporation), deal ids
-and product series.
+The caller passes the CRM's `crm.names.NameIndex` (the graph reads it through
+`tools.names.name_index`, cached per database): accounts, contacts, reps and managers, products,
+deal ids, and the vocabulary around them (stage names, sectors, regional offices, countries),
+sorted into whole phrases, parts a reply may use alone ("Darcel" for Darcel Schlecht, "Acme" for
+Acme Corporation), deal ids and product series. Tests and the eval build one from plain names
+with `NameIndex.from_names`.
 
 `unknown_names(text, index)` then looks at capitalised runs of words in the reply. A run that is a
 known phrase (or a prefix of one) is fine; so are common English words, acronyms, and words the
@@ -26,27 +27,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-_TOKEN = re.compile(r"&|[A-Za-z0-9](?:[A-Za-z0-9'\u2019.\-]*[A-Za-z0-9])?")
-DEAL_ID = re.compile(r"\b(?=[A-Z0-9]{8}\b)(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{8}\b")
+from crm.names import DEAL_ID, ORG_WORDS, PHRASE_TOKEN, NameIndex, phrase_tokens
+from guards.text import sentence_starts
+
+__all__ = [
+    "COMMON_WORDS",
+    "DEAL_ID",
+    "ENGLISH_WORDS",
+    "NameIndex",
+    "UnknownName",
+    "as_index",
+    "unknown_names",
+]
+
 _CONNECTORS = {"&", "of", "and", "de", "del", "la", "van", "von", "da", "du", "y"}
-_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)[\s>*#\-\u2022\"'(\[]*(?:\d{1,2}[.)]\s+)?", re.MULTILINE)
 
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
-
-#: Words that make a company name ("X Industries"); they are fine alone or after a known name.
-ORG_WORDS = _words(
-    """inc incorporated corp corporation co company companies llc ltd limited plc gmbh ag sa bv nv
-    group holdings holding industries partners systems solutions technologies technology tech labs
-    enterprises international global capital ventures traders trading bank associates consulting
-    services networks software dynamics motors foods pharma media"""
-)
 
 #: Capitalised words common in business replies that are not entity names. Deliberately broad:
 #: the cost of a missing word is a false alarm on a sentence-internal capitalised word.
@@ -139,97 +142,11 @@ _COMMON_SUFFIX = re.compile(
 )
 
 
-def _tokens(text: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(text)]
-
-
 def _strip_possessive(tok: str) -> tuple[str, bool]:
     for suf in ("'s", "\u2019s", "s'", "s\u2019"):
         if tok.lower().endswith(suf) and len(tok) > 2:
             return (tok[:-2] if suf[0] in "'\u2019" else tok[:-1]), True
     return tok, False
-
-
-def _looks_like_person(tokens: list[str], raw: str) -> bool:
-    words = raw.split()
-    return (
-        2 <= len(tokens) <= 3
-        and all(w[:1].isupper() and w.replace("-", "").replace("'", "").isalpha() for w in words)
-        and not any(t in ORG_WORDS for t in tokens)
-    )
-
-
-@dataclass
-class NameIndex:
-    """Every name the CRM knows, prepared for `unknown_names`.
-
-    `phrases`: lower-cased token tuples of full names (and their prefixes, so "Vehement Capital"
-    reads as Vehement Capital Partners); `person_parts`: first and last names of people;
-    `deal_ids`: upper-case deal ids; `series`: product series ("GTX") whose models are the
-    product names; `digit_names`: names containing digits ("GTK 500"), masked before figures are
-    checked.
-    """
-
-    phrases: set[tuple[str, ...]] = field(default_factory=set)
-    full: set[tuple[str, ...]] = field(default_factory=set)
-    person_parts: set[str] = field(default_factory=set)
-    deal_ids: set[str] = field(default_factory=set)
-    series: set[str] = field(default_factory=set)
-    products: set[tuple[str, ...]] = field(default_factory=set)
-    digit_names: list[str] = field(default_factory=list)
-    max_len: int = 1
-    _digit_re: re.Pattern[str] | None = None
-
-    @classmethod
-    def from_names(cls, names: Iterable[str], *, products: Iterable[str] = ()) -> NameIndex:
-        """Build the index from plain names (any kind). Names shaped like deal ids become deal
-        ids; a name starting with an upper-case 2-4 letter word ("GTX Pro", "MG Special") is a
-        product of that series; 2-3 capitalised words without a company word are a person."""
-        idx = cls()
-        for raw in [*names, *products]:
-            raw = (raw or "").strip()
-            if not raw:
-                continue
-            if DEAL_ID.fullmatch(raw):
-                idx.deal_ids.add(raw.upper())
-                continue
-            toks = _tokens(raw)
-            if not toks:
-                continue
-            tup = tuple(toks)
-            idx.full.add(tup)
-            for i in range(1, len(tup) + 1):
-                idx.phrases.add(tup[:i])
-            if tup[0] == "the" and len(tup) > 1:
-                rest = tup[1:]
-                idx.full.add(rest)
-                for i in range(1, len(rest) + 1):
-                    idx.phrases.add(rest[:i])
-            idx.max_len = max(idx.max_len, len(tup))
-            first = raw.split()[0]
-            if len(toks) >= 2 and re.fullmatch(r"[A-Z]{2,4}", first):
-                idx.series.add(toks[0])
-                idx.products.add(tup)
-            elif _looks_like_person(toks, raw):
-                idx.person_parts.update(toks)
-            if any(c.isdigit() for c in raw):
-                idx.digit_names.append(raw)
-        for p in products:
-            toks = _tokens(p)
-            if toks:
-                idx.products.add(tuple(toks))
-        return idx
-
-    @property
-    def digit_name_pattern(self) -> re.Pattern[str] | None:
-        """One regex matching any name that contains digits (longest first)."""
-        if self._digit_re is None and self.digit_names:
-            alts = sorted({re.escape(n) for n in self.digit_names}, key=len, reverse=True)
-            self._digit_re = re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
-        return self._digit_re
-
-    def knows_phrase(self, tokens: tuple[str, ...]) -> bool:
-        return tokens in self.phrases
 
 
 @lru_cache(maxsize=16)
@@ -254,10 +171,6 @@ class UnknownName:
     reason: str
 
 
-def _sentence_starts(text: str) -> set[int]:
-    return {m.end() for m in _SENTENCE_START.finditer(text)}
-
-
 def unknown_names(
     text: str,
     index: NameIndex,
@@ -269,7 +182,7 @@ def unknown_names(
     extra_tokens: set[str] = set()
     short: list[str] = []
     for item in also_known:
-        item_tokens = _tokens(item)
+        item_tokens = phrase_tokens(item)
         extra_tokens.update(item_tokens)
         if 0 < len(item_tokens) <= 8:  # long texts (documents, the message) lend words, not names
             short.append(item)
@@ -283,8 +196,8 @@ def unknown_names(
             found.append(UnknownName(m.group(0), m.start(), m.end(), "deal id not in the CRM"))
 
     lower_words = set(re.findall(r"(?<![A-Za-z])[a-z][a-z'\-]+", text))
-    starts = _sentence_starts(text)
-    words = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    starts = sentence_starts(text)
+    words = [(m.group(0), m.start(), m.end()) for m in PHRASE_TOKEN.finditer(text)]
 
     # Capitalised runs (connectors allowed inside, digits allowed after a capitalised word).
     runs: list[list[tuple[str, int, int]]] = []

@@ -11,6 +11,10 @@ ordinals, quarters ("Q3"), list markers ("1." at a line start, "Step 2", "Week 3
 durations ("in 3 days", "within 2 weeks"), numbers inside names or ids ("GTK 500", "1C1I7A6R"),
 emails, URLs and phone numbers. Callers add more through `ignore` spans (discount offers, which the
 discount-policy validator owns; the company's postal address in an email footer).
+
+The crews check their model-phrased text with the simpler readings of this module too: numbers
+as written (`PLAIN_NUMBER`, `numbers_in`, compared with `same_number`) and figures standing alone
+in prose (`FIGURE`).
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ NOT_FIGURES: tuple[re.Pattern[str], ...] = (
     ),
 )
 
+#: A figure as the grounding guard reads it: currency, sign, digits (with thousands separators),
+#: multiplier ("4.5K", "1.1 billion"), percent and a trailing "+" (`extract_numbers`).
 _NUMBER = re.compile(
     r"(?<![\w.,/])(?<![A-Za-z]-)"
     r"(?P<cur>(?:US)?\$|USD\s?|EUR\s?|€|£)?\s?"
@@ -83,6 +89,31 @@ _UPPER_BOUND = re.compile(
     r"(?:\b(?:under|less\s+than|below|at\s+most|nearly|almost|just\s+under|up\s+to)|<)\s*$",
     re.IGNORECASE,
 )
+
+
+#: Numbers as a reader (and the eval scorer) sees them: "2,216,387", "63.2", "-4": digits anywhere,
+#: no units or multipliers (`numbers_in`).
+PLAIN_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+#: A figure in prose: a number standing on its own ("2017", "$3,393", "15%"), not digits inside an
+#: identifier such as the opportunity id "H176AX96".
+FIGURE = re.compile(r"(?<![A-Za-z0-9])[-$€£]?\d[\d,.]*%?(?![A-Za-z0-9])")
+
+
+def numbers_in(text: str) -> list[float]:
+    """Every `PLAIN_NUMBER` written in `text`, as floats (thousands separators removed)."""
+    out = []
+    for m in PLAIN_NUMBER.findall(text):
+        try:
+            out.append(float(m.replace(",", "")))
+        except ValueError:
+            continue
+    return out
+
+
+def same_number(a: float, b: float) -> bool:
+    """Whether `a` states `b`: within 0.051 (one decimal shown, rounded) or a millionth of `b`."""
+    return abs(a - b) <= max(0.051, abs(b) * 1e-6)
 
 
 @dataclass(frozen=True, slots=True)

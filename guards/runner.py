@@ -27,11 +27,14 @@ from typing import Any
 from guardrails.validators import PassResult, Validator
 from pydantic import BaseModel
 
-from crews.contracts import CrewResponse, ProposedAction
+from contracts import CrewResponse, ProposedAction
+from contracts.guards import GuardAction as Action
+from contracts.guards import GuardDecision as Decision
+from contracts.guards import GuardOutcome, Verdict
 from guards.config import TEXT_VALIDATORS, GuardsConfig, ValidatorName, load_guards_config
 from guards.names import as_index
 from guards.numbers import FactSet
-from guards.types import Action, Decision, GuardContext, GuardOutcome, Verdict
+from guards.types import GuardContext
 from guards.validators import VALIDATORS, DiscountPolicy, schema_check
 
 #: Proposed-action parameters holding text that leaves the building (or is shown to the rep).

@@ -1,4 +1,5 @@
-"""Small text helpers shared by the validators: sentence and clause spans, masking.
+"""Sentences and clauses of a reply, and masking: the text vocabulary of the guards, also used by
+the crews to trim model-written prose (`split_sentences`).
 
 Pure Python (no Guardrails import), so the validators' logic can be unit-tested and benchmarked on
 its own. Offsets are character offsets into the original text; masking keeps lengths unchanged so
@@ -10,8 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-#: A sentence ends at . ! ? followed by whitespace, at a line break, or at the end of the text.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+#: The gap between two sentences of a paragraph: whitespace after . ! or ?
+SENTENCE_GAP = re.compile(r"(?<=[.!?])\s+")
+#: A sentence of a reply ends at a `SENTENCE_GAP`, at a line break, or at the end of the text.
+_SENTENCE_END = re.compile(SENTENCE_GAP.pattern + r"|\n+")
+#: Where a sentence starts (a name there may be an ordinary capitalised word): the text's start,
+#: after . ! ? : and whitespace, or a line break; then any quote, bullet, heading mark or list number.
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)[\s>*#\-\u2022\"'(\[]*(?:\d{1,2}[.)]\s+)?", re.MULTILINE)
 #: Clause boundaries inside a sentence: punctuation and contrastive conjunctions.
 _CLAUSE_END = re.compile(
     r"[,;:()\u2014\u2013]|\s-\s|\b(?:but|however|although|though|while|whereas|instead|yet)\b",
@@ -30,6 +36,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if text[start:].strip():
         spans.append((start, len(text)))
     return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a paragraph, split at each `SENTENCE_GAP` (line breaks stay inside a
+    sentence), outer whitespace removed. An empty text gives [""]."""
+    return SENTENCE_GAP.split(text.strip())
+
+
+def sentence_starts(text: str) -> set[int]:
+    """Offsets where a sentence's first word starts (see `_SENTENCE_START`)."""
+    return {m.end() for m in _SENTENCE_START.finditer(text)}
 
 
 def clause_bounds(text: str, start: int, end: int, pos: int) -> tuple[int, int]:

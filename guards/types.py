@@ -1,36 +1,18 @@
-"""The guards' boundary types: what the graph passes in (`GuardContext`) and gets back
-(`GuardOutcome` with one `Verdict` per validator and target)."""
+"""The guards' input type: what the graph passes in (`GuardContext`). Their output,
+`contracts.GuardOutcome` with one `contracts.Verdict` per validator and target, is a shared type."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
-from crews.contracts import CrewResponse, ProposedAction
-from guards.names import NameIndex
+from contracts.guards import GuardAction, GuardDecision, GuardOutcome, Verdict
+from crm.names import NameIndex
 
-Action = Literal["pass", "fixed", "reask", "refused", "noted"]
-Decision = Literal["pass", "fixed", "reask", "refuse"]
-
-
-class Verdict(BaseModel):
-    """One validator's result on one target of a turn.
-
-    `target`: "reply", "data" (the crew's typed output) or "action.<param>" (a text parameter of
-    the proposed action, e.g. the body of an email to queue); `action`: what the guards did:
-    pass | fixed | reask | refused | noted (a failure recorded only, on_fail noop);
-    `latency_ms`: the validator's own run time.
-    """
-
-    validator: str
-    target: str = "reply"
-    passed: bool
-    action: Action
-    message: str = ""
-    latency_ms: float = 0.0
+__all__ = ["GuardAction", "GuardContext", "GuardDecision", "GuardOutcome", "Verdict"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +22,8 @@ class GuardContext:
 
     - `intent`: picks the validators (config/guards.yaml);
     - `message`: the rep's message (its names and figures count as grounded);
-    - `known_names`: the CRM's name index (`NameIndex.from_names(...)`, built once and cached by
-      the caller) or plain names: accounts, contacts, reps, managers, products, deal ids, stage,
+    - `known_names`: the CRM's name index (`crm.names.NameIndex`, built once and cached by the
+      caller) or plain names: accounts, contacts, reps, managers, products, deal ids, stage,
       sector, office and country names;
     - `allowed_pii`: emails/phones of the CRM record being discussed (not redacted);
     - `attempt`: 0 for the crew's first answer, 1 after a re-ask (then failures that would re-ask
@@ -66,46 +48,3 @@ class GuardContext:
     def next_attempt(self) -> GuardContext:
         """The context for checking the crew's answer to a re-ask."""
         return replace(self, attempt=self.attempt + 1)
-
-
-class GuardOutcome(BaseModel):
-    """The guards' decision on one crew response.
-
-    - `decision`: pass (reply unchanged) | fixed (`response.reply`/action rewritten safely) |
-      reask (call the crew again once with `reask_instructions`, then check again with
-      `context.next_attempt()`) | refuse (`response.reply` is the safe reply, the proposed action
-      is dropped);
-    - `response`: the response to show (fixed or safe); on reask, the original;
-    - `verdicts`: every validator's result, for the graph state, the event log and the trace.
-    """
-
-    decision: Decision
-    response: CrewResponse
-    original_reply: str
-    verdicts: list[Verdict]
-    reask_instructions: str | None = None
-    latency_ms: float = 0.0
-
-    @property
-    def needs_reask(self) -> bool:
-        return self.decision == "reask"
-
-    @property
-    def refused(self) -> bool:
-        return self.decision == "refuse"
-
-    @property
-    def reply(self) -> str:
-        return self.response.reply
-
-    @property
-    def proposed_action(self) -> ProposedAction | None:
-        return self.response.proposed_action
-
-    @property
-    def failures(self) -> list[Verdict]:
-        return [v for v in self.verdicts if not v.passed]
-
-    def verdict_dicts(self) -> list[dict[str, Any]]:
-        """The verdicts as JSON-able dicts (graph state, Event payload, trace scores)."""
-        return [v.model_dump() for v in self.verdicts]

@@ -1,9 +1,9 @@
 """Observability of Flowstate: Langfuse traces, Prometheus metrics, LLM price table.
 
 A top-level package rather than `app/observability`: the layers below `app` need it too (the LLM
-factories in `graphs/llm.py` and `crews/llm.py` attach the LLM meter, crews trigger CrewAI's
-instrumentation), and nothing below `app` may import `app` (architecture.md). This package imports
-nothing of Flowstate's except `config`.
+factories of `llm/` attach the LLM meter and trigger CrewAI's instrumentation), and nothing below
+`app` may import `app` (the layer rules in pyproject.toml). This package imports nothing of
+Flowstate's except `config`.
 
 - `observability.tracing`: `setup_tracing(settings)` once at start-up, then per chat turn
   `turn_span(...)`, `callbacks()`, `record_guard_verdicts(...)`.

@@ -1,11 +1,11 @@
 """The LLM meter: counts every LLM request, its tokens and cost, at the HTTP boundary.
 
 Why here. Flowstate reaches its LLM through two frameworks, both on the `openai` SDK over httpx:
-LangGraph nodes through `ChatOpenAI` (`graphs/llm.py: chat_model`) and crews through CrewAI's
-native OpenAI provider (`crews/llm.py: crew_llm`). The one place every call of both crosses
-exactly once per attempt is the HTTP exchange with the server; framework counters are not
-reliable there (offline.md: `crew.usage_metrics` double-counted a 2-agent crew and reads zero when
-streaming). So the meter sits in the httpx transport of both clients:
+LangGraph nodes through `ChatOpenAI` (`llm.chat_model`) and crews through CrewAI's native OpenAI
+provider (`llm.crew_llm`). The one place every call of both crosses exactly once per attempt is
+the HTTP exchange with the server; framework counters are not reliable there (measured:
+`crew.usage_metrics` double-counted a 2-agent crew and reads zero when streaming). So the meter
+sits in the httpx transport of both clients:
 
 - `ChatOpenAI(..., **openai_http_clients())` (a sync and an async `httpx` client whose transport
   meters);
@@ -28,8 +28,9 @@ Per-turn accounting: :func:`usage_scope` opens a scope (a context variable) and 
 :class:`MeterUsage` that every LLM request started inside it is added to (nested scopes each see
 it). Context variables follow `asyncio` tasks and `asyncio.to_thread`, which is how LangGraph runs
 nodes and CrewAI runs `kickoff_async`, so a chat turn's scope sees every call of both doors. This
-is the one per-turn counter of LLM usage (`POST /api/chat` `usage`): the same exchanges the
-Prometheus series count.
+is the one counter of LLM usage per turn (`POST /api/chat` `usage`), per crew run
+(`CrewResponse.llm_calls`, `crews.runner.CrewRun.usage`) and per benchmark row: the same exchanges
+the Prometheus series count.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ _scopes: ContextVar[tuple[MeterUsage, ...]] = ContextVar("flowstate_llm_meter_sc
 @contextmanager
 def usage_scope() -> Iterator[MeterUsage]:
     """Count every LLM request started in this context (and the tasks and threads it spawns)
-    until the block ends; see the module docstring."""
+    until the block ends; yields the :class:`MeterUsage` they are added to (read it inside or
+    after the block). See the module docstring."""
     usage = MeterUsage()
     token = _scopes.set((*_scopes.get(), usage))
     try:

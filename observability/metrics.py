@@ -3,11 +3,11 @@
 Series (names as exposed):
 
 - `flowstate_turns_total{intent, outcome}`: chat turns finished. `intent` is the classified
-  intent (`crews.contracts.INTENTS`, "unknown" before classification); `outcome` what the turn
+  intent (`contracts.INTENTS`, "unknown" before classification); `outcome` what the turn
   ended with; the values Flowstate uses: "answered", "needs_approval" (paused for the rep),
   "safe_reply" (a guard replaced the answer), "error".
 - `flowstate_turn_seconds`: histogram of a turn's wall-clock latency in seconds. Buckets centre on
-  the 10 s median target of the embedded 1.5B model on 2 cores (issue 3).
+  the 10 s median target of the embedded 1.5B model on 2 cores.
 - `flowstate_llm_calls_total{model}`: LLM HTTP requests sent, failed ones included.
 - `flowstate_llm_tokens_total{model, kind}`: server-reported tokens, kind = prompt | completion.
 - `flowstate_llm_cost_usd_total{model}`: USD from `config/prices.yaml` (0 for the local model).

@@ -514,7 +514,7 @@ def get_tracing() -> Tracing:
 
 
 def ensure_crewai_instrumented() -> None:
-    """Instrument CrewAI if tracing is on. For the CrewAI LLM factory (`crews/llm.py`), which
+    """Instrument CrewAI if tracing is on. For the CrewAI LLM factory (`llm.crewai.crew_llm`), which
     imports crewai lazily: calling it there traces every crew without importing crewai at
     start-up. Cheap when off or already done."""
     tracing = _active

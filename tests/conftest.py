@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from llm import LLMConfig
+
 os.environ.setdefault("FLOWSTATE_ENV", "test")
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
@@ -92,3 +94,25 @@ def redis_url(data_dir: Path) -> Iterator[str]:
     server = start_redis(data_dir)
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_llm() -> Iterator[LLMConfig]:
+    """The real embedded model (llama.cpp + Qwen2.5-Coder-1.5B), started once per test session on
+    FLOWSTATE_LLM_PORT (reused when one already serves there), as the `llm.LLMConfig` of the
+    settings' timeout and reply cap. Only tests marked `llm` ask for it."""
+    from config.settings import get_settings
+    from embedded.llm import EMBEDDED_API_KEY, start_llm
+
+    settings = get_settings()
+    server = start_llm(settings, settings.data_dir, show_progress=False)
+    try:
+        yield LLMConfig(
+            base_url=server.base_url,
+            api_key=EMBEDDED_API_KEY,
+            model=settings.llm_model,
+            timeout_s=settings.llm_timeout_s,
+            max_tokens=settings.llm_max_tokens,
+        )
+    finally:
+        server.stop()

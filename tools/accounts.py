@@ -1,31 +1,32 @@
 """Accounts, contacts and reps for the crews: profile, contacts, subsidiaries, history, sector
-lists, rep profiles. Plain functions over a sync `Session` plus their CrewAI tools."""
+lists, purchases, rep profiles and rep lookup. Plain functions over a sync `Session`; the CRM
+types they return are re-exported here for the crews."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from crm import analytics, insights, repository
-from crm.lookup import get_by_ref
+from crm.insights import account_purchases
+from crm.lookup import find_reps, get_by_ref
 from crm.models import Account
 from crm.schemas import AccountBrief, AccountProfile, ContactOut, DealOut, EventOut, RepProfile
 from observability.tracing import traced
-from tools._base import CRMTool
 
 __all__ = [
+    "AccountBrief",
     "AccountHistory",
-    "AccountHistoryTool",
-    "AccountProfileTool",
-    "ContactsTool",
+    "AccountProfile",
+    "ContactOut",
+    "RepProfile",
     "SectorAccounts",
-    "SubsidiariesTool",
     "account_history",
     "account_profile",
+    "account_purchases",
     "accounts_in_sector",
     "contacts",
+    "find_reps",
     "parent_account",
     "rep_profile",
     "subsidiaries",
@@ -96,50 +97,3 @@ def account_history(session: Session, account: int | str, limit: int = 5) -> Acc
     return AccountHistory(
         account=AccountBrief(id=row.id, name=row.name, sector=row.sector), deals=deals, events=events
     )
-
-
-# --- CrewAI tools -----------------------------------------------------------------------------
-
-
-class AccountArgs(BaseModel):
-    account: str = Field(description="account name")
-
-
-class AccountProfileTool(CRMTool):
-    name: str = "account_profile"
-    description: str = "Profile of an account: sector, size, revenue, parent, subsidiaries and deal metrics."
-    args_schema: type[BaseModel] = AccountArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = AccountArgs(**kwargs)
-        return self.call_in_session(lambda s: account_profile(s, args.account))
-
-
-class ContactsTool(CRMTool):
-    name: str = "account_contacts"
-    description: str = "Contacts (name, title, email, phone) at an account."
-    args_schema: type[BaseModel] = AccountArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = AccountArgs(**kwargs)
-        return self.call_in_session(lambda s: contacts(s, args.account))
-
-
-class SubsidiariesTool(CRMTool):
-    name: str = "subsidiaries"
-    description: str = "Accounts that are direct subsidiaries of an account."
-    args_schema: type[BaseModel] = AccountArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = AccountArgs(**kwargs)
-        return self.call_in_session(lambda s: subsidiaries(s, args.account))
-
-
-class AccountHistoryTool(CRMTool):
-    name: str = "account_history"
-    description: str = "Recent deals and logged events of an account."
-    args_schema: type[BaseModel] = AccountArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = AccountArgs(**kwargs)
-        return self.call_in_session(lambda s: account_history(s, args.account))

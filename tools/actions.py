@@ -44,7 +44,7 @@ from crm.models import Document, Job
 from crm.schemas import EventCreate, ReminderCreate
 
 if TYPE_CHECKING:  # the contract type only; tools must not import crews at run time
-    from crews.contracts import ProposedAction
+    from contracts import ProposedAction
 
 __all__ = ["TASK_PREFIX", "execute"]
 

@@ -9,26 +9,20 @@ open deal value x stage probability of `config/pipeline.yaml`).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
 from crm import analytics
 from crm.analytics import GroupBy, Metric
-from crm.filters import DealFilter, FilterStatus
+from crm.filters import DealFilter
 from crm.schemas import MetricsRow, PipelineSummary, StuckDeal
 from observability.tracing import traced
-from tools._base import CRMTool
 
 __all__ = [
-    "DealMetricsTool",
     "Forecast",
     "ForecastStage",
-    "ForecastTool",
-    "PipelineSummaryTool",
-    "StuckDealsTool",
     "deal_metrics",
     "forecast",
     "pipeline_summary",
@@ -132,91 +126,3 @@ def forecast(session: Session, filter: DealFilter | None = None) -> Forecast:
         open_value=sum(s.value for s in stages),
         weighted_value=sum(s.weighted for s in stages),
     )
-
-
-# --- CrewAI tools -----------------------------------------------------------------------------
-
-
-class DealSliceArgs(BaseModel):
-    """Which deals (every field optional; names are matched case-insensitively)."""
-
-    rep: str | None = Field(None, description="sales rep name")
-    account: str | None = Field(None, description="account name")
-    product: str | None = Field(None, description="product name")
-    office: str | None = Field(None, description="regional office, e.g. West")
-    manager: str | None = Field(None, description="manager name")
-    sector: str | None = Field(None, description="account sector")
-    stage: str | None = Field(None, description="pipeline stage key or name")
-    status: FilterStatus | None = Field(None, description="open, won, lost or closed")
-    engaged_from: dt.date | None = None
-    engaged_to: dt.date | None = None
-    closed_from: dt.date | None = None
-    closed_to: dt.date | None = None
-
-    def to_filter(self) -> DealFilter:
-        data: dict[str, Any] = self.model_dump(exclude_none=True)
-        stage = data.pop("stage", None)
-        if stage:
-            data["stages"] = [stage]
-        return DealFilter(**data)
-
-
-class DealMetricsArgs(DealSliceArgs):
-    group_by: GroupBy | None = Field(None, description="group rows by this field")
-    order_by: Metric | None = Field(None, description="sort groups by this metric, highest first")
-    limit: int | None = Field(None, ge=1, le=50)
-
-
-class DealMetricsTool(CRMTool):
-    name: str = "deal_metrics"
-    description: str = (
-        "Deal counts (deals, open, won, lost), win rate %, won revenue, average and largest won deal, "
-        "average cycle days, open pipeline value and weighted forecast for a slice of deals, "
-        "optionally grouped (rep, office, manager, product, account, sector, stage, month)."
-    )
-    args_schema: type[BaseModel] = DealMetricsArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = DealMetricsArgs(**kwargs)
-        return self.call_in_session(
-            lambda s: deal_metrics(
-                s, args.to_filter(), args.group_by, order_by=args.order_by, limit=args.limit
-            )
-        )
-
-
-class PipelineSummaryTool(CRMTool):
-    name: str = "pipeline_summary"
-    description: str = (
-        "Deal counts and values per pipeline stage, win rate and won revenue of a slice of deals."
-    )
-    args_schema: type[BaseModel] = DealSliceArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = DealSliceArgs(**kwargs)
-        return self.call_in_session(lambda s: pipeline_summary(s, args.to_filter()))
-
-
-class StuckDealsArgs(DealSliceArgs):
-    older_than_days: int = Field(90, ge=0, description="days in the current stage")
-
-
-class StuckDealsTool(CRMTool):
-    name: str = "stuck_deals"
-    description: str = "Open deals that have sat in their stage longer than a number of days, oldest first."
-    args_schema: type[BaseModel] = StuckDealsArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = StuckDealsArgs(**kwargs)
-        f = args.to_filter().model_copy(update={"stages": None})
-        return self.call_in_session(lambda s: stuck_deals(s, args.older_than_days, args.stage, f, limit=20))
-
-
-class ForecastTool(CRMTool):
-    name: str = "forecast"
-    description: str = "Weighted forecast of open deals: value x stage probability, per stage and total."
-    args_schema: type[BaseModel] = DealSliceArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = DealSliceArgs(**kwargs)
-        return self.call_in_session(lambda s: forecast(s, args.to_filter()))

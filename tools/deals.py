@@ -1,26 +1,29 @@
-"""Deals for the crews: lookup by opportunity id, lists, and the check of a stage move before it
-is proposed to the rep."""
+"""Deals for the crews: lookup by opportunity id, lists, an account's deals, the products they
+sell, and the check of a stage move before it is proposed to the rep. The CRM types they return
+are re-exported here for the crews."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from crm import insights, repository
 from crm.errors import DomainError
 from crm.filters import DealFilter
+from crm.insights import account_deals
+from crm.lookup import find_products
 from crm.schemas import DealOut
 from observability.tracing import traced
-from tools._base import CRMTool
 
 __all__ = [
-    "DealLookupTool",
+    "DealOut",
     "StageMoveCheck",
-    "StageMoveCheckTool",
+    "account_deals",
     "check_stage_move",
     "find_deal",
+    "find_products",
     "list_deals",
 ]
 
@@ -76,34 +79,3 @@ def check_stage_move(session: Session, deal_ref: int | str, to_stage: str) -> St
     return StageMoveCheck(
         ok=True, deal=deal, to_stage=after.stage, to_stage_name=after.stage_name, fills=fills
     )
-
-
-# --- CrewAI tools -----------------------------------------------------------------------------
-
-
-class DealRefArgs(BaseModel):
-    deal: str = Field(description="opportunity id, e.g. 1C1I7A6R")
-
-
-class DealLookupTool(CRMTool):
-    name: str = "deal_lookup"
-    description: str = "A deal by opportunity id: account, product, rep, stage, dates and value."
-    args_schema: type[BaseModel] = DealRefArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = DealRefArgs(**kwargs)
-        return self.call_in_session(lambda s: find_deal(s, args.deal))
-
-
-class StageMoveArgs(DealRefArgs):
-    stage: str = Field(description="target stage key or name, e.g. negotiation")
-
-
-class StageMoveCheckTool(CRMTool):
-    name: str = "check_stage_move"
-    description: str = "Checks (without changing anything) whether a deal may move to a stage."
-    args_schema: type[BaseModel] = StageMoveArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = StageMoveArgs(**kwargs)
-        return self.call_in_session(lambda s: check_stage_move(s, args.deal, args.stage))

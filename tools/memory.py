@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm.documents import DocumentHit, search_documents
 from crm.embeddings import Embedder
 from observability.tracing import traced
-from tools._base import CRMTool
 
-__all__ = ["MemorySearchTool", "search_memory"]
+__all__ = ["DocumentHit", "Embedder", "search_memory"]
 
 #: Longest excerpt of a document handed to a crew (characters): prompts must stay short.
 EXCERPT_CHARS = 300
@@ -32,22 +28,3 @@ def search_memory(
         if len(h.content) > EXCERPT_CHARS:
             h.content = h.content[: EXCERPT_CHARS - 1].rstrip() + "…"
     return hits
-
-
-class MemoryArgs(BaseModel):
-    query: str = Field(description="what to look for in notes, emails and call summaries")
-
-
-class MemorySearchTool(CRMTool):
-    """Search the documents memory. Needs the `embedder` as well as the engine."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    name: str = "memory_search"
-    description: str = "Searches notes, emails and call summaries about accounts and deals."
-    args_schema: type[BaseModel] = MemoryArgs
-    embedder: Any = Field(default=None, exclude=True)
-
-    def _run(self, **kwargs: Any) -> str:
-        args = MemoryArgs(**kwargs)
-        return self.call_in_session(lambda s: search_memory(s, self.embedder, args.query))

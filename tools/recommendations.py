@@ -1,4 +1,5 @@
-"""Storing next best actions as recommendations (`crm.repository`).
+"""Next best actions: the CRM's signals of what needs doing (`crm.insights.nba_signals`, re-exported
+with its `Signal`) and storing them as recommendations (`crm.repository`).
 
 Storing advice is not a customer-facing side effect: it needs no approval. Each batch also writes
 one Event "nba.recommended" so the log shows what was advised, to whom, and when.
@@ -6,17 +7,20 @@ one Event "nba.recommended" so the log shows what was advised, to whom, and when
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from crm import repository
+from crm.insights import Signal, nba_signals
 from crm.schemas import EventCreate, RecommendationCreate, RecommendationOut
 from observability.tracing import traced
-from tools._base import CRMTool
 
-__all__ = ["StoreRecommendationTool", "store_recommendations"]
+__all__ = [
+    "RecommendationCreate",
+    "RecommendationOut",
+    "Signal",
+    "nba_signals",
+    "store_recommendations",
+]
 
 
 @traced()
@@ -42,23 +46,3 @@ def store_recommendations(
             ),
         )
     return out
-
-
-class StoreRecommendationArgs(BaseModel):
-    action: str = Field(description="the recommended next step")
-    reason: str = Field(description="why, with the figures it rests on")
-    priority: int = Field(50, ge=0, le=100)
-    rep_id: int | None = None
-    account_id: int | None = None
-    deal_id: int | None = None
-
-
-class StoreRecommendationTool(CRMTool):
-    name: str = "store_recommendation"
-    description: str = "Saves a next best action (with its reason) for a rep, account or deal."
-    args_schema: type[BaseModel] = StoreRecommendationArgs
-
-    def _run(self, **kwargs: Any) -> str:
-        args = StoreRecommendationArgs(**kwargs)
-        item = RecommendationCreate(**args.model_dump())
-        return self.call_in_session(lambda s: store_recommendations(s, [item]))

@@ -152,8 +152,8 @@ async def _local(thread: str, user: str | None) -> None:
     from app.services.chat import chat_service
     from app.services.chat_types import ChatError, new_thread_id
     from config.settings import get_settings
+    from contracts import ResumeValue
     from embedded.stack import running_stack
-    from graphs.outcomes import ResumeValue
 
     settings = get_settings()
     with running_stack(settings) as endpoints:

@@ -1,10 +1,12 @@
 """`flowstate eval intents FILE [--json] [--no-llm] [--no-entities] [--llm-timeout S] [--fail-under X]`.
 
 Runs each line of FILE (`{"message", "intent", "id"?}`) through the chat router
-(`graphs.intent.IntentRouter`, built as the chat graph builds it: local embedder + the
-configured LLM, started by `embedded.stack.running_stack` when no OPENAI_BASE_URL is set),
-after resolving each message's entities in the CRM database as the graph does
-(`tools.entities`; the router masks the names it finds). Prints accuracy, a confusion table
+(`graphs.intent.IntentRouter`, built by `app.services.context.intent_router` as the chat's is:
+local embedder + the configured LLM, started by `embedded.stack.running_stack` when no
+OPENAI_BASE_URL is set), after resolving each message's entities in the CRM database with the
+chat's resolver (`graphs.adapters.CrmResolver`; the router masks the names it finds), and asks
+it as the chat's `classify_intent` node does: `aclassify(message, previous_intent, entities)`,
+with no previous intent (each case is the first message of a thread). Prints accuracy, a confusion table
 (rows: expected intent, columns: predicted), every mistake, how each message was decided and
 the router's latency. `--json` prints one object: {"n", "accuracy", "confusion": {gold: {pred:
 n}}, "mistakes": [...], "median_ms", "p95_ms", "llm_calls", "methods"}.
@@ -24,7 +26,7 @@ import typer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from crews.contracts import Entities
+    from contracts import Entities
     from graphs.intent import IntentResult, IntentRouter
 
 
@@ -34,8 +36,8 @@ class IntentFileError(ValueError):
 
 def load_cases(path: Path) -> list[dict[str, str]]:
     """The cases of a JSONL file: each line an object with a non-empty "message" and an "intent"
-    among `crews.contracts.INTENTS`; blank lines are skipped. Raises IntentFileError."""
-    from crews.contracts import INTENTS
+    among `contracts.INTENTS`; blank lines are skipped. Raises IntentFileError."""
+    from contracts import INTENTS
 
     cases: list[dict[str, str]] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -65,13 +67,13 @@ def evaluate(
     `resolve(message)` gives the message's entities (None: no entity masking)."""
     import asyncio
 
-    from crews.contracts import INTENTS
+    from contracts import INTENTS
 
     async def run() -> list[IntentResult]:
         out = []
         for c in cases:
             entities = resolve(c["message"]) if resolve is not None else None
-            out.append(await router.aclassify(c["message"], entities=entities))
+            out.append(await router.aclassify(c["message"], None, entities))
         return out
 
     results = asyncio.run(run())
@@ -111,7 +113,7 @@ def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from crews.contracts import INTENTS
+    from contracts import INTENTS
 
     console = Console()
     table = Table(title="Confusion (rows: expected, columns: predicted)")
@@ -159,10 +161,10 @@ def intents_command(
     """Accuracy and confusion table of the intent router on labelled messages."""
     import contextlib
 
+    from app.services.context import intent_router
     from config.settings import get_settings
     from crm.embeddings import get_embedder
-    from graphs.intent import IntentRouter
-    from graphs.llm import LLMConfig, chat_model
+    from llm import LLMConfig
 
     if not file.is_file():
         typer.echo(f"error: {file}: no such file", err=True)
@@ -178,8 +180,7 @@ def intents_command(
     if not no_entities:
         need.add("database")
     with contextlib.ExitStack() as stack:
-        llm = None
-        dialect: Any = "llama_cpp"
+        cfg = None
         resolve = None
         if need:
             from embedded.stack import running_stack
@@ -187,21 +188,19 @@ def intents_command(
             endpoints = stack.enter_context(running_stack(settings, need=need, show_progress=not as_json))
         if not no_llm:
             cfg = LLMConfig.from_endpoints(endpoints, settings)
-            llm, dialect = chat_model(cfg.with_limits(max_tokens=16)), cfg.dialect
         if not no_entities:
-            from sqlalchemy.orm import Session
-
+            from contracts import Entities
             from crm.db import make_engine
-            from tools.entities import resolve_entities
+            from graphs.adapters import CrmResolver
 
             engine = make_engine(endpoints.database_url)
             stack.callback(engine.dispose)
-            session = stack.enter_context(Session(engine))
+            resolver = CrmResolver(engine)
 
             def resolve(message: str) -> Entities:
-                return resolve_entities(session, message, None)
+                return resolver.resolve(message, Entities())
 
-        router = IntentRouter(get_embedder(settings), llm, dialect=dialect, llm_timeout_s=llm_timeout)
+        router = intent_router(get_embedder(settings), cfg, llm_timeout_s=llm_timeout)
         router.warm()
         report = evaluate(router, cases, resolve)
     if as_json:

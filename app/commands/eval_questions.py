@@ -19,7 +19,6 @@ Exit codes: 0 done (and accuracy >= --fail-under when given), 1 below --fail-und
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -28,7 +27,10 @@ from typing import Annotated, Any
 
 import typer
 
-_NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+from guards.numbers import numbers_in
+
+#: Every number in a text ("1,234.5" -> 1234.5), read as the guards read them.
+numbers = numbers_in
 
 #: How long one turn may take before it counts as failed (seconds): the local model's slowest
 #: turns take tens of seconds on 2 cores.
@@ -37,17 +39,6 @@ DEFAULT_TIMEOUT_S = 300.0
 
 class QuestionFileError(ValueError):
     """A line of the questions file is not usable (the message names the line)."""
-
-
-def numbers(text: str) -> list[float]:
-    """Every number in `text` ("1,234.5" -> 1234.5)."""
-    out: list[float] = []
-    for m in _NUM.findall(text):
-        try:
-            out.append(float(m.replace(",", "")))
-        except ValueError:
-            continue
-    return out
 
 
 def is_right(item: dict[str, Any], reply: str) -> bool:

@@ -3,7 +3,7 @@ context, shared by the REST routes, the WebSocket and `flowstate chat`.
 
 Every turn starts in one place, :meth:`ChatService._drive`, with
 `config={"configurable": {"thread_id"}, "callbacks": callbacks_for_turn(...), "metadata": {...}}`.
-There the turn is observed (issue 4): `observability.turn.observe_turn` opens the turn's Langfuse
+There the turn is observed: `observability.turn.observe_turn` opens the turn's Langfuse
 trace (named after the intent, `session.id` = thread id, `user.id` = the rep; the Langfuse
 LangChain handler of :meth:`ChatService.callbacks_for_turn` puts the graph's nodes and LLM calls
 in it, CrewAI's instrumentation the crews') and counts it in Prometheus (turns by intent and
@@ -48,14 +48,12 @@ from app.services.chat_types import (
     check_thread_id,
     new_thread_id,
 )
-from crews.contracts import CrewResponse, Intent, Source
+from contracts import CrewResponse, Intent, ResumeValue, Source, TurnError
 from graphs.context import ChatContext
 from graphs.failures import classify_failure, failure_reply
 from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
 from graphs.state import (
     TURN_RESET,
-    ResumeValue,
-    TurnError,
     action_result_of,
     entities_of,
     error_of,
@@ -72,7 +70,6 @@ from observability.turn import Outcome, observe_turn
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
-    from sqlalchemy import Engine
 
     from config.settings import Settings
     from embedded.stack import Endpoints
@@ -94,7 +91,7 @@ class ChatService:
     """The chat engine: `turn`, `resume`, `stream`, `get_thread` on one compiled graph.
 
     Build with :meth:`open` (checkpointer on Redis, context from a running stack) or directly
-    with a compiled graph and context (tests, benchmarks)."""
+    with a compiled graph and a context (tests, benchmarks)."""
 
     def __init__(
         self,
@@ -123,22 +120,25 @@ class ChatService:
     ) -> AsyncIterator[ChatService]:
         """A service on the Redis at `redis_url` (checkpoint TTL from settings).
 
-        Without `context`, one is built from `endpoints` (LLM of the running stack, a sync engine
-        on its database, disposed on exit) or, without endpoints, from settings. `warm_up` loads
-        the intent router's example vectors in the background (the first turn would wait ~1.5 s
-        for them otherwise). Raises
+        Without `context`, one is built by `app.services.context.build_context` from `endpoints`
+        (database and LLM of the running stack) or, without endpoints, from settings; its engine
+        is disposed on exit. `warm_up` loads the guards and the intent router's example vectors
+        in the background (the first turn would wait seconds for them otherwise). Raises
         `graphs.checkpoint.CheckpointStoreError` when Redis does not answer."""
+        from app.services.context import build_context
+        from app.services.context import warm_up as warm_context
         from graphs.checkpoint import open_checkpointer
 
-        owned: Engine | None = None
+        owned = None
         if context is None:
-            context, owned = _context_from(settings, endpoints)
+            context = build_context(settings, endpoints)
+            owned = context.engine
         try:
             async with open_checkpointer(
                 redis_url, settings.checkpoint_ttl_minutes, extra_types=STATE_EXTRA_TYPES
             ) as saver:
                 service = cls(build_graph(saver), context, saver)
-                warm = asyncio.create_task(asyncio.to_thread(_warm_up, context)) if warm_up else None
+                warm = asyncio.create_task(asyncio.to_thread(warm_context, context)) if warm_up else None
                 try:
                     yield service
                 finally:
@@ -426,25 +426,6 @@ def _pending(snap: Any) -> PendingAction | None:
         if isinstance(action, dict):
             return PendingAction(id=intr.id, **action)
     return None
-
-
-def _warm_up(context: ChatContext) -> None:
-    try:
-        context.warm_up()
-    except Exception as exc:  # the first turn will try again and report a real failure
-        log.warning("chat warm-up failed: %r", exc)
-
-
-def _context_from(settings: Settings, endpoints: Endpoints | None) -> tuple[ChatContext, Engine | None]:
-    """A ChatContext for a running stack (sync engine owned by the caller) or for settings."""
-    if endpoints is None:
-        return ChatContext(settings=settings), None
-    from crm.db import make_engine
-    from graphs.llm import LLMConfig
-
-    engine = make_engine(endpoints.database_url)
-    llm = LLMConfig.from_endpoints(endpoints, settings) if endpoints.openai_base_url else None
-    return ChatContext(engine=engine, llm=llm, settings=settings), engine
 
 
 @contextlib.asynccontextmanager

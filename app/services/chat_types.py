@@ -11,8 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from crews.contracts import Entities, Intent, Source
-from graphs.outcomes import ActionResult, ResumeValue, TurnError
+from contracts import ActionResult, Entities, Intent, ResumeValue, Source, TurnError
 
 #: Longest message accepted (characters): the local model reads ~120 tokens/s, and a chat
 #: message is a question, not a document.
@@ -108,7 +107,8 @@ class ChatResult(BaseModel):
     the turn's intent; `sources`: records the reply is grounded on; `pending_action`: the action
     waiting for approval, or None; `action_result`: what happened to the action this run decided;
     `error`: why the turn failed (None when it did not); `usage`: LLM calls and tokens of this run;
-    `data`: the crew's typed output; `verdicts`: guard verdicts (issue 4).
+    `data`: the crew's typed output; `verdicts`: the guards' verdicts of every attempt (dicts
+    tagged with `attempt`).
     """
 
     thread_id: str

@@ -6,6 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tools.deal_leads import DealLead
+
+__all__ = [
+    "BantAssessment",
+    "BantStatus",
+    "DealLead",
+    "DiscoveryResult",
+    "LeadScore",
+    "ResearchBrief",
+]
+
 BantStatus = Literal["yes", "no", "unknown"]
 
 
@@ -35,17 +46,6 @@ class LeadScore(BaseModel):
     """A lead score 0-100 with the reasons that add up to it (computed in Python, see
     `crews.discovery.scoring`)."""
 
-    score: int = Field(ge=0, le=100)
-    reasons: list[str]
-
-
-class DealLead(BaseModel):
-    """An open deal scored as a lead."""
-
-    deal: str
-    account: str | None
-    product: str | None
-    stage: str
     score: int = Field(ge=0, le=100)
     reasons: list[str]
 

@@ -1,4 +1,4 @@
-"""Lead qualification (BANT) and lead scores, computed in Python.
+"""Lead qualification (BANT) and the lead score of a described lead, computed in Python.
 
 The model judges the text of a lead (`BantAssessment`), the rules below catch the explicit
 signals it may miss (a "VP" has authority, "no budget until next year" is a no), and the score is
@@ -11,11 +11,7 @@ Lead score (0-100) of a described lead = BANT (up to 80) + fit (up to 20):
 - fit: the account already bought from us (won deals) +10; a large organisation (>= 1,000
   employees, from the CRM or the text) +5; an open deal with the account +5.
 
-Score of an open deal as a lead (ranking "which leads look strongest") = up to 100:
-- account known +15; the account's past wins: +5 per won deal, at most +25;
-- organisation size: >= 1,000 employees +10;
-- product value: list price >= $1,000 +10;
-- rep's win rate on closed deals x 0.4 (0-40: a 60% closer adds 24).
+Open deals ranked as leads are scored from the CRM by `tools.deal_leads`.
 """
 
 from __future__ import annotations
@@ -23,13 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from crews.discovery.models import BantAssessment, LeadScore
 
-from crews.discovery.models import BantAssessment, DealLead, LeadScore
-from crm import analytics, insights
-from crm.filters import DealFilter
-from crm.models import Account, Product, SalesRep
+__all__ = ["bant_rules", "lead_score", "merge_bant"]
 
 CRITERIA = ("budget", "authority", "need", "timeline")
 POINTS = {"yes": 20, "unknown": 8, "no": 0}
@@ -161,57 +153,3 @@ def lead_score(bant: BantAssessment, text: str, account: dict[str, Any] | None) 
         score += 5
         reasons.append(f"Fit: an open deal with {account['name']} already (+5)")
     return LeadScore(score=min(100, score), reasons=reasons)
-
-
-def score_deal_leads(session: Session, f: DealFilter, *, limit: int = 5) -> list[DealLead]:
-    """Open deals matching `f` scored as leads (formula in the module docstring), best first."""
-    from crm import repository
-
-    deals = repository.list_deals(
-        session, f.model_copy(update={"status": "open"}), limit=500, sort="id"
-    ).items
-    accounts = {a.id: a for a in session.scalars(select(Account)).all()}
-    prices = {p.id: float(p.list_price or 0) for p in session.scalars(select(Product)).all()}
-    wins = {p.account.id: p.won_deals for p in insights.account_purchases(session)}
-    rates = {
-        r.group: r.win_rate
-        for r in analytics.deal_metrics(session, DealFilter(), "rep")
-        if r.group is not None
-    }
-    rep_names = {r.id: r.name for r in session.scalars(select(SalesRep)).all()}
-    leads = []
-    for d in deals:
-        score, reasons = 0, []
-        acc = accounts.get(d.account_id) if d.account_id else None
-        if acc is not None:
-            score += 15
-            reasons.append(f"account {acc.name} known (+15)")
-            won = wins.get(acc.id, 0)
-            if won:
-                pts = min(25, 5 * won)
-                score += pts
-                reasons.append(f"{won} past wins with {acc.name} (+{pts})")
-            if acc.employees and acc.employees >= 1000:
-                score += 10
-                reasons.append(f"{acc.employees:,} employees (+10)")
-        price = prices.get(d.product_id or -1, 0.0)
-        if price >= 1000:
-            score += 10
-            reasons.append(f"{d.product_name} lists at ${price:,.0f} (+10)")
-        rate = rates.get(rep_names.get(d.rep_id or -1, ""))
-        if rate is not None:
-            pts = round(rate * 0.4)
-            score += pts
-            reasons.append(f"rep {d.rep_name} wins {rate:.1f}% of closed deals (+{pts})")
-        leads.append(
-            DealLead(
-                deal=d.external_id,
-                account=d.account_name,
-                product=d.product_name,
-                stage=d.stage_name,
-                score=min(100, score),
-                reasons=reasons,
-            )
-        )
-    leads.sort(key=lambda lead: (-lead.score, lead.deal))
-    return leads[:limit]

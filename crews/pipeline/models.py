@@ -1,18 +1,12 @@
-"""Typed outputs of the pipeline crews."""
+"""Typed outputs of the pipeline crew."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from crews.pipeline.plan import LLMPlan, QueryPlan
+from tools.query_plan import LLMPlan, QueryPlan
 
-__all__ = ["LLMPlan", "PipelineReply", "PipelineResult", "QueryPlan"]
-
-
-class PipelineReply(BaseModel):
-    """What the analyst agent returns: the reply to the rep."""
-
-    reply: str = Field(min_length=1, max_length=1500)
+__all__ = ["LLMPlan", "PipelineResult", "QueryPlan"]
 
 
 class PipelineResult(BaseModel):

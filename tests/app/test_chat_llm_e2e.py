@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.services.chat import ChatService
+from app.services.context import real_context
 from config.settings import get_settings
+from crm.embeddings import get_embedder
 from crm.importer import import_export
 from embedded.llm import EMBEDDED_API_KEY, start_llm
-from graphs.context import ChatContext
 from graphs.graph import build_graph
-from graphs.llm import LLMConfig
+from llm import LLMConfig
 from tests.conftest import DATA_TABLES, MAVEN_DIR
 from tests.graphs.fakes import redis_saver
 
@@ -49,8 +50,8 @@ def maven_db(engine: Engine) -> Engine:
 async def test_a_pipeline_question_answered_by_the_real_model(
     redis_url: str, maven_db: Engine, llm: LLMConfig
 ) -> None:
-    # q000 of shared/eval/crm_questions_dev.jsonl: the answer is computed from the data (209).
-    ctx = ChatContext(engine=maven_db, llm=llm)
+    # q000 of the CRM questions dev set: the answer is computed from the data (209).
+    ctx = real_context(maven_db, llm, get_embedder(get_settings()))
     async with redis_saver(redis_url) as saver:
         chat = ChatService(build_graph(saver), ctx, saver)
         frames = [f async for f in chat.stream(None, "How many deals has Kary Hendrixson won?", "e2e")]

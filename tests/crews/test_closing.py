@@ -8,9 +8,9 @@ import json
 import pytest
 
 from config.files import load_policies
-from crews.closing import decide_discount, detect_kind, requested_discount, run
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest, Entities
+from contracts import CrewRequest, Entities
+from crews import CrewDeps
+from crews.closing.flow import decide_discount, detect_kind, requested_discount, run
 from tests.crews.conftest import CRM
 from tests.support.stub_llm import StubLLM
 

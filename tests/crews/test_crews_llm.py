@@ -5,43 +5,30 @@ and no discount above the policy's maximum reaches the draft."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
 
 from config.files import load_policies
-from config.settings import get_settings
+from contracts import CrewRequest
+from crews import CrewDeps
 from crews.closing import run as closing_run
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest
-from crews.llm import CrewLLMConfig, track_usage
 from crews.pipeline import run as pipeline_run
+from llm import LLMConfig
+from observability.llm_meter import usage_scope
 from tests.crews.conftest import CRM
 
 pytestmark = pytest.mark.llm
 
 
 @pytest.fixture(scope="module")
-def llm_cfg() -> Iterator[CrewLLMConfig]:
-    from embedded.llm import EMBEDDED_API_KEY, start_llm
-
-    settings = get_settings()
-    server = start_llm(settings, settings.data_dir, show_progress=False)
-    try:
-        yield CrewLLMConfig(
-            base_url=server.base_url,
-            api_key=EMBEDDED_API_KEY,
-            model=settings.llm_model,
-            timeout_s=180,
-            max_tokens=settings.llm_max_tokens,
-        )
-    finally:
-        server.stop()
+def llm_cfg(embedded_llm: LLMConfig) -> LLMConfig:
+    """The embedded model with a longer request timeout: a crew run is one long generation."""
+    return embedded_llm.with_limits(timeout_s=180)
 
 
 async def test_pipeline_answer_with_the_real_model(
-    crm_data: CRM, clean_db: Engine, llm_cfg: CrewLLMConfig
+    crm_data: CRM, clean_db: Engine, llm_cfg: LLMConfig
 ) -> None:
     deps = CrewDeps(engine=clean_db, llm=llm_cfg)
     request = CrewRequest(
@@ -49,7 +36,7 @@ async def test_pipeline_answer_with_the_real_model(
         intent="pipeline",
         entities=crm_data.entities(("rep", "Ann Alpha")),
     )
-    with track_usage() as usage:
+    with usage_scope() as usage:
         r = await pipeline_run(request, deps)
     assert "66.7%" in r.reply
     assert usage.calls == r.llm_calls == 1
@@ -57,7 +44,7 @@ async def test_pipeline_answer_with_the_real_model(
 
 
 async def test_closing_never_grants_more_than_the_maximum(
-    crm_data: CRM, clean_db: Engine, llm_cfg: CrewLLMConfig
+    crm_data: CRM, clean_db: Engine, llm_cfg: LLMConfig
 ) -> None:
     limit = load_policies().discount.max_percent
     deps = CrewDeps(engine=clean_db, llm=llm_cfg)

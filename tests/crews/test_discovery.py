@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest, Entities
+from contracts import CrewRequest, Entities
+from crews import CrewDeps
 from crews.discovery import run
 from crews.discovery.models import BantAssessment
 from crews.discovery.scoring import lead_score, merge_bant

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from crews.llm import CrewLLMConfig, crew_llm, json_schema_of, response_format, track_usage
-from crews.runner import CrewOutputError, extract_json, kickoff_validated, parse_output
+from crews.runner import CrewOutputError, kickoff_validated
+from llm import LLMConfig, crew_llm, extract_json, json_schema_of, parse_output, response_format
+from observability.llm_meter import usage_scope
 from tests.support.stub_llm import StubLLM
 
 
@@ -19,8 +20,8 @@ class Answer(BaseModel):
     score: int = Field(0, ge=0, le=100)
 
 
-def _cfg(stub: StubLLM, **kw: Any) -> CrewLLMConfig:
-    return CrewLLMConfig(
+def _cfg(stub: StubLLM, **kw: Any) -> LLMConfig:
+    return LLMConfig(
         base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=10, max_tokens=100, **kw
     )
 
@@ -40,13 +41,13 @@ def test_schema_sent_to_the_server_has_no_length_bounds() -> None:
     for word in ("maxLength", "minLength", "maximum", "minimum"):
         assert word not in text
     assert schema["required"] == ["reply", "score"]  # every key asked for
-    assert response_format(Answer)["type"] == "json_object"
-    assert response_format(Answer, "json_schema")["json_schema"]["schema"] == schema
+    assert response_format(Answer, safe=True)["type"] == "json_object"
+    assert response_format(Answer, "openai", safe=True)["json_schema"]["schema"] == schema
 
 
 async def test_crew_llm_request_shape_and_usage(stub: StubLLM) -> None:
     stub.answers = ['{"reply": "hi", "score": 3}']
-    with track_usage() as usage:
+    with usage_scope() as usage:
         run = await kickoff_validated("test", _build, {"name": "Ann"}, Answer, _cfg(stub), max_tokens=50)
     assert run.output == Answer(reply="hi", score=3)
     assert run.attempts == 1
@@ -70,7 +71,7 @@ def test_text_tool_path_and_openai_dialect(stub: StubLLM) -> None:
     assert params["stop"] == ["\nObservation:"]
     plain: Any = crew_llm(_cfg(stub))
     assert plain.supports_function_calling() is True
-    openai_llm = crew_llm(_cfg(stub, json_format="json_schema"), schema=Answer)
+    openai_llm = crew_llm(_cfg(stub, dialect="openai"), schema=Answer)
     params = openai_llm._prepare_completion_params([{"role": "user", "content": "x"}])  # type: ignore[attr-defined]
     assert params["response_format"]["type"] == "json_schema"
     assert crew_llm(_cfg(stub), max_tokens=10_000).max_tokens == 100  # never above the config

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 import crews.pipeline as pipeline
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest
-from crews.pipeline.plan import plan_from_rules
+from contracts import CrewRequest
+from crews import CrewDeps
 from crm.db import session_scope
 from crm.models import Deal, Event
 from tests.crews.conftest import CRM, echo_draft
 from tests.support.stub_llm import StubLLM
+from tools.query_plan import plan_from_rules
 
 
 def _ask(message: str, ents) -> CrewRequest:  # type: ignore[no-untyped-def]

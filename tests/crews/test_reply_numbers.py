@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 import crews.discovery as discovery
 import crews.pipeline as pipeline
-from crews.common import CrewDeps, compared_across, names_and_more
-from crews.contracts import CrewRequest, CrewResponse, Entities, Intent
+from contracts import CrewRequest, CrewResponse, Entities, Intent
+from crews import CrewDeps
 from crm.db import session_scope
 from crm.repository import create_account
 from crm.schemas import AccountCreate
@@ -48,17 +48,6 @@ def services(clean_db: Engine, crm_data: CRM) -> CRM:
                 s, AccountCreate(name=f"Svc{chr(65 + i)} Ltd", sector="services", employees=200 + i)
             )
     return crm_data
-
-
-def test_helpers_return_the_count_they_write() -> None:
-    listed = names_and_more([f"N{i}" for i in range(5)], 3)
-    assert listed.text == "N0, N1, N2 and 2 more"
-    assert listed.facts == [{"metric": "more_items", "value": 2}]
-    assert names_and_more(["A", "B"], 3) == ("A and B", [])
-    assert names_and_more(["A", "B"], 2, total=9).facts == [{"metric": "more_items", "value": 7}]
-    across = compared_across(7, "product")
-    assert across.text == "(Compared across 7 products.)"
-    assert across.facts == [{"metric": "groups_compared", "value": 7}]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Acceptance test of issue 2: the domain answers every factual dev question exactly.
+"""Acceptance test of the domain: it answers every factual dev question exactly.
 
 The Maven export is imported once for this module; each line of `crm_questions_dev.jsonl` is mapped
 (by its id, in QUERIES below) to a call of `crm.analytics`, and the result is compared with the

@@ -1,8 +1,9 @@
-"""Fakes for chat-graph tests: a keyword classifier, a resolver over a fixed name list, and
-crews that answer instantly with typed `CrewResponse`s (and propose actions on request).
+"""Fakes for chat-graph tests: a keyword router, a resolver over a fixed name list, and crews
+that answer instantly with typed `CrewResponse`s (and propose actions on request).
 
 They stand in for the LLM-backed parts only; the graph, the Redis checkpointer, the database and
-`tools.actions.execute` stay real in the tests that use them.
+`tools.actions.execute` stay real in the tests that use them. `fake_context` builds a
+`graphs.context.ChatContext` of them; any part can be swapped by its field name.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
 
-from crews.contracts import (
+from contracts import (
+    ActionMeta,
     CrewRequest,
     CrewResponse,
     Entities,
@@ -23,9 +25,15 @@ from crews.contracts import (
     Intent,
     ProposedAction,
     Source,
-    Turn,
 )
+from crews.registry import CrewDeps
+from graphs.adapters import CrmActions
 from graphs.context import ChatContext
+from graphs.intent import IntentResult
+from llm import LLMConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: Words that pick each intent (the fake router; the real one is `graphs.intent`).
 KEYWORDS: dict[Intent, tuple[str, ...]] = {
@@ -48,14 +56,29 @@ MESSAGES: dict[Intent, str] = {
 }
 
 
-def fake_classify(
-    ctx: ChatContext, message: str, entities: Entities, history: list[Turn], previous: Intent | None
-) -> Intent:
+def keyword_intent(message: str) -> Intent:
+    """The intent of the first `KEYWORDS` entry with a word in `message`, else "general"."""
     low = message.lower()
     for intent, words in KEYWORDS.items():
         if any(w in low for w in words):
             return intent
     return "general"
+
+
+@dataclass
+class FakeRouter:
+    """Router stand-in (`graphs.context.IntentClassifier`): `intent` when given, else
+    :func:`keyword_intent`; records every call's (message, previous_intent, entities)."""
+
+    intent: Intent | None = None
+    calls: list[tuple[str, Intent | None, Entities | None]] = field(default_factory=list)
+
+    async def aclassify(
+        self, message: str, previous_intent: Intent | None = None, entities: Entities | None = None
+    ) -> IntentResult:
+        self.calls.append((message, previous_intent, entities))
+        intent = self.intent or keyword_intent(message)
+        return IntentResult(intent=intent, confidence=1.0, method="knn")
 
 
 #: Names the fake resolver knows: text -> (kind, key).
@@ -67,18 +90,40 @@ NAMES: dict[str, tuple[str, str]] = {
 }
 
 
-def fake_resolve(ctx: ChatContext, message: str, previous: Entities) -> Entities:
-    """Names found in the message, else (a follow-up) the previous entities."""
-    low = message.lower()
-    found = [
-        EntityRef(kind=kind, key=key, mention=name)  # type: ignore[arg-type]
-        for name, (kind, key) in NAMES.items()
-        if name in low
-    ]
-    deal = re.search(r"\b([0-9A-Z]{8})\b", message)
-    if deal:
-        found.append(EntityRef(kind="deal", key=deal.group(1)))
-    return Entities(items=found) if found else previous
+class FakeResolver:
+    """Resolver stand-in (`graphs.context.EntityResolver`) over `NAMES` and 8-character deal ids."""
+
+    def resolve(self, message: str, previous: Entities) -> Entities:
+        """Names found in the message, else (a follow-up) the previous entities."""
+        low = message.lower()
+        found = [
+            EntityRef(kind=kind, key=key, mention=name) for name, (kind, key) in NAMES.items() if name in low
+        ]
+        deal = re.search(r"\b([0-9A-Z]{8})\b", message)
+        if deal:
+            found.append(EntityRef(kind="deal", key=deal.group(1)))
+        return Entities(items=found) if found else previous
+
+
+class KeepPrevious:
+    """Resolver that finds nothing new: the thread's entities stay."""
+
+    def resolve(self, message: str, previous: Entities) -> Entities:
+        return previous
+
+
+@dataclass
+class MemoryActions:
+    """Action log without a database (`graphs.context.ActionLog`): Events are kept in `events`;
+    executing an action fails (the tests that approve actions use the real one)."""
+
+    events: list[tuple[str, dict[str, Any], ActionMeta]] = field(default_factory=list)
+
+    def execute(self, action: ProposedAction, meta: ActionMeta) -> dict[str, Any]:
+        raise RuntimeError("no database: use fake_context(engine=...) to carry out actions")
+
+    def record(self, kind: str, payload: dict[str, Any], meta: ActionMeta) -> None:
+        self.events.append((kind, payload, meta))
 
 
 @dataclass
@@ -117,17 +162,28 @@ class FakeCrews:
         )
 
 
-def fake_context(engine: Any = None, crews: FakeCrews | None = None, **overrides: Any) -> ChatContext:
-    """A ChatContext with the fakes above (and `engine` for the real action/event writers).
-    The guard is a pass-through unless `guard=` is given: the fake crews' replies are not
-    grounded in any CRM (tests/graphs/test_guard_paths.py runs the real guards)."""
-    kwargs: dict[str, Any] = {
-        "resolve": fake_resolve,
-        "classify": fake_classify,
-        "run_crew": crews or FakeCrews(),
-        "guard": None,
-    }
-    return ChatContext(engine=engine, **{**kwargs, **overrides})
+#: LLM config of contexts whose parts call no model (nothing listens on port 9).
+NO_LLM = LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="fake")
+
+
+def fake_context(engine: Engine | None = None, crews: Any = None, **overrides: Any) -> ChatContext:
+    """A ChatContext of the fakes above; with `engine`, the real action log (`tools.actions`
+    and the Event log) on it, else :class:`MemoryActions`. The guard is a pass-through unless
+    `guard=` is given: the fake crews' replies are not grounded in any CRM
+    (tests/graphs/test_guard_paths.py runs the real guards). `overrides`: other parts or limits
+    by their `ChatContext` field name."""
+    base = ChatContext(
+        engine=engine,
+        llm=NO_LLM,
+        # the fake crews read no deps; a real crew gets a context from app.services.context
+        crew_deps=CrewDeps(engine=cast("Engine", engine), llm=NO_LLM),
+        resolver=FakeResolver(),
+        router=FakeRouter(),
+        crews=crews or FakeCrews(),
+        actions=CrmActions(engine) if engine is not None else MemoryActions(),
+        guard=None,
+    )
+    return replace(base, **overrides)
 
 
 @asynccontextmanager

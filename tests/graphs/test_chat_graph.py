@@ -1,6 +1,6 @@
 """The chat graph end to end with fake crews and a fake router, on real Redis (checkpoints) and
 the real database (actions, events): routing per intent, typed state, approvals, failures,
-restart survival, streaming frames."""
+restart survival, streaming frames, the drawing of the graph."""
 
 from __future__ import annotations
 
@@ -15,22 +15,35 @@ from sqlalchemy import Engine, select
 
 from app.services.chat import ChatService
 from app.services.chat_types import ActionPending, NothingPending, ThreadNotFound
-from crews.contracts import INTENTS, CrewRequest, CrewResponse, Entities, Intent
+from contracts import (
+    INTENTS,
+    ActionResult,
+    CrewRequest,
+    CrewResponse,
+    Entities,
+    GuardOutcome,
+    Intent,
+    Verdict,
+)
 from crm.db import session_scope
 from crm.models import Deal, Event
 from crm.repository import create_account, create_deal
 from crm.schemas import AccountCreate, DealCreate
-from graphs.context import ChatContext, GuardOutcome
-from graphs.graph import build_graph
-from graphs.state import ActionResult
-from tests.graphs.fakes import MESSAGES, FakeCrews, chat_service, fake_context, redis_saver
+from graphs.canned import HELP
+from graphs.graph import build_graph, graph
+from graphs.guarding import MAX_ATTEMPTS
+from graphs.intent import IntentResult
+from tests.graphs.fakes import MESSAGES, FakeCrews, MemoryActions, chat_service, fake_context, redis_saver
+
+#: The intents answered by a crew ("general" is answered by canned replies).
+CREW_INTENTS = [i for i in INTENTS if i != "general"]
 
 
 def _conn_error() -> openai.APIConnectionError:
     return openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions"))
 
 
-@pytest.mark.parametrize("intent", INTENTS)
+@pytest.mark.parametrize("intent", CREW_INTENTS)
 async def test_each_intent_runs_its_crew_and_is_checkpointed(redis_url: str, intent: Intent) -> None:
     crews = FakeCrews()
     prefix = f"test:intent-{intent}"
@@ -55,6 +68,27 @@ async def test_each_intent_runs_its_crew_and_is_checkpointed(redis_url: str, int
     finally:
         await client.aclose()
     assert keys, "checkpoints of the thread are in Redis"
+
+
+async def test_general_is_answered_without_a_crew_and_checkpointed(redis_url: str) -> None:
+    crews = FakeCrews()
+    async with chat_service(redis_url, fake_context(crews=crews)) as chat:
+        result = await chat.turn(None, MESSAGES["general"], "amy")
+        snap = await chat.graph.aget_state({"configurable": {"thread_id": result.thread_id}})
+    assert result.intent == "general" and crews.calls == []
+    assert result.reply == "Hi! How can I help with your accounts and deals today?\n\n" + HELP
+    assert result.data == {"kind": "greeting", "reply": result.reply}
+    assert result.error is None and result.pending_action is None
+    assert [m.type for m in snap.values["messages"]] == ["human", "ai"]
+
+
+def test_the_drawing_shows_every_route_and_the_reask_edge() -> None:
+    mermaid = graph.get_graph().draw_mermaid()
+    for intent in INTENTS:
+        assert f"classify_intent -.-> {intent};" in mermaid
+        assert f"{intent} --> guard;" in mermaid
+        assert f"guard -.-> {intent};" in mermaid  # the guard's re-ask
+    assert "guard -.-> propose;" in mermaid and "guard -.-> respond;" in mermaid
 
 
 async def test_crew_request_carries_history_and_follow_up_entities(redis_url: str) -> None:
@@ -83,18 +117,80 @@ async def test_stream_frames_status_tokens_final(redis_url: str) -> None:
     assert kinds.index("token") > kinds.index("status")
 
 
-async def test_guard_hook_replaces_reply_and_records_verdicts(redis_url: str) -> None:
-    def guard(ctx: ChatContext, request: CrewRequest, response: CrewResponse) -> GuardOutcome:
-        fixed = response.model_copy(update={"reply": response.reply.replace("Cancity", "[checked]")})
-        return GuardOutcome(fixed, [{"validator": "test", "passed": False, "detail": "renamed"}])
+class RenamingGuard:
+    """A guard that fixes every reply by renaming Cancity (`graphs.context.ReplyGuard`)."""
 
-    async with chat_service(redis_url, fake_context(guard=guard)) as chat:
+    def check(self, request: CrewRequest, response: CrewResponse, attempt: int) -> GuardOutcome:
+        fixed = response.model_copy(update={"reply": response.reply.replace("Cancity", "[checked]")})
+        verdict = Verdict(validator="test", passed=False, action="fixed", message="renamed")
+        return GuardOutcome(
+            decision="fixed", response=fixed, original_reply=response.reply, verdicts=[verdict]
+        )
+
+
+async def test_guard_hook_replaces_reply_and_records_verdicts(redis_url: str) -> None:
+    actions = MemoryActions()
+    async with chat_service(redis_url, fake_context(guard=RenamingGuard(), actions=actions)) as chat:
         frames = [f async for f in chat.stream(None, "How many deals with Cancity?")]
     final = frames[-1]
     assert final["reply"] == "[pipeline] answer about [checked]."
-    assert final["verdicts"] == [{"validator": "test", "passed": False, "detail": "renamed"}]
+    assert final["verdicts"] == [
+        {
+            "validator": "test",
+            "target": "reply",
+            "passed": False,
+            "action": "fixed",
+            "message": "renamed",
+            "latency_ms": 0.0,
+            "attempt": 0,
+        }
+    ]
     streamed = "".join(f["content"] for f in frames if f["type"] == "token")
     assert "Cancity" not in streamed, "only the guarded reply is streamed"
+    assert [(kind, payload["decision"]) for kind, payload, _ in actions.events] == [
+        ("guard.verdicts", "fixed")
+    ]
+
+
+class AlwaysReask:
+    """A guard that re-asks every answer (as if `max_reasks` were above MAX_ATTEMPTS)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+
+    def check(self, request: CrewRequest, response: CrewResponse, attempt: int) -> GuardOutcome:
+        self.attempts.append(attempt)
+        verdict = Verdict(validator="grounding", passed=False, action="reask", message="invented")
+        return GuardOutcome(
+            decision="reask",
+            response=response,
+            original_reply=response.reply,
+            verdicts=[verdict],
+            reask_instructions=f"try again ({attempt})",
+        )
+
+
+async def test_the_reask_loop_runs_the_crew_again_and_stops_at_max_attempts(redis_url: str) -> None:
+    crews = FakeCrews()
+    guard, actions = AlwaysReask(), MemoryActions()
+    async with chat_service(redis_url, fake_context(crews=crews, guard=guard, actions=actions)) as chat:
+        frames = [f async for f in chat.stream(None, "How many deals with Cancity?", "amy")]
+    final = frames[-1]
+    assert final["type"] == "final" and final["reply"].startswith("I can't give you a checked answer")
+    assert guard.attempts == list(range(MAX_ATTEMPTS))
+    assert [c.feedback for c in crews.calls] == [None, *(f"try again ({n})" for n in range(MAX_ATTEMPTS - 1))]
+    assert [v["attempt"] for v in final["verdicts"]] == list(range(MAX_ATTEMPTS))
+    statuses = [(f["node"], f.get("crew")) for f in frames if f["type"] == "status"]
+    assert statuses == [
+        ("resolve_entities", None),
+        ("classify_intent", None),
+        ("pipeline", "pipeline"),
+        ("guard", None),
+        *[("pipeline", "pipeline")] * (MAX_ATTEMPTS - 1),
+    ]
+    ((kind, payload, meta),) = actions.events
+    assert kind == "guard.verdicts" and payload["decision"] == "refuse"
+    assert payload["attempts"] == MAX_ATTEMPTS and meta.actor == "amy"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,19 +392,21 @@ async def test_turns_of_one_thread_run_one_at_a_time(redis_url: str) -> None:
 
 
 async def test_usage_counts_chat_model_calls_and_tokens(redis_url: str) -> None:
-    from graphs.llm import LLMConfig, chat_model
+    from llm import LLMConfig, chat_model
     from tests.support.stub_llm import StubLLM, estimate_tokens, prompt_tokens_of
 
     with StubLLM(answers=["pipeline"]) as stub:
         cfg = LLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=10, max_tokens=8)
 
-        async def classify(
-            ctx: ChatContext, message: str, entities: Entities, history: list[Any], previous: Intent | None
-        ) -> Intent:
-            answer = await chat_model(cfg).ainvoke(message)
-            return "pipeline" if "pipeline" in str(answer.content) else "general"
+        class ModelRouter:
+            async def aclassify(
+                self, message: str, previous_intent: Intent | None = None, entities: Entities | None = None
+            ) -> IntentResult:
+                answer = await chat_model(cfg).ainvoke(message)
+                intent: Intent = "pipeline" if "pipeline" in str(answer.content) else "general"
+                return IntentResult(intent=intent, confidence=1.0, method="llm", llm_calls=1)
 
-        async with chat_service(redis_url, fake_context(classify=classify)) as chat:
+        async with chat_service(redis_url, fake_context(router=ModelRouter())) as chat:
             result = await chat.turn(None, "How many deals did we win?")
         assert stub.count == 1
         expected_prompt = prompt_tokens_of(stub.requests[0])

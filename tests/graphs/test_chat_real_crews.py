@@ -1,21 +1,25 @@
-"""The graph with the real crews (`crews.registry.run_crew`, real `CrewDeps` from the context) on
+"""The graph with the real crews (`crews.registry.run_crew`, the `CrewDeps` of the app's context) on
 the real database, with a stub OpenAI-compatible LLM that counts requests: the deps plumbing,
 the crews' typed responses, approvals through the real pipeline crew, and per-turn usage."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, select
 
+from app.services.context import real_context
+from config.settings import get_settings
 from crm.db import session_scope
+from crm.embeddings import get_embedder
 from crm.models import Deal, Event
 from crm.repository import create_account, create_deal, create_product, create_rep
 from crm.schemas import AccountCreate, DealCreate, ProductCreate, SalesRepCreate
 from graphs.context import ChatContext
-from graphs.llm import LLMConfig
-from tests.graphs.fakes import chat_service, fake_classify
+from llm import LLMConfig
+from tests.graphs.fakes import FakeRouter, KeepPrevious, chat_service
 from tests.support.stub_llm import StubLLM
 
 
@@ -63,7 +67,7 @@ def _context(engine: Engine, stub: StubLLM) -> ChatContext:
     """Real entity resolver and crews; the keyword router of the fakes (the real one asks the
     LLM when unsure, and the stub's answers are not a router's)."""
     llm = LLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=20, max_tokens=64)
-    return ChatContext(engine=engine, llm=llm, classify=fake_classify)
+    return replace(real_context(engine, llm, get_embedder(get_settings())), router=FakeRouter())
 
 
 async def test_real_pipeline_crew_proposes_and_the_approval_executes(
@@ -114,11 +118,11 @@ async def test_llm_down_with_real_crews_is_an_honest_error(
     redis_url: str, clean_db: Engine, crm: dict[str, int]
 ) -> None:
     # nothing listens on port 9: every LLM call is refused
-    ctx = ChatContext(
-        engine=clean_db,
-        llm=LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="m", timeout_s=5, max_tokens=16),
-        resolve=lambda ctx, m, p: p,
-        classify=fake_classify,
+    llm = LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="m", timeout_s=5, max_tokens=16)
+    ctx = replace(
+        real_context(clean_db, llm, get_embedder(get_settings())),
+        resolver=KeepPrevious(),
+        router=FakeRouter(),
     )
     async with chat_service(redis_url, ctx) as chat:
         result = await chat.turn(None, "What is our win rate by sector?")

@@ -14,7 +14,7 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 
-from crews.contracts import Entities, EntityRef
+from contracts import Entities, EntityRef
 from graphs.checkpoint import CheckpointStoreError, open_checkpointer
 
 

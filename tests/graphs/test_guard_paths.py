@@ -1,4 +1,4 @@
-"""The guard node with the real guards (`graphs.guarding`, default `ChatContext.guard`) on the real
+"""The guard node with the real guards (`graphs.adapters.CrmGuard`, the app's) on the real
 database and Redis: pass, fix, re-ask and safe-reply paths, verdicts in the graph state, the
 event log and the metrics; the CRM name index following the data. Crews are scripted here (a
 real crew cannot be made to invent a figure: they drop the model's numeric sentences), the
@@ -9,25 +9,28 @@ The last test runs the closing crew through the graph on the embedded model (`-m
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
 
+from app.services.context import real_context
 from config.files import load_policies
 from config.settings import get_settings
-from crews.contracts import CrewRequest, CrewResponse, Entities, Intent, ProposedAction, Turn
+from contracts import CrewRequest, CrewResponse, ProposedAction
 from crm.db import session_scope
+from crm.embeddings import get_embedder
 from crm.models import Event
 from crm.repository import create_account, create_contact, create_deal, create_product, create_rep
 from crm.schemas import AccountCreate, ContactCreate, DealCreate, ProductCreate, SalesRepCreate
+from graphs.adapters import CrmActions, CrmGuard, CrmResolver
 from graphs.context import ChatContext
-from graphs.guarding import crm_name_index, forget_name_indexes
-from graphs.llm import LLMConfig
+from llm import LLMConfig
 from observability import metrics
 from tests.conftest import DATA_TABLES, MAVEN_DIR
-from tests.graphs.fakes import chat_service, fake_classify
+from tests.graphs.fakes import FakeRouter, chat_service, fake_context
+from tools.names import invalidate_name_index, name_index
 
 QUESTION = "How many deals has Cancity won?"
 INVENTED = "Cancity has won 1 deal, worth $9,000 in total."
@@ -84,8 +87,10 @@ def crm(clean_db: Engine) -> dict[str, int]:
 
 
 def _context(engine: Engine, crew: ScriptedCrew) -> ChatContext:
-    # real resolver, real guard (the default), real event writer; keyword router, scripted crew
-    return ChatContext(engine=engine, classify=fake_classify, run_crew=crew)
+    # real resolver, real guard, real event writer; keyword router, scripted crew
+    return fake_context(
+        engine, crews=crew, resolver=CrmResolver(engine), actions=CrmActions(engine), guard=CrmGuard(engine)
+    )
 
 
 def _guard_events(engine: Engine, thread_id: str) -> list[Event]:
@@ -220,35 +225,36 @@ async def test_personal_data_outside_the_record_is_redacted_and_the_contacts_ema
 def test_name_index_follows_the_crm(clean_db: Engine, crm: dict[str, int]) -> None:
     from guards.names import unknown_names
 
-    forget_name_indexes()
+    invalidate_name_index()
     sentence = "We should call Northwind Traders next week about Cancity."
     with session_scope(clean_db) as s:
-        first = crm_name_index(s)
-        assert crm_name_index(s) is first  # cached while the CRM does not change
+        first = name_index(s)
+        assert name_index(s) is first  # cached while the CRM does not change
         assert [u.text for u in unknown_names(sentence, first)] == ["Northwind Traders"]
         for name in ("Lena Ortiz", "Jane Roe", "Ann Lee", "GTX Pro", "AAAA0001", "United States", "West"):
             assert not unknown_names(f"We spoke to {name} about it.", first), name
     with session_scope(clean_db) as s:
         create_account(s, AccountCreate(name="Northwind Traders"))
     with session_scope(clean_db) as s:
-        second = crm_name_index(s)
+        second = name_index(s)
     assert second is not first
     assert unknown_names(sentence, second) == []
 
 
 def test_a_crafted_reply_with_an_invented_figure_is_caught(clean_db: Engine, crm: dict[str, int]) -> None:
-    from graphs.guarding import GuardInputs, _check
+    from graphs.guarding import check_with
+    from tools.guard_facts import GuardFacts
 
     with session_scope(clean_db) as s:
-        inputs = GuardInputs(index=crm_name_index(s), allowed_pii=(), list_price=None)
+        inputs = GuardFacts(index=name_index(s), allowed_pii=(), list_price=None)
     request = CrewRequest(message=QUESTION, intent="pipeline")
-    first = _check(request, answer(INVENTED), inputs, attempt=0)
+    first = check_with(request, answer(INVENTED), inputs, attempt=0)
     assert first.decision == "reask"
     (failure,) = first.failures
     assert failure.validator == "grounding" and "$9,000" in failure.message
-    last = _check(request, answer(INVENTED), inputs, attempt=1)
+    last = check_with(request, answer(INVENTED), inputs, attempt=1)
     assert last.decision == "refuse" and "9,000" not in last.reply
-    assert _check(request, answer(GROUNDED), inputs, attempt=0).decision == "pass"
+    assert check_with(request, answer(GROUNDED), inputs, attempt=0).decision == "pass"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,12 +291,6 @@ def maven(engine: Engine) -> Engine:
     return engine
 
 
-def _closing(
-    ctx: ChatContext, message: str, entities: Entities, history: list[Turn], previous: Intent | None
-) -> Intent:
-    return "closing"  # the route is the router's business (its own eval); this is the crew's and guards'
-
-
 @pytest.mark.llm
 async def test_closing_crew_never_grants_more_than_the_policy_maximum(
     redis_url: str, maven: Engine, embedded_llm: LLMConfig
@@ -299,7 +299,10 @@ async def test_closing_crew_never_grants_more_than_the_policy_maximum(
 
     limit = load_policies().discount.max_percent
     assert limit < 60
-    ctx = ChatContext(engine=maven, llm=embedded_llm, classify=_closing)
+    # the route is the router's business (its own eval); this is the crew's and guards'
+    ctx = replace(
+        real_context(maven, embedded_llm, get_embedder(get_settings())), router=FakeRouter("closing")
+    )
     async with chat_service(redis_url, ctx) as chat:
         result = await chat.turn(None, "Offer Cancity 60% off", "darcel")
     assert result.error is None, result.reply

@@ -16,7 +16,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from pydantic import Field
 
-from crews.contracts import INTENTS
+from contracts import INTENTS
 from graphs.intent import IntentRouter, load_intents
 from tests.conftest import EVAL_DIR
 
@@ -229,7 +229,7 @@ def test_sync_classify_works_outside_an_event_loop(knn_router: IntentRouter) -> 
 def real_router(embedder: Any) -> Iterator[IntentRouter]:
     from config.settings import get_settings
     from embedded.stack import running_stack
-    from graphs.llm import LLMConfig, chat_model
+    from llm import LLMConfig, chat_model
 
     settings = get_settings()
     with running_stack(settings, need={"llm"}, show_progress=False) as endpoints:
@@ -241,11 +241,32 @@ def real_router(embedder: Any) -> Iterator[IntentRouter]:
         yield router
 
 
+@pytest.fixture(scope="module")
+def maven_resolve(engine: Any) -> Iterator[Any]:
+    """`resolve(message) -> Entities` over the Maven export imported into the test database, as
+    the chat graph resolves entities before routing."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from crm.importer import import_export
+    from graphs.entities import resolve_entities
+    from tests.conftest import DATA_TABLES, MAVEN_DIR
+    from tools.names import invalidate_name_index
+
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+    import_export(engine, MAVEN_DIR)
+    invalidate_name_index()
+    with Session(engine) as session:
+        yield lambda message: resolve_entities(session, message, None)
+    invalidate_name_index()
+
+
 @pytest.mark.llm
-def test_dev_set_accuracy_with_the_embedded_model(real_router: IntentRouter) -> None:
+def test_dev_set_accuracy_with_the_embedded_model(real_router: IntentRouter, maven_resolve: Any) -> None:
     from app.commands.eval_intents import evaluate, load_cases
 
-    report = evaluate(real_router, load_cases(EVAL_DIR / "intents_dev.jsonl"))
+    report = evaluate(real_router, load_cases(EVAL_DIR / "intents_dev.jsonl"), maven_resolve)
     assert report["accuracy"] >= 0.9, report["mistakes"]
     assert report["llm_calls"] <= report["n"]  # at most one call per message
 
@@ -287,7 +308,7 @@ def test_which_account_is_named_does_not_change_the_neighbours(knn_router: Inten
 
 
 async def test_aclassify_masks_the_entities_it_is_given(embedder: Any, knn_router: IntentRouter) -> None:
-    from crews.contracts import Entities, EntityRef
+    from contracts import Entities, EntityRef
 
     router = IntentRouter(embedder, None)
     router._vectors = knn_router._vectors
@@ -300,7 +321,7 @@ async def test_aclassify_masks_the_entities_it_is_given(embedder: Any, knn_route
 async def test_general_from_the_llm_needs_a_message_without_sales_words(
     embedder: Any, knn_router: IntentRouter
 ) -> None:
-    from crews.contracts import Entities, EntityRef
+    from contracts import Entities, EntityRef
     from graphs.intent import sales_signal
 
     # an out-of-scope question: the LLM's "general" stands even if the neighbours rank it low

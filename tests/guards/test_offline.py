@@ -51,7 +51,7 @@ def test_guard_process_exits_promptly(tmp_path: Path) -> None:
         "import sys, time\n"
         "import guards\n"
         "from guards.runner import validate_output\n"
-        "from crews.contracts import ProposedAction\n"
+        "from contracts import ProposedAction\n"
         "v = validate_output(ProposedAction, {'kind': 'move_stage', 'summary': 'Move it'})\n"
         "assert v.passed, v\n"
         "print(time.time(), flush=True)\n"

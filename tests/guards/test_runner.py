@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from crews.contracts import CrewResponse, ProposedAction
+from contracts import CrewResponse, ProposedAction
 from guards.config import GuardsConfig, load_guards_config
 from guards.names import NameIndex
 from guards.runner import check_reply, safe_reply, validate_output

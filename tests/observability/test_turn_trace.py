@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, text
 
 from app.main import create_app
 from config.settings import get_settings
-from crews.contracts import INTENTS
+from contracts import INTENTS
 from crm.db import session_scope
 from crm.models import Event
 from crm.repository import create_account, create_contact, create_deal, create_product, create_rep

@@ -1,6 +1,6 @@
 """A local stand-in for a Langfuse server's ingestion endpoints, for tracing tests.
 
-No Langfuse server can run on this machine (shared/docs/offline.md, "Langfuse"), but the SDK's
+No Langfuse server can run offline on one machine (it needs ClickHouse, S3 and more), but the SDK's
 traffic is plain HTTP, so a receiver that decodes it sees exactly what Langfuse would get:
 
 - `POST /api/public/otel/v1/traces`: OTLP/HTTP, an `ExportTraceServiceRequest` protobuf, gzip'd

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
 from pydantic import (
@@ -33,7 +33,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 # Only the engine's light types: the engine itself (LangGraph, seconds to import) is built in the
@@ -46,7 +45,7 @@ from app.services.chat_types import (
     ChatResult,
     ThreadView,
 )
-from graphs.outcomes import ResumeValue
+from contracts import ResumeValue
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +77,6 @@ class ChatRequest(BaseModel):
     _blank = field_validator("message")(_not_blank)
 
 
-class ResumeRequest(BaseModel):
-    """The rep's decision on the pending action; `edits` (for "edit") are merged into its params."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    decision: Literal["approve", "reject", "edit"]
-    edits: dict[str, Any] | None = None
-
-    @model_validator(mode="after")
-    def _edits_for_edit(self) -> ResumeRequest:
-        if self.decision == "edit" and not self.edits:
-            raise ValueError("edits: required (a non-empty object) when decision is 'edit'")
-        return self
-
-
 class MessageFrame(BaseModel):
     type: Literal["message"]
     content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
@@ -101,7 +85,9 @@ class MessageFrame(BaseModel):
     _blank = field_validator("content")(_not_blank)
 
 
-class ResumeFrame(ResumeRequest):
+class ResumeFrame(ResumeValue):
+    """A decision sent over the WebSocket: `contracts.ResumeValue` plus the frame type."""
+
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["resume"]
@@ -141,7 +127,7 @@ async def chat(chat: ChatDep, body: ChatRequest) -> ChatResult:
 
 
 @router.post("/chat/{thread_id}/resume", response_model=ChatResult)
-async def resume(chat: ChatDep, thread_id: ThreadId, body: ResumeRequest) -> ChatResult:
+async def resume(chat: ChatDep, thread_id: ThreadId, body: ResumeValue) -> ChatResult:
     """Approve, edit or reject the action the thread is waiting on."""
     try:
         return await chat.resume(thread_id, body.decision, body.edits)

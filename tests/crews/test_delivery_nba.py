@@ -1,4 +1,5 @@
-"""The delivery, nba and general crews with a stub LLM on the small CRM."""
+"""The delivery and nba crews with a stub LLM on the small CRM (the general intent's canned
+replies are a graph node: tests/graphs/test_canned.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ import json
 from sqlalchemy import Engine, func, select
 
 import crews.delivery as delivery
-import crews.general as general
 import crews.nba as nba
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest, Entities
-from crews.registry import run_crew
+from contracts import CrewRequest, Entities
+from crews import CrewDeps
 from crm.db import session_scope
 from crm.models import Event, Recommendation
 from tests.crews.conftest import CRM
@@ -98,17 +97,3 @@ async def test_upsell_question_leads_with_the_cross_sell(
     )
     first = r.data["actions"][0]
     assert first["kind"] == "upsell" and "MG Advanced" in first["action"]  # the product Acme never won
-
-
-async def test_general_replies_need_no_llm(deps: CrewDeps, stub: StubLLM) -> None:
-    for message, kind in (
-        ("Hi there!", "greeting"),
-        ("What can you do?", "help"),
-        ("Thanks, that's all for now", "thanks"),
-        ("What's the capital of France?", "out_of_scope"),
-    ):
-        r = await general.run(_ask(message, Entities(), "general"), deps)
-        assert r.data["kind"] == kind
-    assert "Paris" not in r.reply
-    r = await run_crew(_ask("Hello", Entities(), "general"), deps)
-    assert r.llm_calls == 0 and stub.count == 0

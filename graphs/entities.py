@@ -1,12 +1,12 @@
 """Deterministic entity resolution for the chat (no LLM): which CRM records and which period a
 rep's message names, plus what a follow-up ("and his manager?", "what about them?") refers to.
 
-`resolve_entities(session, message, previous)` scans the message against a `NameIndex` of the
-CRM (account, rep, manager, contact, product names; regional offices; sectors; pipeline stages;
-deal external ids), cached per database and rebuilt when the CRM changes (a one-row fingerprint
-query per call detects an import by any process), and parses a period ("March 2017", "Q1 2017",
-"this quarter", "last month", "next month", "in 2017", "last 90 days") relative to the data's
-`crm.analytics.reference_date` (the Maven export ends 2017-12-31, so "this quarter" is Q4 2017).
+`resolve_entities(session, message, previous)` scans the message against the CRM's name index
+(`crm.names.NameIndex`: account, rep, manager, contact and product names; regional offices;
+sectors; pipeline stages; deal external ids), cached per database by `tools.names.name_index`
+and rebuilt when the CRM changes, and parses a period ("March 2017", "Q1 2017", "this quarter",
+"last month", "next month", "in 2017", "last 90 days") relative to the data's reference date
+(`tools.analytics.reference_date`: the Maven export ends 2017-12-31, so "this quarter" is Q4 2017).
 
 Matching rules (why: a 1.5B model downstream cannot be trusted to spell names right, so names
 are settled here):
@@ -26,16 +26,17 @@ import calendar
 import datetime as dt
 import itertools
 import re
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crews.contracts import Entities, EntityKind, EntityRef, Period
-from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
+from contracts import Entities, EntityRef, Period
+from crm.names import STOP_WORDS, NameIndex, NameTarget, Token, tokenize
+from tools.analytics import reference_date
+from tools.names import name_index
+
+__all__ = ["find_entities", "is_follow_up", "parse_period", "resolve_entities"]
 
 # --------------------------------------------------------------------------------------------
 # vocabulary
@@ -45,13 +46,6 @@ from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
-
-#: Words never used alone as a name (function words, company-form suffixes).
-_STOP = _words(
-    """a an and the of for to in on at by with from co company corp corporation inc incorporated
-    llc ltd limited plc gmbh group holding holdings partners partner capital international global
-    new york united states bank systems solutions services technologies technology"""
-)
 
 #: Everyday words that are also first names, surnames or name parts in CRMs: alone they count as
 #: a name only when capitalised mid-sentence. Seasons, months, colours, plants, common nouns.
@@ -76,23 +70,10 @@ _SECTOR_CONTEXT = _words(
     """sector sectors industry industries vertical verticals space market accounts account
     companies company customers customer clients client firms businesses prospects"""
 )
-#: Synonyms people type for the sector values found in the CRM (only used if that sector exists).
-_SECTOR_SYNONYMS = {
-    "tech": "technology",
-    "telecom": "telecommunications",
-    "telco": "telecommunications",
-    "healthcare": "medical",
-    "health": "medical",
-    "financial": "finance",
-    "fintech": "finance",
-    "media": "entertainment",
-}
 _STAGE_BEFORE = frozenset({"to", "in", "into", "as", "at", "from"})
 _STAGE_AFTER = frozenset(
     {"stage", "stages", "deals", "deal", "opportunities", "opportunity", "phase", "pipeline"}
 )
-#: Stage words that are ordinary words or verbs ("won", "proposal") and need the context above.
-_STAGE_ALIASES = {"negotiating": "negotiation", "engaged": "engaging"}
 
 _REFERENCE_NOUNS = _words(
     """account accounts deal deals opportunity opportunities rep reps agent customer client
@@ -105,247 +86,69 @@ _DEMONSTRATIVES = _words("that this those these same")
 _MANAGER_WORDS = _words("manager managers manages managed boss supervisor")
 _OFFICE_WORDS = frozenset({"office", "region", "regional", "territory"})
 
-
-# --------------------------------------------------------------------------------------------
-# tokens
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Tok:
-    norm: str  # lower case letters/digits
-    start: int
-    end: int
-    capital: bool  # first character upper case in the message
-
-
-_WORD = re.compile(r"[^\W_]+")
-
-
-def _tokens(text: str) -> list[_Tok]:
-    """Letter/digit runs of `text`, lower-cased, with an `'s` possessive dropped."""
-    out: list[_Tok] = []
-    for m in _WORD.finditer(text):
-        word = m.group()
-        if word.lower() == "s" and m.start() > 0 and text[m.start() - 1] in "'’" and out:
-            continue  # "Bicknell's" -> "Bicknell"
-        out.append(_Tok(word.lower(), m.start(), m.end(), word[0].isupper()))
-    return out
-
-
-def _norm_tokens(name: str) -> list[str]:
-    return [t.norm for t in _tokens(name)]
+#: A word that may be a deal's external id (the index says whether it is one).
+_DEAL_ID_CANDIDATE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,}[A-Za-z0-9]")
 
 
 # --------------------------------------------------------------------------------------------
-# the index
+# names
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Target:
-    kind: EntityKind
-    key: str
-    id: int | None
-    partial: bool = False  # a single token standing for a longer name
-    context: bool = False  # an ordinary word (office, sector, stage): needs context
+def find_entities(index: NameIndex, message: str) -> list[EntityRef]:
+    """The records `message` names (module docstring for the rules), in order of appearance,
+    each once; `mention` is the words used."""
+    toks = tokenize(message)
+    found: list[EntityRef] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(ref: EntityRef) -> None:
+        if (ref.kind, ref.key) not in seen:
+            seen.add((ref.kind, ref.key))
+            found.append(ref)
+
+    i = 0
+    while i < len(toks):
+        step = 1
+        for n in range(min(index.max_tokens, len(toks) - i), 0, -1):
+            targets = index.targets(toks[i : i + n])
+            if not targets:
+                continue
+            accepted = [t for t in targets if _accept(t, toks, i, n)]
+            if not accepted:
+                continue
+            mention = message[toks[i].start : toks[i + n - 1].end]
+            for t in accepted:
+                add(EntityRef(kind=t.kind, key=t.key, id=t.id, mention=mention))
+            step = n
+            break
+        i += step
+    for m in _DEAL_ID_CANDIDATE.finditer(message):
+        hit = index.deal(m.group())
+        if hit is not None:
+            add(EntityRef(kind="deal", key=hit[0], id=hit[1], mention=m.group()))
+    return found
 
 
-@dataclass
-class NameIndex:
-    """Every name the CRM knows, keyed by its letters and digits (spaces and punctuation removed).
-
-    `phrases` maps a normalised name (or alias) to its records; `deal_ids` maps an upper-cased
-    external id to (external id, row id); `reps` maps a rep's id to (manager, regional office);
-    `today` is `crm.analytics.reference_date` at load time. Build with :meth:`load`.
-    """
-
-    phrases: dict[str, list[_Target]] = field(default_factory=dict)
-    max_tokens: int = 1
-    deal_ids: dict[str, tuple[str, int]] = field(default_factory=dict)
-    reps: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
-    managers: dict[str, str] = field(default_factory=dict)  # normalised manager name -> name
-    today: dt.date = field(default_factory=dt.date.today)
-
-    def _add(self, tokens: Sequence[str], target: _Target) -> None:
-        if not tokens:
-            return
-        key = "".join(tokens)
-        bucket = self.phrases.setdefault(key, [])
-        if all((t.kind, t.key) != (target.kind, target.key) for t in bucket):
-            bucket.append(target)
-        self.max_tokens = max(self.max_tokens, len(tokens))
-
-    def _add_name(self, kind: EntityKind, name: str, row_id: int | None, *, partials: bool) -> None:
-        toks = _norm_tokens(name)
-        self._add(toks, _Target(kind, name, row_id))
-        if not partials:
-            return
-        # "The New York Inquirer" -> "New York Inquirer"; "Bluth Company" -> "Bluth"
-        core = list(toks)
-        while core and core[0] in {"the", "a", "an"}:
-            core = core[1:]
-        while len(core) > 1 and core[-1] in _STOP:
-            core = core[:-1]
-        if core != toks and len(core) > 1:
-            self._add(core, _Target(kind, name, row_id))
-        if len(toks) > 1 and not (kind == "account" and "-" in name):
-            # people: first and last name; companies: the first word ("Acme"), except hyphenated
-            # names, whose parts are not names on their own ("Ron-tech", "Kan-code")
-            for tok in {core[0], toks[-1]} if kind in ("rep", "manager", "contact") else {core[0]}:
-                if tok not in _STOP and len(tok) >= 3 and not tok.isdigit():
-                    self._add([tok], _Target(kind, name, row_id, partial=True))
-
-    @classmethod
-    def load(cls, session: Session, today: dt.date | None = None) -> NameIndex:
-        """Read every name from the CRM (a few small queries; ~10k deal ids for the Maven data).
-        `today` defaults to `crm.analytics.reference_date(session)`."""
-        from crm.analytics import reference_date
-
-        idx = cls(today=today or reference_date(session))
-        for acc_id, name in session.execute(select(Account.id, Account.name)):
-            idx._add_name("account", name, acc_id, partials=True)
-        for rep_id, name, manager, office in session.execute(
-            select(SalesRep.id, SalesRep.name, SalesRep.manager, SalesRep.regional_office)
-        ):
-            idx._add_name("rep", name, rep_id, partials=True)
-            idx.reps[rep_id] = (manager, office)
-        for manager in {m for m, _ in idx.reps.values() if m}:
-            idx._add_name("manager", manager, None, partials=True)
-            idx.managers["".join(_norm_tokens(manager))] = manager
-        for office in {o for _, o in idx.reps.values() if o}:
-            idx._add(_norm_tokens(office), _Target("office", office, None, context=True))
-        for prod_id, name in session.execute(select(Product.id, Product.name)):
-            idx._add_name("product", name, prod_id, partials=False)
-        for c_id, first, last in session.execute(select(Contact.id, Contact.first_name, Contact.last_name)):
-            idx._add_name("contact", f"{first} {last}", c_id, partials=False)
-        sectors = {s for s in session.scalars(select(Account.sector).distinct()) if s}
-        for sector in sectors:
-            idx._add(_norm_tokens(sector), _Target("sector", sector, None, context=True))
-        by_lower = {s.lower(): s for s in sectors}
-        for word, canonical in _SECTOR_SYNONYMS.items():
-            if canonical in by_lower:
-                idx._add([word], _Target("sector", by_lower[canonical], None, context=True))
-        stage_keys: set[str] = set()
-        for key, name in session.execute(select(PipelineStage.key, PipelineStage.name)):
-            target = _Target("stage", key, None, context=True)
-            stage_keys.add(key)
-            idx._add(_norm_tokens(key), target)
-            idx._add(_norm_tokens(name), target)
-            idx._add(_norm_tokens(name.lower().removeprefix("closed ")), target)
-        for alias, key in _STAGE_ALIASES.items():
-            if key in stage_keys:
-                idx._add([alias], _Target("stage", key, None, context=True))
-        for deal_id, ext in session.execute(select(Deal.id, Deal.external_id)):
-            idx.deal_ids[ext.upper()] = (ext, deal_id)
-        # A partial token shared by several records names none of them.
-        for key, targets in list(idx.phrases.items()):
-            full = [t for t in targets if not t.partial]
-            if full:
-                idx.phrases[key] = full
-            elif len({(t.kind, t.key) for t in targets}) > 1:
-                del idx.phrases[key]
-        return idx
-
-    # ---------------------------------------------------------------------------- matching
-
-    def find(self, message: str) -> list[EntityRef]:
-        """The records `message` names, in order of appearance, each once."""
-        toks = _tokens(message)
-        found: list[EntityRef] = []
-        seen: set[tuple[str, str]] = set()
-
-        def add(ref: EntityRef) -> None:
-            if (ref.kind, ref.key) not in seen:
-                seen.add((ref.kind, ref.key))
-                found.append(ref)
-
-        i = 0
-        while i < len(toks):
-            step = 1
-            for n in range(min(self.max_tokens, len(toks) - i), 0, -1):
-                targets = self.phrases.get("".join(t.norm for t in toks[i : i + n]))
-                if not targets:
-                    continue
-                accepted = [t for t in targets if self._accept(t, toks, i, n)]
-                if not accepted:
-                    continue
-                mention = message[toks[i].start : toks[i + n - 1].end]
-                for t in accepted:
-                    add(EntityRef(kind=t.kind, key=t.key, id=t.id, mention=mention))
-                step = n
-                break
-            i += step
-        for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9_-]{2,}[A-Za-z0-9]", message):
-            hit = self.deal_ids.get(m.group().upper())
-            if hit is not None:
-                add(EntityRef(kind="deal", key=hit[0], id=hit[1], mention=m.group()))
-        return found
-
-    @staticmethod
-    def _accept(t: _Target, toks: Sequence[_Tok], i: int, n: int) -> bool:
-        first = toks[i]
-        if t.context:
-            before = toks[i - 1].norm if i > 0 else ""
-            after = [x.norm for x in toks[i + n : i + n + 2]]
-            if t.kind == "office":
-                return bool(after and after[0] in _OFFICE_CONTEXT) or (first.capital and i > 0)
-            if t.kind == "sector":
-                return any(a in _SECTOR_CONTEXT for a in after) or before in {"in", "from"}
-            # stage: unambiguous stage words anywhere, ordinary words in context
-            if first.norm in ("prospecting", "engaging"):
-                return True
-            return before in _STAGE_BEFORE or bool(after and after[0] in _STAGE_AFTER)
-        if n == 1 and (t.partial or first.norm in _COMMON):
-            if first.norm in _COMMON or first.norm in _STOP:
-                return first.capital and i > 0
+def _accept(t: NameTarget, toks: Sequence[Token], i: int, n: int) -> bool:
+    """Whether the words `toks[i:i+n]` name `t` here (context words, capitals)."""
+    first = toks[i]
+    if t.context:
+        before = toks[i - 1].norm if i > 0 else ""
+        after = [x.norm for x in toks[i + n : i + n + 2]]
+        if t.kind == "office":
+            return bool(after and after[0] in _OFFICE_CONTEXT) or (first.capital and i > 0)
+        if t.kind == "sector":
+            return any(a in _SECTOR_CONTEXT for a in after) or before in {"in", "from"}
+        # stage: unambiguous stage words anywhere, ordinary words in context
+        if first.norm in ("prospecting", "engaging"):
             return True
+        return before in _STAGE_BEFORE or bool(after and after[0] in _STAGE_AFTER)
+    if n == 1 and (t.partial or first.norm in _COMMON):
+        if first.norm in _COMMON or first.norm in STOP_WORDS:
+            return first.capital and i > 0
         return True
-
-
-# --------------------------------------------------------------------------------------------
-# cache
-# --------------------------------------------------------------------------------------------
-
-_cache: dict[str, tuple[tuple[Any, ...], NameIndex]] = {}
-_cache_lock = threading.Lock()
-
-
-def _fingerprint(session: Session) -> tuple[Any, ...]:
-    """One cheap query whose result changes whenever names or deals change (import, edit)."""
-    parts = []
-    for model in (Account, SalesRep, Product, Contact):
-        parts += [select(func.count()).select_from(model).scalar_subquery()]
-        parts += [select(func.max(model.updated_at)).scalar_subquery()]
-    parts += [
-        select(func.count()).select_from(Deal).scalar_subquery(),
-        select(func.max(Deal.id)).scalar_subquery(),
-        select(func.max(Deal.updated_at)).scalar_subquery(),
-    ]
-    row = session.execute(select(*parts)).one()
-    return tuple(row)
-
-
-def get_name_index(session: Session, *, refresh: bool = False) -> NameIndex:
-    """The cached `NameIndex` of this session's database, reloaded when the CRM changed since it
-    was built (or when `refresh`)."""
-    db_key = str(session.get_bind().engine.url)
-    fp = _fingerprint(session)
-    with _cache_lock:
-        hit = _cache.get(db_key)
-        if hit is not None and hit[0] == fp and not refresh:
-            return hit[1]
-    index = NameIndex.load(session)
-    with _cache_lock:
-        _cache[db_key] = (fp, index)
-    return index
-
-
-def invalidate_name_index() -> None:
-    """Forget every cached index (the next call reloads). Imports are detected anyway; this is
-    for tests and for changes the fingerprint cannot see."""
-    with _cache_lock:
-        _cache.clear()
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,7 +210,7 @@ def parse_period(message: str, today: dt.date) -> Period | None:
     months", "since March 2017" (to `today` inclusive). Several ranges ("from March to May 2017")
     give the span from the first start to the last end. End dates are exclusive.
     """
-    toks = _tokens(message)
+    toks = tokenize(message)
     words = [t.norm for t in toks]
     found: list[tuple[dt.date, dt.date, str]] = []
     used: set[int] = set()
@@ -551,7 +354,7 @@ def _label(start: dt.date, end: dt.date) -> str:
 def is_follow_up(message: str) -> bool:
     """Whether `message` refers back to earlier turns: a pronoun ("his", "them", "it"), "that/this/
     the same account|deal|rep...", or an opener like "and ...", "what about", "how about"."""
-    words = [t.norm for t in _tokens(message)]
+    words = [t.norm for t in tokenize(message)]
     if not words:
         return False
     if words[0] in ("and", "also", "same") or words[:2] in (["what", "about"], ["how", "about"]):
@@ -564,7 +367,7 @@ def is_follow_up(message: str) -> bool:
 def _derived(index: NameIndex, message: str, items: Iterable[EntityRef]) -> list[EntityRef]:
     """The manager / office of the first rep in `items` when the message asks about a manager or
     an office and names none ("and his manager?")."""
-    seq = [t.norm for t in _tokens(message)]
+    seq = [t.norm for t in tokenize(message)]
     words = set(seq)
     if any(a in ("report", "reports") and b == "to" for a, b in itertools.pairwise(seq)):
         words.add("manager")  # "who does Carl Lin report to?"
@@ -595,13 +398,13 @@ def resolve_entities(
     record but refers back ("and his manager?", "what about them?"), the previous records are
     kept; when it names some and still refers back ("what about Kami?"), previous records of
     other kinds follow the new ones. The previous period is kept for a follow-up naming none.
-    `today` defaults to the data's reference date (`crm.analytics.reference_date`).
+    `today` defaults to the data's reference date (`tools.analytics.reference_date`).
     Never raises for odd text; an empty message gives empty Entities.
     """
-    index = get_name_index(session)
+    index = name_index(session)
     prev = Entities.model_validate(previous) if isinstance(previous, dict) else previous
-    items = index.find(message)
-    period = parse_period(message, today or index.today)
+    items = find_entities(index, message)
+    period = parse_period(message, today or reference_date(session))
     if prev is not None and is_follow_up(message):
         kinds = {e.kind for e in items}
         items += [e for e in prev.items if e.kind not in kinds]

@@ -1,16 +1,28 @@
-"""The general "crew": greetings, thanks, help (what Flowstate can do) and polite refusals of
-questions outside sales and the CRM. No LLM call and no CRM fact: the replies are fixed text, so
-nothing can be invented here and the turn costs milliseconds."""
+"""Canned replies for the `general` intent: greetings, thanks, help (what Flowstate can do) and
+polite refusals of questions outside sales and the CRM. Not a crew: no LLM call and no CRM fact,
+the replies are fixed text, so nothing can be invented here and the turn costs milliseconds.
+The graph's `general` node answers with :func:`answer`; the reply still goes through the guard.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from crews.common import CrewDeps
-from crews.contracts import CrewRequest, CrewResponse
-from crews.general.models import GeneralReply
+from pydantic import BaseModel
 
-__all__ = ["HELP", "run"]
+from contracts import CrewRequest, CrewResponse
+
+__all__ = ["HELP", "OUT_OF_SCOPE", "GeneralReply", "answer", "reply_for"]
+
+
+class GeneralReply(BaseModel):
+    """Which kind of general message it was, and the fixed reply (`CrewResponse.data` of a
+    general turn, checked by the guards' schema validator)."""
+
+    kind: Literal["greeting", "thanks", "help", "out_of_scope"]
+    reply: str
+
 
 GREETING = re.compile(r"^\s*(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening)|greetings|yo)\b", re.I)
 THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|that'?s all|bye|goodbye|see you)\b", re.I)
@@ -38,7 +50,8 @@ OUT_OF_SCOPE = (
 
 
 def reply_for(message: str) -> GeneralReply:
-    """The fixed reply for a general message: greeting, thanks, help or out of scope."""
+    """The fixed reply for a general message: help, thanks, greeting (checked in that order),
+    else out of scope."""
     if HELP_RX.search(message):
         return GeneralReply(kind="help", reply=HELP)
     if THANKS.search(message):
@@ -52,7 +65,8 @@ def reply_for(message: str) -> GeneralReply:
     return GeneralReply(kind="out_of_scope", reply=OUT_OF_SCOPE)
 
 
-async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
-    """Answer a general message (no LLM, no CRM access)."""
+def answer(request: CrewRequest) -> CrewResponse:
+    """The response to a general message: the fixed reply, `data` = its :class:`GeneralReply`
+    (no LLM call, no CRM access; `llm_calls` 0)."""
     out = reply_for(request.message)
     return CrewResponse(reply=out.reply, data=out.model_dump())

@@ -4,9 +4,9 @@ subsidiaries and parent, size/revenue/founding/location, contacts, a rep's manag
 team, a manager's team, and prospect lists ("retail accounts with more than 1,000 employees we
 haven't sold to").
 
-`answer_fact(session, message, entities)` returns a `crews.pipeline.compute.Answer` (template
-sentence + facts + sources) or None when the message is not such a question. Rules look at the
-message with entity names masked (`crews.pipeline.plan.masked`), so a name cannot trigger them.
+`answer_fact(session, message, entities)` returns an `Answer` (template sentence + facts +
+sources) or None when the message is not such a question. Rules look at the message with entity
+names masked (`tools.query_plan.masked`), so a name cannot trigger them.
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crews.common import account_source, count, count_fact, join_names, money, names_and_more
-from crews.contracts import Entities, EntityRef, Source
-from crews.pipeline.compute import Answer
-from crews.pipeline.plan import masked
+from contracts import Entities, EntityRef, Source
 from crm import analytics, insights
 from crm.errors import DomainError
+from crm.lookup import get_by_ref
 from crm.models import Account
 from crm.schemas import AccountBrief
 from tools import accounts
+from tools.answers import Answer
+from tools.formatting import count, count_fact, join_names, money, names_and_more
+from tools.query_plan import masked
+from tools.sources import account_source
+
+__all__ = ["answer_fact", "safe_answer_fact"]
 
 
 def _rx(p: str) -> re.Pattern[str]:
@@ -73,8 +77,6 @@ NOT_SOLD = _rx(
 
 
 def _account(session: Session, e: EntityRef) -> Any:
-    from crm.lookup import get_by_ref
-
     return get_by_ref(session, Account, e.id if e.id is not None else e.key)
 
 

@@ -1,7 +1,5 @@
-"""Typed outcomes of a chat turn, light to import (pydantic only): why a turn failed, what
-happened to a proposed action, and the rep's decision that resumes a paused turn. Kept apart from
-`graphs.state` (which imports LangGraph) so the API can validate and describe them without
-loading the graph."""
+"""Typed outcomes of a chat turn (pydantic only): why a turn failed, what happened to a proposed
+action, the rep's decision that resumes a paused turn, and who decided it."""
 
 from __future__ import annotations
 
@@ -9,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, model_validator
 
-from crews.contracts import ProposedAction
+from contracts.chat import ProposedAction
 
-Decision = Literal["approve", "reject", "edit"]
+#: The rep's answer to a proposed action.
+ApprovalDecision = Literal["approve", "reject", "edit"]
 
 
 class TurnError(BaseModel):
@@ -38,7 +37,7 @@ class ActionResult(BaseModel):
     executed (with the rep's edits merged into `params`); `result` what `execute` returned.
     """
 
-    decision: Decision
+    decision: ApprovalDecision
     status: Literal["done", "rejected", "failed"]
     action: ProposedAction
     detail: str = ""
@@ -54,7 +53,7 @@ class ResumeValue(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    decision: Decision
+    decision: ApprovalDecision
     edits: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -62,3 +61,18 @@ class ResumeValue(BaseModel):
         if self.decision == "edit" and not self.edits:
             raise ValueError("edits: required (a non-empty object) when decision is 'edit'")
         return self
+
+
+class ActionMeta(BaseModel):
+    """Who decided an action, in which conversation, how: stored with its Event.
+
+    `actor`: the rep (None when anonymous); `decision`: "approve" | "edit" | "reject", or a guard
+    decision for a `guard.verdicts` Event; `original`: the action as the crew proposed it, before
+    the rep's edits."""
+
+    model_config = {"frozen": True}
+
+    actor: str | None
+    thread_id: str | None
+    decision: str
+    original: ProposedAction | None = None

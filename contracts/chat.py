@@ -1,4 +1,5 @@
-"""Typed contract between the conversation graph (`graphs/`) and the crews (`crews/`).
+"""The chat turn's shared types: what the conversation graph (`graphs/`), the crews (`crews/`),
+the tools (`tools/`) and the guards (`guards/`) pass to each other.
 
 The graph resolves entities and the intent, then hands a `CrewRequest` to the crew of that intent
 and gets a `CrewResponse` back. Side effects never happen inside a crew: a crew that wants one
@@ -8,12 +9,22 @@ only then `tools.actions` carries it out.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-Intent = Literal["discovery", "closing", "delivery", "pipeline", "nba", "general"]
-INTENTS: tuple[Intent, ...] = ("discovery", "closing", "delivery", "pipeline", "nba", "general")
+from config.files import intent_names
+
+#: The intents of `config/intents.yaml`, in the file's order (adding an intent is an entry there
+#: plus its crew folder, no code change here).
+INTENTS: tuple[str, ...] = intent_names()
+
+if TYPE_CHECKING:
+    Intent = str
+else:
+    # A Literal built from the file: pydantic validates a value against INTENTS and every JSON
+    # schema that carries an intent (API, constrained LLM output) still enumerates them.
+    Intent = Literal[INTENTS]
 
 EntityKind = Literal["account", "contact", "deal", "rep", "manager", "office", "product", "sector", "stage"]
 
@@ -81,8 +92,8 @@ class Turn(BaseModel):
 
 class CrewRequest(BaseModel):
     """What a crew gets: the rep's message, who asks, the resolved entities and recent history.
-    `feedback`: set only when the guards re-ask the crew (issue 4): why its previous answer was
-    not shown and how to answer instead; crews add it to the model's prompt."""
+    `feedback`: set only when the guards re-ask the crew: why its previous answer was not shown
+    and how to answer instead; crews add it to the model's prompt."""
 
     message: str
     intent: Intent

@@ -1,10 +1,10 @@
 """From a rep's question to a query plan: which figure, over which deals, grouped how.
 
-The entities and the period come from the resolver (`tools/entities.py`): they become the
-`DealFilter`. What is asked (the metric, a grouping, a ranking) is read from the words of the
-message by the rules below; when no rule matches, the pipeline crew asks the LLM to pick from the
-same closed lists (JSON constrained to `LLMPlan`'s enums), so every plan is one the tools can
-compute. The model never computes a figure.
+The entities and the period come from the entity resolver: they become the `DealFilter`. What is
+asked (the metric, a grouping, a ranking) is read from the words of the message by the rules
+below; when no rule matches, the pipeline crew asks the LLM to pick from the same closed lists
+(JSON constrained to `LLMPlan`'s enums, completed by `plan_from_llm`), so every plan is one
+`tools.pipeline_answers.compute` can carry out. The model never computes a figure.
 
 Rules are written for meaning, not for sentences: each is a set of synonyms a sales rep uses
 ("revenue", "bookings", "how much did we win"; "win rate", "close rate", "conversion"...), and the
@@ -21,8 +21,25 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from config.files import load_pipeline
-from crews.contracts import Entities, EntityRef
+from contracts import Entities, EntityRef
 from crm.filters import DealFilter, FilterStatus
+
+__all__ = [
+    "CLOSE_DATED",
+    "COUNT_METRICS",
+    "PLAN_METRICS",
+    "DateField",
+    "GroupKind",
+    "LLMPlan",
+    "PlanMetric",
+    "QueryPlan",
+    "Rank",
+    "deal_filter",
+    "masked",
+    "plan_from_llm",
+    "plan_from_rules",
+    "stage_filter",
+]
 
 PlanMetric = Literal[
     "deals",

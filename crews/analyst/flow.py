@@ -1,4 +1,4 @@
-"""Word a computed answer with the pipeline crew, keeping its figures.
+"""Word a computed answer with the analyst crew, keeping its figures.
 
 The crew (one agent, one task, JSON `PipelineReply`) rewrites the template sentence as a reply to
 the question. The reply is kept only if `crews.common.reply_is_grounded` holds: every key figure
@@ -6,18 +6,25 @@ and name still there, no number that is not in the draft or the question. Otherw
 LLM fails, the template sentence is the reply: the figures were computed by SQL, so the answer
 stands without the model. Long drafts (lists, breakdowns) are not sent to the model at all:
 rewording ten figures costs ~10 s of generation on the local model and risks dropping one.
+
+Used by the crews that answer with computed figures (pipeline, discovery); this crew answers no
+intent of its own.
 """
 
 from __future__ import annotations
 
 import logging
 
-from crews.common import CrewDeps, numbers_in, reply_is_grounded
-from crews.pipeline.compute import Answer
-from crews.pipeline.models import PipelineReply
+from crews.analyst.models import PipelineReply
+from crews.common import reply_is_grounded
+from crews.deps import CrewDeps
 from crews.runner import CrewOutputError, kickoff_validated
+from guards.numbers import numbers_in
+from tools.answers import Answer
 
 log = logging.getLogger(__name__)
+
+__all__ = ["PHRASE_MAX_CHARS", "PHRASE_MAX_NUMBERS", "PHRASE_MAX_TOKENS", "phrase", "worth_phrasing"]
 
 #: Reply cap of the wording call (tokens): two sentences.
 PHRASE_MAX_TOKENS = 120
@@ -33,15 +40,16 @@ def worth_phrasing(draft: str) -> bool:
 
 async def phrase(deps: CrewDeps, question: str, answer: Answer) -> tuple[str, bool]:
     """(reply, phrased): the model's wording of `answer.draft` when it keeps the figures, else the
-    draft itself (phrased False)."""
+    draft itself (phrased False). No LLM call when `deps.word_answers` is off or the draft is
+    long; a failed call is logged, never raised."""
     if not deps.word_answers or not worth_phrasing(answer.draft):
         return answer.draft, False
-    from crews.pipeline.crew import PipelineCrew
+    from crews.analyst.crew import AnalystCrew
 
     try:
         run = await kickoff_validated(
             "pipeline",
-            lambda llm: PipelineCrew(llm).crew(),
+            lambda llm: AnalystCrew(llm).crew(),
             {"question": question, "draft": answer.draft},
             PipelineReply,
             deps.llm,

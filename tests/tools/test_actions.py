@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from config.files import load_policies
-from crews.contracts import ProposedAction
+from contracts import ProposedAction
 from crm.db import session_scope
 from crm.errors import Conflict, Invalid
 from crm.models import Deal, Document, Event, Job, Reminder
-from tests.crews.conftest import CRM
+from tests.tools.conftest import CRM
 from tools.actions import TASK_PREFIX, execute
 
 

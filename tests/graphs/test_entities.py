@@ -1,4 +1,4 @@
-"""Entity resolution (tools/entities.py) against the Maven CRM export imported into the real
+"""Entity resolution (graphs/entities.py) against the Maven CRM export imported into the real
 PostgreSQL of the test session."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from crews.contracts import Entities
+from contracts import Entities
+from crm.names import NameIndex
+from graphs.entities import parse_period, resolve_entities
 from tests.conftest import DATA_TABLES, EVAL_DIR, MAVEN_DIR
-from tools.entities import NameIndex, get_name_index, invalidate_name_index, parse_period, resolve_entities
+from tools.names import invalidate_name_index, name_index
 
 TODAY = dt.date(2017, 12, 31)  # the Maven export's reference date
 
@@ -239,8 +241,8 @@ def test_no_period(message: str) -> None:
 
 
 def test_index_reloads_after_the_crm_changes(session: Session, maven: Engine) -> None:
-    before = get_name_index(session)
-    assert get_name_index(session) is before  # cached while nothing changes
+    before = name_index(session)
+    assert name_index(session) is before  # cached while nothing changes
     with Session(maven) as s, s.begin():
         s.execute(text("INSERT INTO accounts (name, sector) VALUES ('Quuxcorp Industries', 'retail')"))
     try:
@@ -249,4 +251,4 @@ def test_index_reloads_after_the_crm_changes(session: Session, maven: Engine) ->
     finally:
         with Session(maven) as s, s.begin():
             s.execute(text("DELETE FROM accounts WHERE name = 'Quuxcorp Industries'"))
-    assert isinstance(get_name_index(session), NameIndex)
+    assert isinstance(name_index(session), NameIndex)

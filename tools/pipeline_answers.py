@@ -1,35 +1,28 @@
 """Carry out a `QueryPlan` with the analytics tools and state the result in a sentence.
 
 Every figure comes from `tools.analytics` (SQL). The sentence (`Answer.draft`) is built here from
-the computed values; the crew may rephrase it, but `crews.common.reply_is_grounded` falls back to
-this sentence when the model drops a figure or adds one.
+the computed values; a crew may have the model reword it, falling back to this sentence when the
+model drops a figure or adds one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
-from crews.common import (
-    compared_across,
-    count,
-    count_fact,
-    days,
-    deal_source,
-    join_names,
-    metric_source,
-    money,
-    pct,
-)
-from crews.contracts import Entities, Source
-from crews.pipeline.plan import COUNT_METRICS, QueryPlan, deal_filter
+from contracts import Entities
 from crm.analytics import GroupBy
 from crm.filters import DealFilter
 from crm.schemas import MetricsRow
 from tools import analytics, deals
+from tools.answers import Answer
+from tools.formatting import compared_across, count, count_fact, days, join_names, money, pct
+from tools.query_plan import COUNT_METRICS, QueryPlan, deal_filter
+from tools.sources import deal_source, metric_source
+
+__all__ = ["METRIC_LABELS", "compute", "fmt", "metric_value", "scope_phrase"]
 
 #: How each metric is named and shown. (label, formatter kind)
 METRIC_LABELS: dict[str, tuple[str, str]] = {
@@ -58,25 +51,6 @@ _GROUP_NOUN: dict[str, str] = {
     "stage": "stage",
     "month": "month",
 }
-
-
-@dataclass
-class Answer:
-    """A computed answer: `draft` states it; `facts` are the figures (for the grounding guard);
-    `sources` the records; `names` what the reply must name (e.g. the top rep); `data` extra
-    typed output for the client."""
-
-    draft: str
-    facts: list[dict[str, Any]] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    key_figures: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        # the figures a reworded reply must keep: by default those of the draft's first sentence
-        if self.key_figures is None:
-            self.key_figures = [self.draft.split(". ")[0]]
 
 
 def fmt(metric: str, value: float | int | None) -> str:

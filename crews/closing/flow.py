@@ -1,0 +1,475 @@
+"""The closing crew: first outreach, follow-up, proposal and negotiation drafts for a named deal or
+account using its history, and discount requests checked against the sales policy.
+
+`run(request, deps)`:
+1. gathers the account, the deal (named, else the account's latest open one), the product and
+   its list price, a contact (named in the message, else the first one on file) and the last
+   deals with the account;
+2. decides what is asked (discount, proposal, negotiation advice, follow-up, outreach);
+3. a discount request is decided in Python against `config/policies.yaml`: at most
+   `discount.max_percent`, so a request above it gets a counter-offer at the maximum; the crew
+   proposes `accept_discount` only with an allowed percent;
+4. the closer (one LLM call) writes the words: an email without any figure, or advice; the crew
+   then adds the figures (discount line, price line computed from the list price), the rep's
+   signature and the CAN-SPAM footer (sender identity, postal address, unsubscribe line) and
+   proposes `queue_email`. Sentences of the model that carry a digit are dropped (a price or
+   percent it wrote would bypass the policy check).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config.files import load_policies
+from contracts import CrewRequest, CrewResponse, ProposedAction, Source
+from crews.closing.models import (
+    ClosingAdvice,
+    ClosingResult,
+    DiscountDecision,
+    DraftKind,
+    EmailDraft,
+    PriceLine,
+)
+from crews.common import drop_numeric_sentences, in_session, question_of
+from crews.deps import CrewDeps
+from crews.runner import CrewOutputError, compact_json, kickoff_validated
+from observability.llm_meter import usage_scope
+from tools import accounts, deals
+from tools.accounts import AccountBrief, ContactOut
+from tools.deals import DealOut, account_deals, find_products
+from tools.errors import DomainError
+from tools.formatting import money
+from tools.sources import account_source, deal_source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["decide_discount", "detect_kind", "requested_discount", "run"]
+
+PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per cent\b|pct\b)", re.I)
+DISCOUNT = re.compile(r"\b(discount\w*|off\b|price (cut|reduction)|rebate|markdown|cheaper)", re.I)
+PROPOSAL = re.compile(r"\b(proposal|quote|quotation|offer for|pricing for|price (list|sheet)|bid)\b", re.I)
+NEGOTIATION = re.compile(
+    r"\b(negotiat\w*|objection\w*|contract|terms|competitor\w*|cheaper|too expensive|price is (too )?high\w*|"
+    r"push(es|ing)? back|counter|handle|respond to|payment terms|legal|procurement)\b",
+    re.I,
+)
+FOLLOW_UP = re.compile(
+    r"\b(follow[- ]?up|check[- ]in|chase|nudge|haven'?t (replied|heard|responded)|no (reply|response)|"
+    r"reminder|remind|circle back|touch base|sent last)\b",
+    re.I,
+)
+OUTREACH = re.compile(r"\b(first|intro\w*|outreach|cold|reach out|introduce|prospect\w*|opening)\b", re.I)
+ADVICE = re.compile(
+    r"\b(how (should|do|can|would) (i|we)|what (should|do|can) (i|we) (say|tell|reply|answer)|advice|advise|"
+    r"tips|summar\w*|prepare the contract)\b",
+    re.I,
+)
+EMAIL = re.compile(r"\b(e-?mail|write|draft|send|message|letter|note)\b", re.I)
+QUANTITY = re.compile(
+    r"\b(\d{1,5})\s*(?:x\s+|units?\b|licen[cs]es?\b|seats?\b|servers?\b|pcs\b|pieces\b|boxes\b|of\b)", re.I
+)
+
+#: Reply caps (tokens): an email of five sentences, advice of two sentences and three points.
+EMAIL_MAX_TOKENS = 220
+ADVICE_MAX_TOKENS = 200
+
+_GREETING = re.compile(r"^\s*(hi|hello|dear|hey|greetings)\b[^\n,:]*[,:!]?\s*", re.I)
+_SIGNOFF = re.compile(
+    r"\n\s*(best|kind|warm)?\s*(regards|wishes|sincerely|thanks|thank you|cheers)[\s\S]*$", re.I
+)
+
+
+def requested_discount(message: str) -> float | None:
+    """The discount percent asked for in `message` ("15% off", "a 12 percent discount"), or None."""
+    if not DISCOUNT.search(message):
+        return None
+    m = PERCENT.search(message)
+    return float(m.group(1)) if m else None
+
+
+def decide_discount(requested: float, max_percent: float | None = None) -> DiscountDecision:
+    """Check a requested discount against the policy: allowed = min(requested, max)."""
+    limit = load_policies().discount.max_percent if max_percent is None else max_percent
+    allowed = min(requested, limit)
+    return DiscountDecision(
+        requested_percent=requested,
+        max_percent=limit,
+        allowed_percent=allowed,
+        within_policy=requested <= limit,
+    )
+
+
+def detect_kind(message: str, has_history: bool) -> DraftKind:
+    """What the rep asks for: discount, proposal, negotiation, follow_up or outreach."""
+    if requested_discount(message) is not None:
+        return "discount"
+    if PROPOSAL.search(message):
+        return "proposal"
+    if FOLLOW_UP.search(message):
+        return "follow_up"
+    if NEGOTIATION.search(message):
+        return "negotiation"
+    if OUTREACH.search(message):
+        return "outreach"
+    return "follow_up" if has_history else "outreach"
+
+
+@dataclass
+class _Context:
+    account: AccountBrief | None = None
+    deal: DealOut | None = None
+    product: str | None = None
+    list_price: float | None = None
+    contact: ContactOut | None = None
+    rep: str | None = None
+    history: list[DealOut] = field(default_factory=list)
+
+    def records(self) -> dict[str, Any]:
+        """What the closer reads (short; figures left out on purpose)."""
+        return {
+            "account": self.account.name if self.account else None,
+            "sector": self.account.sector if self.account else None,
+            "product": self.product,
+            "deal_stage": self.deal.stage_name if self.deal else None,
+            "contact": _contact_label(self.contact),
+            "history": [f"{d.product_name or 'deal'}: {d.stage_name}" for d in self.history],
+        }
+
+    def sources(self) -> list[Source]:
+        out: list[Source] = []
+        if self.account:
+            out.append(account_source(self.account))
+        if self.deal:
+            out.append(deal_source(self.deal))
+        if self.contact:
+            out.append(
+                Source(
+                    kind="contact",
+                    id=str(self.contact.id),
+                    label=_contact_label(self.contact) or "",
+                    data={"email": self.contact.email, "title": self.contact.title},
+                )
+            )
+        return out
+
+
+def _contact_label(c: ContactOut | None) -> str | None:
+    if c is None:
+        return None
+    return f"{c.first_name} {c.last_name}" + (f", {c.title}" if c.title else "")
+
+
+_NAME_AT = re.compile(r"\b(?:to|for|with|email|mail)\s+([A-Z][a-z]+)\s+(?:at|from)\b")
+
+
+def _gather(session: Session, request: CrewRequest) -> _Context:
+    ents = request.entities
+    ctx = _Context()
+    deal_ref = ents.first("deal")
+    if deal_ref is not None:
+        try:
+            ctx.deal = deals.find_deal(session, deal_ref.key)
+        except DomainError:
+            ctx.deal = None
+    acc = ents.first("account")
+    account_id = acc.id if acc is not None else (ctx.deal.account_id if ctx.deal else None)
+    if acc is not None and account_id is None:
+        try:
+            account_id = accounts.account_profile(session, acc.key).account.id
+        except DomainError:
+            account_id = None
+    prod = ents.first("product")
+    if prod is not None:
+        found = find_products(session, prod.key, limit=1)
+        if found:
+            ctx.product, ctx.list_price = found[0].name, found[0].list_price
+    if account_id is not None:
+        profile = accounts.account_profile(session, account_id)
+        ctx.account = AccountBrief(
+            id=profile.account.id, name=profile.account.name, sector=profile.account.sector
+        )
+        ctx.history = account_deals(session, account_id, limit=3)
+        if ctx.deal is None:
+            open_deals = account_deals(session, account_id, status="open", limit=20)
+            same = [d for d in open_deals if ctx.product and d.product_name == ctx.product]
+            picked = same or open_deals
+            ctx.deal = picked[0] if picked else None
+        people = accounts.contacts(session, account_id, limit=20)
+        named = _NAME_AT.search(request.message)
+        if ents.first("contact") is not None:
+            key = ents.first("contact").key.lower()  # type: ignore[union-attr]
+            people = [c for c in people if key in f"{c.first_name} {c.last_name}".lower()] or people
+        elif named:
+            people = [c for c in people if c.first_name.lower() == named.group(1).lower()] or people
+        ctx.contact = people[0] if people else None
+    if ctx.product is None and ctx.deal is not None and ctx.deal.product_name:
+        ctx.product = ctx.deal.product_name
+        found = find_products(session, ctx.deal.product_name, limit=1)
+        ctx.list_price = found[0].list_price if found else None
+    # the signature: the deal's rep, else whoever handled the account's latest deal
+    ctx.rep = ctx.deal.rep_name if ctx.deal else None
+    if ctx.rep is None:
+        ctx.rep = next((d.rep_name for d in ctx.history if d.rep_name), None)
+    return ctx
+
+
+_ROLE = re.compile(
+    r"\bto (?:the |our |their )?((?:head|director|vp|vice president|chief|manager|lead)\b[\w ]{0,30}?|"
+    r"cfo|cto|ceo|coo|cio|cmo|buyer|purchasing manager|procurement( team)?)\s+(?:at|of|from)\b",
+    re.I,
+)
+
+
+def _recipient(ctx: _Context, message: str) -> str:
+    if ctx.contact is not None:
+        return _contact_label(ctx.contact) or "the buyer"
+    role = _ROLE.search(message)
+    if role:
+        return f"the {role.group(1).strip()}" + (f" at {ctx.account.name}" if ctx.account else "")
+    named = _NAME_AT.search(message)
+    if named:
+        return named.group(1) + (f" at {ctx.account.name}" if ctx.account else "")
+    return f"the buyer at {ctx.account.name}" if ctx.account else "the buyer"
+
+
+def _clean_body(body: str, keep: list[str]) -> str:
+    text = _GREETING.sub("", body.strip(), count=1)
+    text = _SIGNOFF.sub("", text).strip()
+    paragraphs = [drop_numeric_sentences(p, keep) for p in re.split(r"\n\s*\n", text)]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _footer(rep: str | None) -> str:
+    policy = load_policies().outbound_email
+    return (
+        f"Best regards,\n{rep or 'Your account team'}\n{policy.sender_company}\n"
+        f"{policy.postal_address}\n\n{policy.unsubscribe_line}"
+    )
+
+
+def _price_line(ctx: _Context, message: str, discount: DiscountDecision | None) -> PriceLine | None:
+    if ctx.product is None or ctx.list_price is None:
+        return None
+    m = QUANTITY.search(message)
+    qty = int(m.group(1)) if m else 1
+    pct = discount.allowed_percent if discount else 0.0
+    total = round(ctx.list_price * qty * (1 - pct / 100), 2)
+    return PriceLine(
+        product=ctx.product, quantity=qty, list_price=ctx.list_price, discount_percent=pct, total=total
+    )
+
+
+def _figure_lines(
+    kind: DraftKind, ctx: _Context, discount: DiscountDecision | None, price: PriceLine | None
+) -> str:
+    lines = []
+    product = ctx.product or "your order"
+    if discount is not None:
+        if discount.within_policy:
+            lines.append(f"We can offer a discount of {discount.allowed_percent:g}% on {product}.")
+        else:
+            lines.append(
+                f"The best we can offer is a discount of {discount.allowed_percent:g}% on {product}."
+            )
+    if kind == "proposal" and price is not None:
+        line = f"Our proposal: {price.quantity} x {price.product} at {money(price.list_price)} list"
+        if price.discount_percent:
+            line += f", less {price.discount_percent:g}%"
+        lines.append(line + f", for a total of {money(price.total)}.")
+    return "\n".join(lines)
+
+
+def _compose(draft: EmailDraft, ctx: _Context, figures: str) -> EmailDraft:
+    first = ctx.contact.first_name if ctx.contact else "there"
+    keep = [n for n in (ctx.product, ctx.account.name if ctx.account else None) if n]
+    body = _clean_body(draft.body, keep)
+    parts = [f"Hi {first},", body] if body else [f"Hi {first},"]
+    if figures:
+        parts.append(figures)
+    parts.append(_footer(ctx.rep))
+    subject = drop_numeric_sentences(draft.subject, keep) or (
+        f"{ctx.product} for {ctx.account.name}" if ctx.account and ctx.product else "Following up"
+    )
+    return EmailDraft(subject=subject[:200], body="\n\n".join(parts))
+
+
+def _fallback_email(kind: DraftKind, ctx: _Context) -> EmailDraft:
+    """A plain template when the model fails: the rep still gets a draft to edit."""
+    who = ctx.account.name if ctx.account else "your team"
+    what = ctx.product or "our products"
+    opening = {
+        "outreach": f"I'm reaching out to introduce {what} and how it could help {who}.",
+        "follow_up": f"I wanted to follow up on our conversation about {what}.",
+        "proposal": f"As discussed, here is our proposal for {what}.",
+        "discount": f"Thank you for your interest in {what}.",
+        "negotiation": f"Thank you for your feedback on {what}.",
+    }[kind]
+    return EmailDraft(
+        subject=f"{what} for {who}", body=opening + " Would you have time for a short call this week?"
+    )
+
+
+async def _email(
+    deps: CrewDeps, request: CrewRequest, kind: DraftKind, ctx: _Context
+) -> tuple[EmailDraft, bool]:
+    from crews.closing.crew import ClosingCrew
+
+    label = {
+        "outreach": "first outreach",
+        "follow_up": "follow-up",
+        "proposal": "proposal",
+        "discount": "discount reply",
+        "negotiation": "negotiation",
+    }[kind]
+    try:
+        run = await kickoff_validated(
+            "closing",
+            lambda llm: ClosingCrew(llm).email_crew(),
+            {
+                "kind": label,
+                "recipient": _recipient(ctx, request.message),
+                "question": question_of(request),
+                "records": compact_json(ctx.records()),
+            },
+            EmailDraft,
+            deps.llm,
+            max_tokens=EMAIL_MAX_TOKENS,
+        )
+        return run.output, True
+    except CrewOutputError as exc:
+        log.info("closing email draft failed (%s); using the template", exc.reason)
+        return _fallback_email(kind, ctx), False
+
+
+async def _advise(deps: CrewDeps, request: CrewRequest, ctx: _Context) -> ClosingAdvice | None:
+    from crews.closing.crew import ClosingCrew
+
+    try:
+        run = await kickoff_validated(
+            "closing",
+            lambda llm: ClosingCrew(llm).advise_crew(),
+            {"question": question_of(request), "records": compact_json(ctx.records())},
+            ClosingAdvice,
+            deps.llm,
+            max_tokens=ADVICE_MAX_TOKENS,
+        )
+    except CrewOutputError as exc:
+        log.info("closing advice failed (%s)", exc.reason)
+        return None
+    advice = run.output
+    keep = [n for n in (ctx.product, ctx.account.name if ctx.account else None) if n]
+    points = [p for p in (drop_numeric_sentences(p, keep) for p in advice.talking_points[:3]) if p]
+    return ClosingAdvice(
+        summary=drop_numeric_sentences(advice.summary, keep) or "Here is how I would approach it.",
+        talking_points=points,
+    )
+
+
+def _discount_sentence(d: DiscountDecision, product: str | None) -> str:
+    what = f" on {product}" if product else ""
+    if d.within_policy:
+        return (
+            f"A {d.requested_percent:g}% discount{what} is within the sales policy "
+            f"(maximum {d.max_percent:g}%): "
+            f"you can accept it once you approve."
+        )
+    return (
+        f"{d.requested_percent:g}% is above the sales policy's maximum discount of {d.max_percent:g}%, so it "
+        f"cannot be granted. Counter-offer at most {d.allowed_percent:g}%{what}; "
+        "going beyond needs your manager."
+    )
+
+
+async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
+    """Draft, decide or advise (see the module docstring)."""
+    message = request.message
+    with usage_scope() as usage:
+        ctx = await in_session(deps, lambda s: _gather(s, request))
+        kind = detect_kind(message, bool(ctx.history))
+        requested = requested_discount(message)
+        discount = decide_discount(requested) if requested is not None else None
+        price = _price_line(ctx, message, discount) if kind == "proposal" else None
+        result = ClosingResult(
+            kind=kind,
+            account=ctx.account.name if ctx.account else None,
+            deal=ctx.deal.external_id if ctx.deal else None,
+            product=ctx.product,
+            recipient=_recipient(ctx, message),
+            discount=discount,
+            price=price,
+        )
+        facts: list[dict[str, Any]] = [result.model_dump(mode="json", exclude={"email", "advice"})]
+        action: ProposedAction | None = None
+        wants_email = EMAIL.search(message) is not None or kind in ("outreach", "follow_up", "proposal")
+        advice_only = kind == "negotiation" or (
+            ADVICE.search(message) is not None and not wants_email and not discount
+        )
+
+        if ctx.account is None and not advice_only and discount is None:
+            reply = (
+                "Which account or deal is this for? "
+                "Name the account (or the opportunity id) and I'll draft it."
+            )
+            return CrewResponse(reply=reply, data=result.model_dump(mode="json"), llm_calls=usage.calls)
+
+        lines: list[str] = []
+        if discount is not None:
+            lines.append(_discount_sentence(discount, ctx.product))
+            params: dict[str, Any] = {
+                "percent": discount.allowed_percent,
+                "requested_percent": discount.requested_percent,
+            }
+            if ctx.deal:
+                params.update(deal=ctx.deal.external_id, deal_id=ctx.deal.id)
+            if ctx.account:
+                params["account_id"] = ctx.account.id
+            who = f" for {ctx.account.name}" if ctx.account else ""
+            action = ProposedAction(
+                kind="accept_discount",
+                summary=f"Accept a {discount.allowed_percent:g}% discount{who}"
+                + (f" on {ctx.product}" if ctx.product else ""),
+                params=params,
+            )
+        if advice_only:
+            advice = await _advise(deps, request, ctx)
+            result.advice = advice
+            if advice is not None:
+                lines.append(advice.summary)
+                lines += [f"- {p}" for p in advice.talking_points]
+            else:
+                lines.append("I couldn't prepare advice right now; try again in a moment.")
+        else:
+            draft, _ = await _email(deps, request, kind, ctx)
+            email = _compose(draft, ctx, _figure_lines(kind, ctx, discount, price))
+            result.email = email
+            lines.append(
+                f"Draft ({kind.replace('_', '-')}) to {result.recipient}:\n\n"
+                f"Subject: {email.subject}\n\n{email.body}"
+            )
+            if action is None:
+                params = {
+                    "subject": email.subject,
+                    "body": email.body,
+                    "to": ctx.contact.email if ctx.contact else None,
+                    "contact_id": ctx.contact.id if ctx.contact else None,
+                    "account_id": ctx.account.id if ctx.account else None,
+                    "deal_id": ctx.deal.id if ctx.deal else None,
+                }
+                action = ProposedAction(
+                    kind="queue_email",
+                    summary=f'Queue the email "{email.subject}" to {result.recipient}',
+                    params=params,
+                )
+        return CrewResponse(
+            reply="\n\n".join(lines),
+            data=result.model_dump(mode="json"),
+            sources=ctx.sources(),
+            facts=facts,
+            proposed_action=action,
+            llm_calls=usage.calls,
+        )

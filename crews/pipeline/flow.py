@@ -1,0 +1,205 @@
+"""The pipeline crew: sales analytics and deal operations.
+
+`run(request, deps)`:
+1. a stage move ("move deal 1C1I7A6R to negotiation") is checked against the pipeline's entry
+   rules by a dry run (`tools.deals.check_stage_move`) and proposed as a `move_stage` action,
+   never executed here (no LLM call);
+2. a question about an account's or rep's attributes (sector, manager, subsidiaries, accounts in
+   a sector) is answered as the discovery crew does (`tools.account_facts`); a deal named
+   without a question about figures gets its record;
+3. otherwise a query plan: rules first (`tools.query_plan.plan_from_rules`), the planner crew
+   (LLM, JSON from closed lists) only when no rule matched; the tools compute the figures
+   (`tools.pipeline_answers.compute`); the analyst crew words the answer, kept only if it keeps
+   the figures (`crews.analyst.phrase`).
+Every figure is computed by SQL; `facts` carries them and `sources` the records.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config.files import load_pipeline
+from contracts import CrewRequest, CrewResponse, Entities, ProposedAction
+from crews.analyst import phrase
+from crews.common import in_session, question_of
+from crews.deps import CrewDeps
+from crews.pipeline.models import LLMPlan, PipelineResult
+from crews.runner import CrewOutputError, kickoff_validated
+from observability.llm_meter import usage_scope
+from tools import deals
+from tools.account_facts import safe_answer_fact
+from tools.answers import Answer
+from tools.deals import account_deals
+from tools.errors import DomainError
+from tools.formatting import money
+from tools.pipeline_answers import compute
+from tools.query_plan import QueryPlan, plan_from_llm, plan_from_rules
+from tools.sources import deal_source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["detect_stage_move", "run"]
+
+MOVE_VERB = re.compile(
+    r"\b(move|moving|moved|advance|push|progress|promote|bump|shift|transition|set|put|change|update|"
+    r"mark|close|reopen|take)\b",
+    re.I,
+)
+TO_STAGE = re.compile(
+    r"\b(?:to|into|as|at)\s+(?:the\s+)?(?:stage\s+)?([a-z][a-z ]{1,30}?)(?:\s+stage)?\s*(?:[.!?,]|$)", re.I
+)
+MONEY = re.compile(r"(?:\$\s?|usd\s?)(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s?(?:usd|dollars)\b", re.I)
+
+
+def detect_stage_move(message: str, entities: Entities) -> str | None:
+    """The target stage key when `message` asks to move a deal ("move deal X to negotiation",
+    "mark 1C1I7A6R as won"), else None. The target is the stage named after "to/into/as", else
+    the last stage named."""
+    if not MOVE_VERB.search(message):
+        return None
+    pipeline = load_pipeline()
+    m = TO_STAGE.search(message)
+    if m:
+        words = m.group(1).strip()
+        for n in range(len(words.split()), 0, -1):
+            stage = pipeline.resolve(" ".join(words.split()[:n]))
+            if stage is not None:
+                return stage.key
+    stages = entities.of("stage")
+    if stages:
+        return stages[-1].key
+    return None
+
+
+def _deal_ref(session: Session, entities: Entities) -> str | None:
+    deal = entities.first("deal")
+    if deal is not None:
+        return deal.key
+    account = entities.first("account")
+    if account is not None and account.id is not None:
+        # an account with exactly one open deal names that deal
+        open_deals = account_deals(session, account.id, status="open", limit=2)
+        if len(open_deals) == 1:
+            return open_deals[0].external_id
+    return None
+
+
+def _move(session: Session, message: str, entities: Entities, stage: str) -> CrewResponse:
+    ref = _deal_ref(session, entities)
+    target = load_pipeline().get(stage)
+    assert target is not None
+    if ref is None:
+        return CrewResponse(
+            reply=f"Which deal should I move to {target.name}? Give me its opportunity id (e.g. 1C1I7A6R).",
+            data={"stage": stage},
+        )
+    check = deals.check_stage_move(session, ref, stage)
+    if not check.ok or check.deal is None:
+        reply = f"I can't move deal {ref} to {target.name}: {check.reason}."
+        sources = [deal_source(check.deal)] if check.deal else []
+        return CrewResponse(
+            reply=reply,
+            data={"check": check.model_dump(mode="json")},
+            sources=sources,
+            facts=[{"deal": ref, "to_stage": stage, "allowed": False, "reason": check.reason}],
+        )
+    d = check.deal
+    params: dict[str, Any] = {"deal": d.external_id, "deal_id": d.id, "stage": check.to_stage}
+    value = MONEY.search(message)
+    if value and target.won:
+        params["value"] = float((value.group(1) or value.group(2)).replace(",", ""))
+    fills = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in check.fills.items() if k not in params)
+    what = f"{d.account_name or 'no account'}, {d.product_name or 'no product'}"
+    summary = f"Move deal {d.external_id} ({what}) from {d.stage_name} to {check.to_stage_name}"
+    reply = f"Deal {d.external_id} ({what}) is in {d.stage_name}. I can move it to {check.to_stage_name}"
+    reply += f" (this also sets {fills})" if fills else ""
+    reply += "; approve to go ahead."
+    return CrewResponse(
+        reply=reply,
+        data={"check": check.model_dump(mode="json")},
+        sources=[deal_source(d)],
+        facts=[{"deal": d.external_id, "from_stage": d.stage, "to_stage": check.to_stage, "allowed": True}],
+        proposed_action=ProposedAction(kind="move_stage", summary=summary, params=params),
+    )
+
+
+def _deal_info(session: Session, ref: str) -> Answer:
+    d = deals.find_deal(session, ref)
+    parts = [f"Deal {d.external_id}"]
+    parts.append(f"with {d.account_name}" if d.account_name else "with no account yet")
+    if d.product_name:
+        parts.append(f"for {d.product_name}")
+    if d.rep_name:
+        parts.append(f"(rep {d.rep_name})")
+    text = " ".join(parts) + f" is in {d.stage_name}"
+    details = []
+    if d.engage_date:
+        details.append(f"engaged {d.engage_date.isoformat()}")
+    if d.close_date:
+        details.append(f"closed {d.close_date.isoformat()}")
+    if d.value is not None:
+        details.append(f"value {money(d.value)}")
+    draft = text + (": " + ", ".join(details) if details else "") + "."
+    return Answer(draft, [d.model_dump(mode="json")], [deal_source(d)], data={"deal": d.external_id})
+
+
+async def _plan(deps: CrewDeps, request: CrewRequest) -> QueryPlan:
+    plan = plan_from_rules(request.message, request.entities)
+    if plan is not None:
+        return plan
+    from crews.pipeline.crew import PipelinePlanCrew
+
+    try:
+        run = await kickoff_validated(
+            "pipeline-plan",
+            lambda llm: PipelinePlanCrew(llm).crew(),
+            {"question": question_of(request)},
+            LLMPlan,
+            deps.llm,
+            max_tokens=40,
+        )
+    except CrewOutputError as exc:
+        log.info("pipeline planner failed (%s); answering with a summary", exc.reason)
+        return QueryPlan(metric="summary", source="default")
+    return plan_from_llm(run.output, request.message, request.entities)
+
+
+async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
+    """Answer a pipeline question or propose a stage move (see the module docstring)."""
+    message, entities = request.message, request.entities
+    with usage_scope() as usage:
+        stage = detect_stage_move(message, entities)
+        if stage is not None and (entities.first("deal") or entities.first("account")):
+            response = await in_session(deps, lambda s: _move(s, message, entities, stage))
+            return response.model_copy(update={"llm_calls": usage.calls})
+        deal = entities.first("deal")
+        plan: QueryPlan | None = None
+        fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities))
+        if fact is not None:  # an account/rep fact routed here ("how many accounts in retail?")
+            answer = fact
+        elif deal is not None and plan_from_rules(message, entities) is None:
+            answer = await in_session(deps, lambda s: _deal_info(s, deal.key))
+        else:
+            plan = await _plan(deps, request)
+            chosen = plan
+            try:
+                answer = await in_session(deps, lambda s: compute(s, chosen, entities, message))
+            except DomainError as exc:
+                return CrewResponse(
+                    reply=f"I couldn't compute that: {exc}.",
+                    data=PipelineResult(plan=plan).model_dump(mode="json"),
+                    llm_calls=usage.calls,
+                )
+        reply, phrased = await phrase(deps, question_of(request), answer)
+        result = PipelineResult(plan=plan, figures=answer.data, phrased=phrased)
+        return CrewResponse(
+            reply=reply,
+            data=result.model_dump(mode="json"),
+            sources=answer.sources,
+            facts=answer.facts,
+            llm_calls=usage.calls,
+        )

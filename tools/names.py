@@ -1,0 +1,101 @@
+"""The CRM's name index (`crm.names.NameIndex`), read once per database and cached: the chat's
+entity resolver and the guards share it.
+
+    index = name_index(session)     # one fingerprint query; the names only when they changed
+
+The cache is keyed by the database URL and holds the fingerprint the index was built under: one
+cheap query (row counts and latest `updated_at` of accounts, contacts, reps, products and deals,
+the highest deal id, and the pipeline stages' keys and names) that changes whenever a name
+changes, so an import or an edit by any process is seen on the next call. A rebuild reads every
+name in one query (~10k deal ids for the Maven export).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Integer, String, cast, func, literal, null, select, union_all
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
+
+from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
+from crm.names import NameIndex, NameRow
+
+__all__ = ["NameIndex", "fingerprint", "invalidate_name_index", "name_index", "name_rows"]
+
+_cache: dict[str, tuple[tuple[Any, ...], NameIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def name_rows(session: Session) -> list[NameRow]:
+    """Every name of the CRM as `NameRow`s, in one query: accounts (with their sectors and office
+    countries), reps (with manager and regional office), contacts ("First Last"), products,
+    pipeline stages (key and name) and deal ids. Rows of a kind come in the database's order."""
+    no_id = cast(null(), Integer)
+    no_text = cast(null(), String)
+
+    def kind(name: str) -> Any:
+        return literal(name, String).label("kind")
+
+    query = union_all(
+        select(kind("account"), Account.id, Account.name, no_text, no_text),
+        select(kind("sector"), no_id, Account.sector, no_text, no_text).distinct(),
+        select(kind("country"), no_id, Account.office_location, no_text, no_text).distinct(),
+        select(kind("rep"), SalesRep.id, SalesRep.name, SalesRep.manager, SalesRep.regional_office),
+        select(kind("product"), Product.id, Product.name, no_text, no_text),
+        select(kind("contact"), Contact.id, Contact.first_name, Contact.last_name, no_text),
+        select(kind("stage"), no_id, PipelineStage.name, PipelineStage.key, no_text),
+        select(kind("deal"), Deal.id, Deal.external_id, no_text, no_text),
+    )
+    rows: list[NameRow] = []
+    for k, row_id, name, a, b in session.execute(query):
+        if k == "rep":
+            rows.append(NameRow("rep", name, row_id, manager=a, office=b))
+        elif k == "contact":
+            rows.append(NameRow("contact", f"{name} {a}", row_id))
+        elif k == "stage":
+            rows.append(NameRow("stage", name, key=a))
+        elif name:  # accounts without a sector or a country give none
+            rows.append(NameRow(k, name, row_id))
+    return rows
+
+
+def fingerprint(session: Session) -> tuple[Any, ...]:
+    """One query whose result changes whenever a name of the index changes (import, edit)."""
+    parts: list[Any] = []
+    for model in (Account, Contact, SalesRep, Product, Deal):
+        parts.append(select(func.count()).select_from(model).scalar_subquery())
+        parts.append(select(func.max(model.updated_at)).scalar_subquery())
+    parts.append(select(func.max(Deal.id)).scalar_subquery())
+    # Stages have no updated_at; they are few, so their names themselves are the fingerprint.
+    parts.append(select(func.count()).select_from(PipelineStage).scalar_subquery())
+    stage_names = PipelineStage.key + "=" + PipelineStage.name
+    parts.append(
+        select(
+            func.string_agg(stage_names, aggregate_order_by(literal("|"), PipelineStage.key))
+        ).scalar_subquery()
+    )
+    return tuple(session.execute(select(*parts)).one())
+
+
+def name_index(session: Session, *, refresh: bool = False) -> NameIndex:
+    """The cached `NameIndex` of this session's database, rebuilt when the CRM's names changed
+    since it was built (or when `refresh`). Blocking; the same object while nothing changes."""
+    db_key = str(session.get_bind().engine.url)
+    fp = fingerprint(session)
+    with _cache_lock:
+        hit = _cache.get(db_key)
+        if hit is not None and hit[0] == fp and not refresh:
+            return hit[1]
+    index = NameIndex.from_rows(name_rows(session))
+    with _cache_lock:
+        _cache[db_key] = (fp, index)
+    return index
+
+
+def invalidate_name_index() -> None:
+    """Forget every cached index (the next call rebuilds). Changes are detected anyway; this is
+    for tests and for changes the fingerprint cannot see."""
+    with _cache_lock:
+        _cache.clear()
