@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from contracts import INTENTS, ActionResult, Intent
+from crews.registry import crew_intents
 from graphs import nodes
 from graphs.context import ChatContext
 from graphs.state import ChatState
@@ -37,25 +38,23 @@ STATE_EXTRA_TYPES: tuple[type, ...] = (ActionResult,)
 #: Name of the compiled graph (root run name in traces).
 GRAPH_NAME = "flowstate_chat"
 
-#: The intent answered by canned replies (`graphs.canned`) instead of a crew.
-CANNED_INTENT: Intent = "general"
-
-
 def build_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
     *,
     intents: Iterable[Intent] = INTENTS,
 ) -> CompiledStateGraph[ChatState, ChatContext, ChatState, ChatState]:
-    """Compile the chat graph with a node per intent of `intents` (a crew node, or the canned
-    replies for "general"). `checkpointer`: a LangGraph saver (Redis in the app, None for
-    in-memory/tooling use); without one, interrupts cannot be resumed."""
+    """Compile the chat graph with a node per intent of `intents`: a crew node for the intents
+    `config/intents.yaml` gives a crew, the canned replies for the others. `checkpointer`: a
+    LangGraph saver (Redis in the app, None for in-memory/tooling use); without one, interrupts
+    cannot be resumed."""
     builder = StateGraph(ChatState, context_schema=ChatContext)
     builder.add_node("resolve_entities", nodes.resolve_entities)
     builder.add_node("classify_intent", nodes.classify_intent)
     answer_nodes = list(intents)
+    crewed = set(crew_intents())
     for intent in answer_nodes:
-        if intent == CANNED_INTENT:
-            builder.add_node(intent, nodes.general)
+        if intent not in crewed:
+            builder.add_node(intent, nodes.make_canned_node(intent))  # type: ignore[call-overload,arg-type,unused-ignore]
         else:
             # add_node's overloads cannot infer the state type of a factory-made node (mypy
             # reports a call-overload or, without its cache, an arg-type error); it is typed.

@@ -251,12 +251,19 @@ def make_crew_node(intent: Intent) -> NodeFn:
     return crew_node
 
 
-async def general(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
-    """Answer a general message (greeting, thanks, help, out of scope) with a canned reply
-    (`graphs.canned`: no crew, no LLM); the guard still checks it."""
-    ctx = _ctx(runtime)
-    status("general", crew="general")  # the frame clients have always been sent for this step
-    return {"response": canned.answer(crew_request(state, "general", ctx.history_turns))}
+def make_canned_node(intent: Intent) -> NodeFn:
+    """The node that answers an intent without a crew (general: greeting, thanks, help, out of
+    scope) with a canned reply (`graphs.canned`: no LLM, no CRM access); the guard still checks
+    it, and a re-ask gets the same reply again."""
+
+    async def canned_node(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
+        ctx = _ctx(runtime)
+        status(intent, crew=intent)  # the frame clients have always been sent for this step
+        return {"response": canned.answer(crew_request(state, intent, ctx.history_turns))}
+
+    canned_node.__name__ = canned_node.__qualname__ = f"{intent}_canned"
+    canned_node.__doc__ = f"Answer the {intent} intent with a canned reply and store it."
+    return canned_node
 
 
 async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:

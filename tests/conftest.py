@@ -116,3 +116,18 @@ def embedded_llm() -> Iterator[LLMConfig]:
         )
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def maven_db(engine: Engine) -> Iterator[Engine]:
+    """The engine, over a CRM holding exactly the Maven export (imported once per test module;
+    the cached CRM name index is dropped before and after, so no module sees another's names)."""
+    from crm.importer import import_export
+    from tools.names import invalidate_name_index
+
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+    import_export(engine, MAVEN_DIR)
+    invalidate_name_index()
+    yield engine
+    invalidate_name_index()

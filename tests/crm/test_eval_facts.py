@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from crm.analytics import (
@@ -30,9 +30,8 @@ from crm.analytics import (
     stuck_deals,
     subsidiaries,
 )
-from crm.importer import import_export
 from crm.schemas import MetricsRow
-from tests.conftest import DATA_TABLES, EVAL_DIR, MAVEN_DIR
+from tests.conftest import EVAL_DIR
 
 QUESTIONS = [
     json.loads(line)
@@ -128,12 +127,9 @@ QUERIES: dict[str, Callable[[Session], Any]] = {
 
 
 @pytest.fixture(scope="module")
-def maven(engine: Engine) -> Iterator[Session]:
+def maven(maven_db: Engine) -> Iterator[Session]:
     """A session over a CRM holding exactly the Maven export."""
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
-    import_export(engine, MAVEN_DIR)
-    with Session(engine) as session:
+    with Session(maven_db) as session:
         yield session
 
 

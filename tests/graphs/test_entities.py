@@ -16,27 +16,15 @@ from sqlalchemy.orm import Session
 from contracts import Entities
 from crm.names import NameIndex
 from graphs.entities import parse_period, resolve_entities
-from tests.conftest import DATA_TABLES, EVAL_DIR, MAVEN_DIR
-from tools.names import invalidate_name_index, name_index
+from tests.conftest import EVAL_DIR, MAVEN_DIR
+from tools.names import name_index
 
 TODAY = dt.date(2017, 12, 31)  # the Maven export's reference date
 
 
-@pytest.fixture(scope="module")
-def maven(engine: Engine) -> Iterator[Engine]:
-    from crm.importer import import_export
-
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
-    import_export(engine, MAVEN_DIR)
-    invalidate_name_index()
-    yield engine
-    invalidate_name_index()
-
-
 @pytest.fixture
-def session(maven: Engine) -> Iterator[Session]:
-    with Session(maven) as s:
+def session(maven_db: Engine) -> Iterator[Session]:
+    with Session(maven_db) as s:
         yield s
 
 
@@ -240,15 +228,15 @@ def test_no_period(message: str) -> None:
     assert parse_period(message, TODAY) is None
 
 
-def test_index_reloads_after_the_crm_changes(session: Session, maven: Engine) -> None:
+def test_index_reloads_after_the_crm_changes(session: Session, maven_db: Engine) -> None:
     before = name_index(session)
     assert name_index(session) is before  # cached while nothing changes
-    with Session(maven) as s, s.begin():
+    with Session(maven_db) as s, s.begin():
         s.execute(text("INSERT INTO accounts (name, sector) VALUES ('Quuxcorp Industries', 'retail')"))
     try:
         got = resolve_entities(session, "What do we know about Quuxcorp Industries?", None, today=TODAY)
         assert _keys(got) == {("account", "Quuxcorp Industries")}
     finally:
-        with Session(maven) as s, s.begin():
+        with Session(maven_db) as s, s.begin():
             s.execute(text("DELETE FROM accounts WHERE name = 'Quuxcorp Industries'"))
     assert isinstance(name_index(session), NameIndex)

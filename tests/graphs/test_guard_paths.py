@@ -8,12 +8,11 @@ The last test runs the closing crew through the graph on the embedded model (`-m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from app.services.context import real_context
 from config.files import load_policies
@@ -28,7 +27,6 @@ from graphs.adapters import CrmActions, CrmGuard, CrmResolver
 from graphs.context import ChatContext
 from llm import LLMConfig
 from observability import metrics
-from tests.conftest import DATA_TABLES, MAVEN_DIR
 from tests.graphs.fakes import FakeRouter, chat_service, fake_context
 from tools.names import invalidate_name_index, name_index
 
@@ -262,38 +260,9 @@ def test_a_crafted_reply_with_an_invented_figure_is_caught(clean_db: Engine, crm
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def embedded_llm() -> Iterator[LLMConfig]:
-    """The embedded llama.cpp server (reused when one already serves on FLOWSTATE_LLM_PORT)."""
-    from embedded.llm import EMBEDDED_API_KEY, start_llm
-
-    settings = get_settings()
-    server = start_llm(settings, settings.data_dir, show_progress=False)
-    try:
-        yield LLMConfig(
-            base_url=server.base_url,
-            api_key=EMBEDDED_API_KEY,
-            model=settings.llm_model,
-            timeout_s=settings.llm_timeout_s,
-            max_tokens=settings.llm_max_tokens,
-        )
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def maven(engine: Engine) -> Engine:
-    from crm.importer import import_export
-
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
-    import_export(engine, MAVEN_DIR)
-    return engine
-
-
 @pytest.mark.llm
 async def test_closing_crew_never_grants_more_than_the_policy_maximum(
-    redis_url: str, maven: Engine, embedded_llm: LLMConfig
+    redis_url: str, maven_db: Engine, embedded_llm: LLMConfig
 ) -> None:
     from guards.discounts import find_discounts, over_limit
 
@@ -301,7 +270,7 @@ async def test_closing_crew_never_grants_more_than_the_policy_maximum(
     assert limit < 60
     # the route is the router's business (its own eval); this is the crew's and guards'
     ctx = replace(
-        real_context(maven, embedded_llm, get_embedder(get_settings())), router=FakeRouter("closing")
+        real_context(maven_db, embedded_llm, get_embedder(get_settings())), router=FakeRouter("closing")
     )
     async with chat_service(redis_url, ctx) as chat:
         result = await chat.turn(None, "Offer Cancity 60% off", "darcel")

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from contracts import INTENTS
 from graphs.intent import IntentRouter, load_intents
+from llm import LLMConfig
 from tests.conftest import EVAL_DIR
 
 DATA = Path(__file__).parent / "data"
@@ -226,40 +227,29 @@ def test_sync_classify_works_outside_an_event_loop(knn_router: IntentRouter) -> 
 
 
 @pytest.fixture(scope="module")
-def real_router(embedder: Any) -> Iterator[IntentRouter]:
-    from config.settings import get_settings
-    from embedded.stack import running_stack
-    from llm import LLMConfig, chat_model
+def real_router(embedder: Any, embedded_llm: LLMConfig) -> IntentRouter:
+    from llm import chat_model
 
-    settings = get_settings()
-    with running_stack(settings, need={"llm"}, show_progress=False) as endpoints:
-        cfg = LLMConfig.from_endpoints(endpoints, settings)
-        router = IntentRouter(
-            embedder, chat_model(cfg.with_limits(max_tokens=16)), dialect=cfg.dialect, llm_timeout_s=60
-        )
-        router.warm()
-        yield router
+    router = IntentRouter(
+        embedder,
+        chat_model(embedded_llm.with_limits(max_tokens=16)),
+        dialect=embedded_llm.dialect,
+        llm_timeout_s=60,
+    )
+    router.warm()
+    return router
 
 
 @pytest.fixture(scope="module")
-def maven_resolve(engine: Any) -> Iterator[Any]:
-    """`resolve(message) -> Entities` over the Maven export imported into the test database, as
-    the chat graph resolves entities before routing."""
-    from sqlalchemy import text
+def maven_resolve(maven_db: Any) -> Iterator[Any]:
+    """`resolve(message) -> Entities` over the Maven export, as the chat graph resolves entities
+    before routing."""
     from sqlalchemy.orm import Session
 
-    from crm.importer import import_export
     from graphs.entities import resolve_entities
-    from tests.conftest import DATA_TABLES, MAVEN_DIR
-    from tools.names import invalidate_name_index
 
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
-    import_export(engine, MAVEN_DIR)
-    invalidate_name_index()
-    with Session(engine) as session:
+    with Session(maven_db) as session:
         yield lambda message: resolve_entities(session, message, None)
-    invalidate_name_index()
 
 
 @pytest.mark.llm

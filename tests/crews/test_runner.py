@@ -1,16 +1,15 @@
-"""The LLM factory and the crew runner against a stub OpenAI-compatible server: the request
-shape the local llama.cpp server needs, usage counting, and validation with one retry."""
+"""The crew runner (`crews.runner.kickoff_validated`) against a stub OpenAI-compatible server: the
+request shape the local llama.cpp server needs, usage counting, and validation with one retry."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
 
 from crews.runner import CrewOutputError, kickoff_validated
-from llm import LLMConfig, crew_llm, extract_json, json_schema_of, parse_output, response_format
+from llm import LLMConfig
 from observability.llm_meter import usage_scope
 from tests.support.stub_llm import StubLLM
 
@@ -34,17 +33,6 @@ def _build(llm):  # type: ignore[no-untyped-def]
     return single_crew([agent], [task])
 
 
-def test_schema_sent_to_the_server_has_no_length_bounds() -> None:
-    # llama.cpp turned maxLength 1500 into a grammar it could not parse, then crashed
-    schema = json_schema_of(Answer)
-    text = json.dumps(schema)
-    for word in ("maxLength", "minLength", "maximum", "minimum"):
-        assert word not in text
-    assert schema["required"] == ["reply", "score"]  # every key asked for
-    assert response_format(Answer, safe=True)["type"] == "json_object"
-    assert response_format(Answer, "openai", safe=True)["json_schema"]["schema"] == schema
-
-
 async def test_crew_llm_request_shape_and_usage(stub: StubLLM) -> None:
     stub.answers = ['{"reply": "hi", "score": 3}']
     with usage_scope() as usage:
@@ -62,25 +50,6 @@ async def test_crew_llm_request_shape_and_usage(stub: StubLLM) -> None:
     assert usage.prompt_tokens == served["prompt_tokens"] > 0
     assert usage.completion_tokens == served["completion_tokens"] > 0
     assert run.usage.calls == 1
-
-
-def test_text_tool_path_and_openai_dialect(stub: StubLLM) -> None:
-    llm: Any = crew_llm(_cfg(stub), tools=True)
-    assert llm.supports_function_calling() is False
-    params = llm._prepare_completion_params([{"role": "user", "content": "x"}])  # type: ignore[attr-defined]
-    assert params["stop"] == ["\nObservation:"]
-    plain: Any = crew_llm(_cfg(stub))
-    assert plain.supports_function_calling() is True
-    openai_llm = crew_llm(_cfg(stub, dialect="openai"), schema=Answer)
-    params = openai_llm._prepare_completion_params([{"role": "user", "content": "x"}])  # type: ignore[attr-defined]
-    assert params["response_format"]["type"] == "json_schema"
-    assert crew_llm(_cfg(stub), max_tokens=10_000).max_tokens == 100  # never above the config
-
-
-def test_extract_json_tolerates_fences_and_chatter() -> None:
-    assert extract_json('```json\n{"reply": "a"}\n```') == '{"reply": "a"}'
-    assert extract_json('Here it is: {"reply": "a"} hope it helps') == '{"reply": "a"}'
-    assert parse_output('```\n{"reply": "a", "score": 1}\n```', Answer).score == 1
 
 
 async def test_invalid_answer_is_retried_once_with_the_error_explained(stub: StubLLM) -> None:
