@@ -1,8 +1,8 @@
-"""Guards on every crew output (issue 4): Guardrails AI validators for schema, grounding, privacy,
+"""Guards on every crew output: Guardrails AI validators for schema, grounding, privacy,
 tone and sales policy, and the runner that turns their verdicts into fix / re-ask / safe reply.
 
 `guards._offline` runs first: it writes `~/.guardrailsrc` with metrics and remote inference off
-before anything imports `guardrails` (offline.md, "Guardrails"). The public API is imported lazily
+before anything imports `guardrails` (see its docstring). The public API is imported lazily
 so `import guards.numbers` (pure Python) stays cheap; `guards.check_reply` loads Guardrails (~3 s).
 
 API: `check_reply(response, GuardContext(...)) -> GuardOutcome`, `safe_reply(failures)`,

@@ -3,8 +3,8 @@
 
 Guardrails reads `~/.guardrailsrc` when it is imported and again each time a `Guard` or `Validator`
 is built. Without the file, metrics are on: the first `Guard` call exports OpenTelemetry spans to
-Guardrails' hosted collector, which on this offline machine costs about 8 s of retries at exit
-(see /work/shared/docs/offline.md, "Guardrails"). Setting the flag after import does not help, so
+Guardrails' hosted collector, which on an offline machine costs about 8 s of retries at exit
+(measured). Setting the flag after import does not help, so
 this module writes the file the way `guardrails configure --disable-metrics
 --disable-remote-inferencing --token ""` does, before the first import.
 
