@@ -21,6 +21,7 @@ from plain names (tests, the guards' eval cases).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -180,8 +181,12 @@ class NameIndex:
     `person_parts` (first and last names of people), `deal_ids` (upper-case names shaped like a
     deal id), `series` (product series, "gtx"), `products` (product names as token tuples),
     `digit_names` (names containing digits, "GTK 500"), `max_len` (most tokens of a phrase).
+
+    `as_of`: the data's reference date when the index was read from the CRM (the resolver's
+    "today" for periods such as "this quarter"); None for an index built from plain names.
     """
 
+    as_of: dt.date | None = None
     records: dict[str, list[NameTarget]] = field(default_factory=dict)
     max_tokens: int = 1
     deals: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -200,14 +205,14 @@ class NameIndex:
     # ----------------------------------------------------------------------------- building
 
     @classmethod
-    def from_rows(cls, rows: Iterable[NameRow]) -> NameIndex:
-        """The index of the CRM's names (both readings). Rows of a kind keep their order; the
-        resolver lists the records of one name in the order account, rep, manager, office,
-        product, contact, sector, stage."""
+    def from_rows(cls, rows: Iterable[NameRow], *, as_of: dt.date | None = None) -> NameIndex:
+        """The index of the CRM's names (both readings), read when the data's reference date was
+        `as_of`. Rows of a kind keep their order; the resolver lists the records of one name in
+        the order account, rep, manager, office, product, contact, sector, stage."""
         by_kind: dict[str, list[NameRow]] = {}
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row)
-        idx = cls()
+        idx = cls(as_of=as_of)
         idx._index_records(by_kind)
         # Every name, people's managers and offices included; products apart (their series).
         names: set[str] = set()

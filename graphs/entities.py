@@ -398,13 +398,13 @@ def resolve_entities(
     record but refers back ("and his manager?", "what about them?"), the previous records are
     kept; when it names some and still refers back ("what about Kami?"), previous records of
     other kinds follow the new ones. The previous period is kept for a follow-up naming none.
-    `today` defaults to the data's reference date (`tools.analytics.reference_date`).
+    `today` defaults to the data's reference date read with the name index (`NameIndex.as_of`).
     Never raises for odd text; an empty message gives empty Entities.
     """
     index = name_index(session)
     prev = Entities.model_validate(previous) if isinstance(previous, dict) else previous
     items = find_entities(index, message)
-    period = parse_period(message, today or reference_date(session))
+    period = parse_period(message, today or index.as_of or reference_date(session))
     if prev is not None and is_follow_up(message):
         kinds = {e.kind for e in items}
         items += [e for e in prev.items if e.kind not in kinds]

@@ -19,6 +19,7 @@ from sqlalchemy import Integer, String, cast, func, literal, null, select, union
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from crm.analytics import reference_date
 from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
 from crm.names import NameIndex, NameRow
 
@@ -88,7 +89,9 @@ def name_index(session: Session, *, refresh: bool = False) -> NameIndex:
         hit = _cache.get(db_key)
         if hit is not None and hit[0] == fp and not refresh:
             return hit[1]
-    index = NameIndex.from_rows(name_rows(session))
+    # the reference date moves only with the deals, which the fingerprint covers: read it with
+    # the names rather than on every resolved message
+    index = NameIndex.from_rows(name_rows(session), as_of=reference_date(session))
     with _cache_lock:
         _cache[db_key] = (fp, index)
     return index
