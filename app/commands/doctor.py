@@ -69,7 +69,8 @@ def doctor(
     ] = True,
 ) -> None:
     """Report each component (database, Redis, LLM, embeddings): embedded or external, version,
-    whether it answers. Exits 1 if any does not."""
+    whether it answers, and for the embedded model server how it last crashed (exit code or
+    signal, last log lines) and how often it was restarted. Exits 1 if any does not answer."""
     from config.settings import get_settings
 
     statuses = _diagnose(get_settings(), start)
@@ -88,6 +89,11 @@ def doctor(
             answers = "[green]yes[/]" if s.ok else "[red]no[/]"
             table.add_row(s.name, s.mode, s.version or "-", answers, f"{s.latency_ms:.0f}", s.detail)
         console.print(table)
+        for s in statuses:
+            if s.last_exit is not None and s.last_exit.log_tail:
+                console.print(f"[bold]{s.name}[/]: the server {s.last_exit.describe()}; its last log lines:")
+                for line in s.last_exit.log_tail[-10:]:
+                    console.print(f"  {line}", markup=False, highlight=False)
     if not ok:
         raise typer.Exit(1)
 

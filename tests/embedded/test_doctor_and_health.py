@@ -19,7 +19,7 @@ from embedded.stack import Endpoints
 from tests.embedded.conftest import StubOpenAI, free_port
 
 COMPONENTS = ["database", "redis", "llm", "embeddings"]
-STATUS_KEYS = {"name", "mode", "version", "ok", "detail", "latency_ms"}
+STATUS_KEYS = {"name", "mode", "version", "ok", "detail", "latency_ms", "restarts", "last_exit"}
 
 
 def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
