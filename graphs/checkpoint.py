@@ -14,12 +14,19 @@ abandoned one expires `ttl_minutes` after its last turn. Two bookkeeping keys (`
 
 The saver is async only (`graph.ainvoke` / `astream` / `aget_state`); its sync methods raise
 `NotImplementedError`.
+
+Turns of one thread run one at a time across processes: :func:`thread_lock` holds redis-py's
+`Lock` on `<prefix>:lock:<thread id>` for the duration of a turn (several `flowstate serve`
+workers or instances share one Redis). The lock expires on its own after `timeout_s`, so a process
+that dies mid-turn blocks its thread for at most that long.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
@@ -34,6 +41,11 @@ from contracts import (
     Source,
     Turn,
 )
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 #: Key namespace of Flowstate's conversation state in Redis.
 DEFAULT_PREFIX = "flowstate:lg"
@@ -57,6 +69,10 @@ STATE_TYPES: tuple[type, ...] = (
 
 class CheckpointStoreError(RuntimeError):
     """Redis did not answer when the checkpointer was opened (message names the URL)."""
+
+
+class ThreadLockTimeout(RuntimeError):
+    """Another turn of the thread held its lock longer than the caller would wait."""
 
 
 def make_serializer(extra_types: Iterable[type] = ()) -> JsonPlusSerializer:
@@ -109,3 +125,48 @@ async def open_checkpointer(
         yield saver
     finally:
         await saver.aclose()
+
+
+def lock_key(thread_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The Redis key of a thread's turn lock: `<prefix>:lock:<thread id>`."""
+    return f"{prefix}:lock:{thread_id}"
+
+
+@asynccontextmanager
+async def thread_lock(
+    client: Redis,
+    thread_id: str,
+    *,
+    timeout_s: float,
+    wait_s: float,
+    prefix: str = DEFAULT_PREFIX,
+) -> AsyncIterator[None]:
+    """Hold the turn lock of `thread_id` in Redis (redis-py's `Lock`) for the `async with` block.
+
+    `timeout_s`: the lock expires that many seconds after it was taken even if never released
+    (a process killed mid-turn); keep it above the longest turn (the turn deadline), or a second
+    turn could start while the first still runs. `wait_s`: how long to wait for a lock another
+    turn holds (polling every 50 ms) before raising :class:`ThreadLockTimeout`. Redis errors
+    while taking the lock propagate (redis.RedisError); a failure to release it is only logged
+    (the lock then expires by itself).
+    """
+    from redis.exceptions import LockError, RedisError
+
+    lock = client.lock(
+        lock_key(thread_id, prefix),
+        timeout=timeout_s,
+        sleep=0.05,
+        blocking=True,
+        blocking_timeout=wait_s,
+        thread_local=False,
+    )
+    if not await lock.acquire():
+        raise ThreadLockTimeout(f"thread {thread_id!r} is busy with another turn (waited {wait_s:g} s)")
+    try:
+        yield
+    finally:
+        try:
+            await lock.release()
+        except (LockError, RedisError) as exc:
+            # expired (the turn overran the lock) or Redis is gone: the lock frees itself
+            log.warning("could not release the turn lock of thread %s: %r", thread_id, exc)

@@ -118,6 +118,17 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+def deadline_error(deadline_s: float, node: str = "turn") -> TurnError:
+    """The TurnError of a turn cancelled at the overall turn deadline (`deadline_s` seconds,
+    settings.turn_deadline_s): kind "turn_deadline", retryable (the message stays in the
+    thread; a quieter moment may answer it)."""
+    return TurnError(
+        node=node,
+        kind="turn_deadline",
+        message=f"This took longer than the {deadline_s:g} s a turn may take, so it was stopped.",
+    )
+
+
 def failure_reply(err: TurnError) -> str:
     """The text shown to the rep for a failed turn."""
     return f"{err.message} {RETRY_HINT}" if err.retryable else err.message

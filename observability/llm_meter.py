@@ -24,6 +24,12 @@ parse is logged once and the call is still counted.
 
 Listeners (:func:`add_listener`) receive an :class:`LLMExchange` per finished request (tests).
 
+Cancelling: :meth:`MeterUsage.cancel` makes every later LLM request started in that scope
+(nested scopes and worker threads included) raise :class:`ScopeCancelled` before it is sent.
+The chat service cancels a turn's scope when the turn passes its deadline: a crew still running in
+a worker thread (which asyncio cannot stop) then fails at its next request instead of working
+on for an answer nobody will read. This is the one case where the meter raises into the caller.
+
 Per-turn accounting: :func:`usage_scope` opens a scope (a context variable) and yields a
 :class:`MeterUsage` that every LLM request started inside it is added to (nested scopes each see
 it). Context variables follow `asyncio` tasks and `asyncio.to_thread`, which is how LangGraph runs
@@ -79,18 +85,25 @@ class LLMExchange:
     duration_s: float
 
 
+class ScopeCancelled(RuntimeError):
+    """An LLM request started in a cancelled :func:`usage_scope` (its turn was cancelled)."""
+
+
 @dataclass
 class MeterUsage:
     """LLM requests counted in one :func:`usage_scope`: `calls` every request sent, `failures`
     those that got no successful answer (HTTP status >= 400, no response at all, or a send that
     raised: CrewAI's transport hook never sees the response of a request whose send failed, so a
-    request is a failure until its answer arrives), tokens as the server reported them.
+    request is a failure until its answer arrives), tokens as the server reported them;
+    `refused`: requests refused after :meth:`cancel` (not sent, not in `calls`).
     Thread-safe (requests of one turn may finish on several threads)."""
 
     calls: int = 0
     answered: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    refused: int = 0
+    cancelled: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,6 +111,14 @@ class MeterUsage:
     @property
     def failures(self) -> int:
         return self.calls - self.answered
+
+    def cancel(self) -> None:
+        """Refuse every LLM request started in this scope from now on (:class:`ScopeCancelled`)."""
+        self.cancelled = True
+
+    def _refuse(self) -> None:
+        with self._lock:
+            self.refused += 1
 
     def _sent(self) -> None:
         with self._lock:
@@ -329,8 +350,15 @@ class _AsyncMeteredStream(httpx.AsyncByteStream):
 
 
 def _begin(request: httpx.Request) -> _Exchange | None:
+    """The exchange of an LLM request (None for other requests). Raises ScopeCancelled, before
+    anything is sent, when a scope of the sending context was cancelled."""
     if not is_llm_request(request):
         return None
+    scopes = _scopes.get()
+    if any(scope.cancelled for scope in scopes):
+        for scope in scopes:
+            scope._refuse()
+        raise ScopeCancelled("the turn this LLM request belongs to was cancelled")
     try:
         return _Exchange(request)
     except Exception:

@@ -11,8 +11,17 @@ outcome, latency, guard failures by validator); `observability.llm_meter.usage_s
 turn's LLM requests and tokens at the HTTP boundary (the one source of `ChatResult.usage`).
 
 A turn runs in its own asyncio task and hands frames to the caller through a queue, so a client
-that disconnects mid-turn does not cancel it (the answer lands in the thread), and turns of one
-thread run one at a time (a per-thread lock).
+that disconnects mid-turn does not cancel it (the answer lands in the thread). Turns of one thread
+run one at a time, in this process (an asyncio lock) and across processes (a lock in Redis,
+`graphs.checkpoint.thread_lock`: several `flowstate serve` workers or instances share one Redis).
+
+Every turn has an overall deadline (settings.turn_deadline_s). A turn past it is cancelled: the
+graph run stops (nothing more is checkpointed), the LLM requests of its scope are refused from
+then on (a crew still running in a worker thread fails at its next request, and its result is
+dropped with the cancelled task), the failure is recorded in the thread (the message stays,
+unanswered: sending it again retries it), the caller gets an "error" frame of kind
+"turn_deadline", and the thread's locks are released. The Redis lock outlives the deadline by
+`LOCK_MARGIN_S`, so it only expires on its own when the process holding it died.
 
 Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working,
 `{"type": "token", "content"}` pieces of the reply, `{"type": "interrupt", "id", "action",
@@ -27,6 +36,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +44,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
+from redis.exceptions import RedisError
 
 from app.services.chat_types import (
     ActionPending,
@@ -41,6 +52,8 @@ from app.services.chat_types import (
     ChatResult,
     NothingPending,
     PendingAction,
+    StoreUnavailable,
+    ThreadBusy,
     ThreadMessage,
     ThreadNotFound,
     ThreadView,
@@ -49,8 +62,9 @@ from app.services.chat_types import (
     new_thread_id,
 )
 from contracts import CrewResponse, Intent, ResumeValue, Source, TurnError
+from graphs.checkpoint import DEFAULT_PREFIX, ThreadLockTimeout, thread_lock
 from graphs.context import ChatContext
-from graphs.failures import classify_failure, failure_reply
+from graphs.failures import classify_failure, deadline_error, failure_reply
 from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
 from graphs.state import (
     TURN_RESET,
@@ -63,7 +77,7 @@ from graphs.state import (
     turn_meta,
     unanswered,
 )
-from observability.llm_meter import usage_scope
+from observability.llm_meter import MeterUsage, usage_scope
 from observability.tracing import get_tracing
 from observability.turn import Outcome, observe_turn
 
@@ -76,10 +90,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Default overall deadline of a turn, seconds (settings.turn_deadline_s overrides it in the app).
+DEFAULT_TURN_DEADLINE_S = 120.0
+#: How much longer than the turn deadline a thread's Redis lock lives, seconds: the turn has
+#: ended (answered or cancelled) by then unless its process died, and the lock frees itself.
+LOCK_MARGIN_S = 15.0
+
 
 @dataclass
 class _Raise:
     exc: BaseException
+
+
+@dataclass
+class _Ended:
+    """Put on the queue when the turn's task ends, whatever happened: a consumer that sees it
+    before a ChatResult knows the turn died without one (cancelled, or a bug)."""
+
+    task: asyncio.Task[None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,17 +119,30 @@ class ChatService:
     """The chat engine: `turn`, `resume`, `stream`, `get_thread` on one compiled graph.
 
     Build with :meth:`open` (checkpointer on Redis, context from a running stack) or directly
-    with a compiled graph and a context (tests, benchmarks)."""
+    with a compiled graph and a context (tests, benchmarks).
+
+    `turn_deadline_s`: the overall deadline of a turn (see the module docstring). The turns of a
+    thread are serialised across processes through the checkpointer's Redis client when it has
+    one (`AsyncRedisSaver.client`); with another saver, within this process only."""
 
     def __init__(
         self,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         context: ChatContext,
         checkpointer: BaseCheckpointSaver[str] | None = None,
+        *,
+        turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S,
     ) -> None:
+        if turn_deadline_s <= 0:
+            raise ValueError(f"turn_deadline_s must be > 0, got {turn_deadline_s}")
         self.graph = graph
         self.context = context
         self.checkpointer = checkpointer
+        self.turn_deadline_s = turn_deadline_s
+        #: the Redis lock expires this long after it was taken; a waiting turn waits as long
+        self.lock_timeout_s = turn_deadline_s + LOCK_MARGIN_S
+        self._redis = getattr(checkpointer, "client", None)
+        self._lock_prefix = str(getattr(checkpointer, "prefix", None) or DEFAULT_PREFIX)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._running: set[asyncio.Task[None]] = set()
 
@@ -118,17 +159,23 @@ class ChatService:
         endpoints: Endpoints | None = None,
         warm_up: bool = True,
     ) -> AsyncIterator[ChatService]:
-        """A service on the Redis at `redis_url` (checkpoint TTL from settings).
+        """A service on the Redis at `redis_url` (checkpoint TTL and turn deadline from settings).
 
         Without `context`, one is built by `app.services.context.build_context` from `endpoints`
         (database and LLM of the running stack) or, without endpoints, from settings; its engine
         is disposed on exit. `warm_up` loads the guards and the intent router's example vectors
-        in the background (the first turn would wait seconds for them otherwise). Raises
+        in the background (the first turn would wait seconds for them otherwise). The running
+        loop's default executor gets `settings.chat_threads` threads: crews, guards and lookups
+        run there, each crew holding a thread for its LLM calls, and asyncio's default (CPU
+        count + 4) would cap a 2-core server at about 6 crew runs at once. Raises
         `graphs.checkpoint.CheckpointStoreError` when Redis does not answer."""
         from app.services.context import build_context
         from app.services.context import warm_up as warm_context
         from graphs.checkpoint import open_checkpointer
 
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.chat_threads, thread_name_prefix="flowstate-turn")
+        )
         owned = None
         if context is None:
             context = build_context(settings, endpoints)
@@ -137,7 +184,7 @@ class ChatService:
             async with open_checkpointer(
                 redis_url, settings.checkpoint_ttl_minutes, extra_types=STATE_EXTRA_TYPES
             ) as saver:
-                service = cls(build_graph(saver), context, saver)
+                service = cls(build_graph(saver), context, saver, turn_deadline_s=settings.turn_deadline_s)
                 warm = asyncio.create_task(asyncio.to_thread(warm_context, context)) if warm_up else None
                 try:
                     yield service
@@ -210,7 +257,10 @@ class ChatService:
     async def get_thread(self, thread_id: str) -> ThreadView:
         """The conversation `thread_id`; raises ThreadNotFound."""
         check_thread_id(thread_id)
-        snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        try:
+            snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        except RedisError as exc:
+            raise StoreUnavailable(thread_id) from exc
         if snap.created_at is None or not snap.values:
             raise ThreadNotFound(thread_id)
         values: dict[str, Any] = snap.values
@@ -266,14 +316,22 @@ class ChatService:
                 raise ThreadNotFound("")
             thread_id = new_thread_id()
         check_thread_id(thread_id)
-        queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise] = asyncio.Queue()
+        queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise | _Ended] = asyncio.Queue()
         task = asyncio.create_task(self._drive(thread_id, message, user_id, resume, queue))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        task.add_done_callback(lambda t: queue.put_nowait(_Ended(t)))
         while True:
             item = await queue.get()
             if isinstance(item, _Raise):
                 raise item.exc
+            if isinstance(item, _Ended):
+                # the task ended without a result (cancelled at shutdown, or a bug): say so
+                exc = None if item.task.cancelled() else item.task.exception()
+                log.error("chat turn of thread %s ended without a result: %r", thread_id, exc)
+                err = classify_failure(exc or asyncio.CancelledError(), "turn")
+                yield ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
+                return
             yield item
             if isinstance(item, ChatResult):
                 return
@@ -308,29 +366,72 @@ class ChatService:
         message: str | None,
         user_id: str | None,
         resume: ResumeValue | None,
-        queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise],
+        queue: asyncio.Queue[Any],
     ) -> None:
         """Run one turn (or resume) of `thread_id` and put its frames, then its ChatResult, on
-        `queue` (a ChatError as `_Raise`). This is where every turn starts."""
-        lock = self._locks.get(thread_id)
-        if lock is None:
-            lock = self._locks[thread_id] = asyncio.Lock()
-        async with lock:
+        `queue` (a ChatError as `_Raise`). This is where every turn starts: it takes the
+        thread's locks (this process's, then Redis's) and runs :meth:`_run` under them; the
+        result goes out once they are released, so a caller who has it can start the next turn."""
+        local = self._locks.get(thread_id)
+        if local is None:
+            local = self._locks[thread_id] = asyncio.Lock()
+        async with local:
+            last = await self._locked(thread_id, message, user_id, resume, queue)
+        queue.put_nowait(last)
+
+    async def _locked(
+        self,
+        thread_id: str,
+        message: str | None,
+        user_id: str | None,
+        resume: ResumeValue | None,
+        queue: asyncio.Queue[Any],
+    ) -> ChatResult | _Raise:
+        """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client)."""
+        if self._redis is None:
+            return await self._run(thread_id, message, user_id, resume, queue)
+        lock = thread_lock(
+            self._redis,
+            thread_id,
+            timeout_s=self.lock_timeout_s,
+            wait_s=self.lock_timeout_s,
+            prefix=self._lock_prefix,
+        )
+        async with contextlib.AsyncExitStack() as held:
             try:
-                graph_input, who = await self._prepare(thread_id, message, user_id, resume)
-            except ChatError as exc:
-                queue.put_nowait(_Raise(exc))
-                return
-            except Exception as exc:  # Redis down while reading the thread
-                err = classify_failure(exc, "load_thread")
-                queue.put_nowait(ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err))
-                return
-            turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
-            with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
-                config = self.config_for_turn(thread_id, who)
-                replies: list[str] = []
-                crash: TurnError | None = None
-                try:
+                await held.enter_async_context(lock)
+            except ThreadLockTimeout:
+                return _Raise(ThreadBusy(thread_id, self.lock_timeout_s))
+            except Exception as exc:  # Redis down: nothing can be read or saved
+                err = classify_failure(exc, "lock_thread")
+                return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
+            return await self._run(thread_id, message, user_id, resume, queue)
+
+    async def _run(
+        self,
+        thread_id: str,
+        message: str | None,
+        user_id: str | None,
+        resume: ResumeValue | None,
+        queue: asyncio.Queue[Any],
+    ) -> ChatResult | _Raise:
+        """The turn itself, under the thread's locks, within the turn deadline: streams its
+        frames to `queue` and returns its result (a ChatError as `_Raise`)."""
+        try:
+            graph_input, who = await self._prepare(thread_id, message, user_id, resume)
+        except ChatError as exc:
+            return _Raise(exc)
+        except Exception as exc:  # Redis down while reading the thread
+            err = classify_failure(exc, "load_thread")
+            return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
+        turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
+        with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
+            config = self.config_for_turn(thread_id, who)
+            replies: list[str] = []
+            crash: TurnError | None = None
+            deadline = asyncio.timeout(self.turn_deadline_s)
+            try:
+                async with deadline:
                     async for mode, data in self.graph.astream(
                         graph_input,
                         config,
@@ -343,23 +444,46 @@ class ChatService:
                                 queue.put_nowait(data)
                         elif isinstance(data, dict):
                             self._on_updates(data, replies, queue)
-                except Exception as exc:  # a bug or Redis failing mid-run: the turn ends honestly
+            except TimeoutError as exc:
+                if not deadline.expired():  # a timeout raised inside the run, not ours
                     log.exception("chat turn crashed in thread %s", thread_id)
                     crash = classify_failure(exc, "graph")
-                usage = TurnUsage.model_validate(metered.as_dict())
-                try:
-                    result = await self._result(thread_id, replies, usage, crash)
-                except Exception as exc:
-                    err = crash or classify_failure(exc, "load_thread")
-                    result = ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err, usage=usage)
-                observed.finish(
-                    intent=result.intent,
-                    outcome=_outcome(result),
-                    # a resume runs no crew: the verdicts in the state are the proposing turn's
-                    verdicts=result.verdicts if resume is None else (),
-                    output=result.reply,
+                else:
+                    crash = await self._cancelled(thread_id, metered, record=resume is None)
+            except Exception as exc:  # a bug or Redis failing mid-run: the turn ends honestly
+                log.exception("chat turn crashed in thread %s", thread_id)
+                crash = classify_failure(exc, "graph")
+            usage = TurnUsage.model_validate(metered.as_dict())
+            try:
+                result = await self._result(thread_id, replies, usage, crash)
+            except Exception as exc:
+                err = crash or classify_failure(exc, "load_thread")
+                result = ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err, usage=usage)
+            observed.finish(
+                intent=result.intent,
+                outcome=_outcome(result),
+                # a resume runs no crew: the verdicts in the state are the proposing turn's
+                verdicts=result.verdicts if resume is None else (),
+                output=result.reply,
+            )
+        return result
+
+    async def _cancelled(self, thread_id: str, metered: MeterUsage, *, record: bool) -> TurnError:
+        """After the turn deadline cancelled the graph run: refuse the LLM requests still to
+        come from the turn's worker threads, and (`record`: a message turn) record the failure
+        in the thread, so it shows the message unanswered with its error, like any failed turn.
+        A resume is left as it was: its action still waits for the rep's decision."""
+        metered.cancel()
+        err = deadline_error(self.turn_deadline_s)
+        log.warning("chat turn of thread %s cancelled at its %g s deadline", thread_id, self.turn_deadline_s)
+        if record:
+            try:
+                await self.graph.aupdate_state(
+                    {"configurable": {"thread_id": thread_id}}, {"error": err.model_dump()}, as_node="respond"
                 )
-            queue.put_nowait(result)
+            except Exception as exc:
+                log.warning("could not record the deadline failure in thread %s: %r", thread_id, exc)
+        return err
 
     @staticmethod
     def _on_updates(data: dict[str, Any], replies: list[str], queue: asyncio.Queue[Any]) -> None:

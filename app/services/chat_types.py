@@ -22,7 +22,7 @@ _THREAD_ID = re.compile(THREAD_ID_PATTERN)
 
 
 # --------------------------------------------------------------------------------------------
-# errors that are the caller's (mapped to 404 / 409 by the routes)
+# errors the routes map to HTTP statuses (404 / 409 / 422 / 503)
 # --------------------------------------------------------------------------------------------
 
 
@@ -59,6 +59,31 @@ class ActionPending(ChatError):
         super().__init__(
             f"thread {thread_id!r} has an action waiting for a decision ({summary}): "
             "approve, edit or reject it first"
+        )
+
+
+class ThreadBusy(ChatError):
+    """Another turn of the thread (in this process or another) ran past the time a new turn
+    waits for it; the new message was not saved."""
+
+    status_code = 409
+
+    def __init__(self, thread_id: str, waited_s: float) -> None:
+        super().__init__(
+            f"thread {thread_id!r} is still busy with another turn after {waited_s:g} s; "
+            "your message was not saved, send it again in a moment"
+        )
+
+
+class StoreUnavailable(ChatError):
+    """The conversation store (Redis) does not answer: the thread cannot be read right now."""
+
+    status_code = 503
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"the conversation store (Redis) is not reachable right now, so thread {thread_id!r} "
+            "cannot be read; try again shortly"
         )
 
 
