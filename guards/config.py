@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from config.settings import CONFIG_DIR
+from contracts.guards import GuardAction
 
 ValidatorName = Literal["schema", "privacy", "tone", "discount_policy", "can_spam", "grounding"]
 OnFailName = Literal["fix", "reask", "fix_reask", "refrain", "noop"]
@@ -58,6 +59,41 @@ class GuardsConfig(BaseModel):
         or every validator when there is none)."""
         wanted = set(self.intents.get(intent) or self.intents.get("general") or self.validators)
         return [n for n in self.validators if n in wanted]
+
+
+def resolve_action(on_fail: OnFailName, has_fix: bool, attempt: int, max_reasks: int) -> GuardAction:
+    """What a failed check comes to (`contracts.guards.GuardAction`): "noted" for noop; "fixed"
+    when the on-fail action fixes and a safe fix exists; "reask" while re-asks are left
+    (`attempt` < `max_reasks`); else "refused" (the safe reply). See config/guards.yaml."""
+    if on_fail == "noop":
+        return "noted"
+    if on_fail in {"fix", "fix_reask"} and has_fix:
+        return "fixed"
+    if on_fail in {"reask", "fix_reask"} and attempt < max_reasks:
+        return "reask"
+    return "refused"
+
+
+def policy_phrases(config: GuardsConfig) -> list[str]:
+    """Texts whose words and digits are neither names nor figures to ground: the sender company,
+    postal address and unsubscribe line of `config/policies.yaml` (an email's footer) and the
+    configured `allowed_terms`."""
+    from config.files import load_policies
+
+    p = load_policies().outbound_email
+    return [p.sender_company, p.postal_address, p.unsubscribe_line, *config.allowed_terms]
+
+
+def max_discount_percent(config: GuardsConfig) -> float:
+    """The most discount (percent) a reply may grant: the discount_policy validator's
+    `max_percent` option, else config/policies.yaml's `discount.max_percent`."""
+    validator = config.validators.get("discount_policy")
+    option = validator.options.get("max_percent") if validator is not None else None
+    if option is not None:
+        return float(option)
+    from config.files import load_policies
+
+    return float(load_policies().discount.max_percent)
 
 
 @lru_cache

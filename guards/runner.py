@@ -28,10 +28,16 @@ from guardrails.validators import PassResult, Validator
 from pydantic import BaseModel
 
 from contracts import CrewResponse, ProposedAction
-from contracts.guards import GuardAction as Action
 from contracts.guards import GuardDecision as Decision
 from contracts.guards import GuardOutcome, Verdict
-from guards.config import TEXT_VALIDATORS, GuardsConfig, ValidatorName, load_guards_config
+from guards.config import (
+    TEXT_VALIDATORS,
+    GuardsConfig,
+    ValidatorName,
+    load_guards_config,
+    policy_phrases,
+    resolve_action,
+)
 from guards.names import as_index
 from guards.numbers import FactSet
 from guards.types import GuardContext
@@ -96,23 +102,6 @@ def _max_percent(config: GuardsConfig) -> float:
     return v.limit({}) if isinstance(v, DiscountPolicy) else 100.0
 
 
-def _resolve(on_fail: str, has_fix: bool, attempt: int, max_reasks: int) -> Action:
-    if on_fail == "noop":
-        return "noted"
-    if on_fail in {"fix", "fix_reask"} and has_fix:
-        return "fixed"
-    if on_fail in {"reask", "fix_reask"} and attempt < max_reasks:
-        return "reask"
-    return "refused"
-
-
-def _policy_phrases(config: GuardsConfig) -> list[str]:
-    from config.files import load_policies
-
-    p = load_policies().outbound_email
-    return [p.sender_company, p.postal_address, p.unsubscribe_line, *config.allowed_terms]
-
-
 def _run_text(
     text: str,
     target: str,
@@ -132,7 +121,7 @@ def _run_text(
             verdicts.append(Verdict(validator=name, target=target, passed=True, action="pass", latency_ms=ms))
             continue
         fix = getattr(result, "fix_value", None)
-        action = _resolve(config.validators[name].on_fail, fix is not None, attempt, config.max_reasks)
+        action = resolve_action(config.validators[name].on_fail, fix is not None, attempt, config.max_reasks)
         verdicts.append(
             Verdict(
                 validator=name,
@@ -179,7 +168,9 @@ def _check_action(
         for key in DISCOUNT_KEYS:
             value = params.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
-                act = _resolve(config.validators["discount_policy"].on_fail, True, attempt, config.max_reasks)
+                act = resolve_action(
+                    config.validators["discount_policy"].on_fail, True, attempt, config.max_reasks
+                )
                 verdicts.append(
                     Verdict(
                         validator="discount_policy",
@@ -213,7 +204,7 @@ def check_reply(
         "known_names": as_index(context.known_names),
         "facts": FactSet.from_facts(facts),
         "message": context.message,
-        "ignore_phrases": _policy_phrases(cfg),
+        "ignore_phrases": policy_phrases(cfg),
         "allowed_numbers": list(context.allowed_numbers),
         "allowed_pii": list(context.allowed_pii),
         "is_email": context.is_email,
@@ -224,7 +215,9 @@ def check_reply(
     if "schema" in names and context.output_model is not None:
         v = validate_output(context.output_model, response.data)
         if not v.passed:
-            v.action = _resolve(cfg.validators["schema"].on_fail, False, context.attempt, cfg.max_reasks)
+            v.action = resolve_action(
+                cfg.validators["schema"].on_fail, False, context.attempt, cfg.max_reasks
+            )
         verdicts.append(v)
 
     reply = _run_text(response.reply, "reply", text_names, metadata, cfg, context.attempt, verdicts)

@@ -4,6 +4,9 @@ the crews to trim model-written prose (`split_sentences`).
 Pure Python (no Guardrails import), so the validators' logic can be unit-tested and benchmarked on
 its own. Offsets are character offsets into the original text; masking keeps lengths unchanged so
 offsets stay valid after a span is blanked out.
+
+A reply that streams is cut into the same sentences as it arrives (:class:`SentenceSplitter`): the
+streaming guards check, and the client receives, one complete sentence at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +39,52 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if text[start:].strip():
         spans.append((start, len(text)))
     return spans
+
+
+class SentenceSplitter:
+    """Cuts streamed text into the sentences of :func:`sentence_spans` as it arrives.
+
+    :meth:`feed` takes the next piece of text and returns the units completed so far; a unit is
+    a sentence with the gap that follows it (the whitespace up to the next sentence), so joining
+    every unit returned by `feed` and :meth:`flush` gives back the text exactly. A sentence is
+    complete once the first character after its gap has arrived: only then is the gap known to be
+    whole (".\n" may still become ".\n\n"), which holds a sentence back by one model token.
+    Whitespace before the first sentence belongs to the first unit.
+
+        splitter = SentenceSplitter()
+        splitter.feed("Hello there. How ")   # ["Hello there. "]
+        splitter.feed("are you?")            # []
+        splitter.flush()                     # ["How are you?"]
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    @property
+    def pending(self) -> str:
+        """Text received but not yet returned (the sentence being written)."""
+        return self._buffer
+
+    def feed(self, text: str) -> list[str]:
+        """Add `text`; return the units it completed (possibly none)."""
+        self._buffer += text
+        units: list[str] = []
+        start = 0
+        for m in _SENTENCE_END.finditer(self._buffer):
+            if m.end() >= len(self._buffer):
+                break  # the gap may go on in the next piece
+            if not self._buffer[start : m.start()].strip():
+                continue  # a gap before any text: it belongs to the next unit
+            units.append(self._buffer[start : m.end()])
+            start = m.end()
+        self._buffer = self._buffer[start:]
+        return units
+
+    def flush(self) -> list[str]:
+        """The rest of the text as a last unit ([] when nothing is left); the splitter is then
+        empty and can be fed again."""
+        rest, self._buffer = self._buffer, ""
+        return [rest] if rest else []
 
 
 def split_sentences(text: str) -> list[str]:
