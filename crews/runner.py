@@ -7,6 +7,12 @@ gets one more try with the validation error appended to the task description; a 
 answer, or an LLM failure, raises `CrewOutputError`. The run's calls and tokens are what
 `observability.llm_meter` counted in a `usage_scope` around it.
 
+`kickoff_text` runs a crew whose answer is plain text and streams it: every piece of the answer
+goes to a callback as the model writes it (a crew writing its reply through
+`crews.streaming.ReplyWriter`). Prose streams as text, not as JSON tokens: the reply can be shown
+sentence by sentence while the model writes, and no grammar or quoting sits between the model and
+the words.
+
 The request path is async: the crew runs in a worker thread through `Crew.kickoff_async`
 (CrewAI's own `asyncio.to_thread` around the sync `kickoff`, which OpenTelemetry instrumentations
 of CrewAI wrap, and which carries the context variables of the usage scope).
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from llm import LLMConfig, crew_llm, parse_output
+from llm import LLMConfig, StopGeneration, crew_llm, parse_output
 from observability.llm_meter import MeterUsage, usage_scope
 
 if TYPE_CHECKING:
@@ -55,6 +61,15 @@ class CrewRun(Generic[M]):
     output: M
     raw: str
     attempts: int
+    usage: MeterUsage
+
+
+@dataclass
+class TextRun:
+    """A streamed crew answer: `text` as the model wrote it (ended early when the callback
+    stopped it); `usage`: the LLM requests metered during the run."""
+
+    text: str
     usage: MeterUsage
 
 
@@ -121,3 +136,50 @@ def compact_json(data: Any) -> str:
     """Records for a task description: compact JSON (short prompts read faster), dates and
     decimals as strings."""
     return json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+async def kickoff_text(
+    name: str,
+    build: Callable[[BaseLLM], Crew],
+    inputs: Mapping[str, Any],
+    cfg: LLMConfig,
+    on_text: Callable[[str], None],
+    *,
+    max_tokens: int | None = None,
+) -> TextRun:
+    """Run the crew `build(llm)` on `inputs` with a streamed plain-text answer.
+
+    `on_text(piece)` gets each piece of the answer's text as it arrives, on the crew's worker
+    thread. It may raise `llm.StopGeneration` to end the answer there (the rest is not generated;
+    the run returns what came so far). Any other exception it raises also ends the answer, and is
+    raised here once the crew has stopped (e.g. `crews.streaming.ReplyRejected`): CrewAI never
+    sees it, so it cannot retry or wrap it. The answer is capped at `max_tokens` tokens.
+
+    Raises CrewOutputError when the LLM request fails (timeout, connection, HTTP error). No
+    retry: what was streamed cannot be taken back, so the caller decides what to write instead.
+    """
+    raised: list[BaseException] = []
+
+    def hook(piece: str) -> None:
+        if raised:
+            raise StopGeneration
+        try:
+            on_text(piece)
+        except StopGeneration:
+            raise
+        except Exception as exc:
+            raised.append(exc)
+            raise StopGeneration from exc
+
+    with usage_scope() as usage:
+        crew = build(crew_llm(cfg, max_tokens=max_tokens, on_text=hook))
+        try:
+            result = await crew.kickoff_async(inputs=dict(inputs))
+        except Exception as exc:
+            if raised:
+                raise raised[0] from exc
+            log.warning("%s crew failed: %s", name, exc)
+            raise CrewOutputError(name, f"{type(exc).__name__}: {exc}", "", usage) from exc
+        if raised:
+            raise raised[0]
+        return TextRun(str(getattr(result, "raw", result) or ""), usage)

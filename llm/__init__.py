@@ -6,14 +6,15 @@
 - `chat_model`, `json_model`, `ainvoke_json`: LangChain's `ChatOpenAI` for LangGraph nodes
   (`llm.chat`; imports langchain-openai when called).
 - `crew_llm`, `apply_offline_env`: CrewAI's LLM for crews (`llm.crewai`; imports crewai when
-  called).
+  called); `crew_llm(..., on_text=hook)` streams the answer to `hook`, which may raise
+  `StopGeneration` to end it early.
 
 Usage (calls, tokens) is counted by `observability.llm_meter.usage_scope()` only.
 """
 
 from llm.chat import ainvoke_json, chat_model, json_model
 from llm.config import Dialect, LLMConfig
-from llm.crewai import REACT_STOP, apply_offline_env, crew_llm
+from llm.crewai import REACT_STOP, StopGeneration, TextHook, apply_offline_env, crew_llm
 from llm.structured import (
     GRAMMAR_UNSAFE_KEYWORDS,
     LLMOutputError,
@@ -31,6 +32,8 @@ __all__ = [
     "Dialect",
     "LLMConfig",
     "LLMOutputError",
+    "StopGeneration",
+    "TextHook",
     "ainvoke_json",
     "apply_offline_env",
     "chat_model",

@@ -19,6 +19,14 @@ against the embedded llama.cpp server with Qwen2.5-Coder-1.5B:
   in the request body (the native client does not send CrewAI's stop words to the server, and the
   model then invents observations).
 
+Streaming (:func:`crew_llm` with `on_text`): the request is streamed and every piece of the
+answer's text goes to `on_text` as it arrives, on the thread that runs the crew. `on_text` may
+raise :class:`StopGeneration` to end the answer early: the HTTP response is closed at once (the
+llama.cpp server stops generating when its client goes away, so a re-ask does not queue behind
+tokens nobody will read) and the call returns the text received so far as the whole answer, so
+CrewAI finishes the task normally. Each piece skips CrewAI's event bus (no Flowstate listener
+reads `LLMStreamChunkEvent`, and a bus dispatch per token costs CPU on every turn).
+
 Usage (calls, tokens) is not counted here: `observability.llm_meter` counts every request at the
 HTTP boundary (the interceptor installed below); open `observability.llm_meter.usage_scope()`
 around a run to read its share.
@@ -26,6 +34,7 @@ around a run to read its share.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +48,13 @@ if TYPE_CHECKING:
 
 #: Stop sequence of CrewAI's ReAct text path (see the module docstring).
 REACT_STOP = ["\nObservation:"]
+
+#: Receives each piece of a streamed answer's text (see the module docstring).
+TextHook = Callable[[str], None]
+
+
+class StopGeneration(Exception):
+    """Raised by a streaming `on_text` hook to end the answer here (module docstring)."""
 
 
 def apply_offline_env() -> None:
@@ -54,6 +70,7 @@ def _llm_class() -> type[BaseLLM]:
     """The `OpenAICompletion` subclass (built lazily: importing crewai takes ~5 s)."""
     apply_offline_env()
     from crewai.llms.providers.openai.completion import OpenAICompletion
+    from pydantic import PrivateAttr
 
     class FlowstateCompletion(OpenAICompletion):
         """CrewAI's native OpenAI provider with Flowstate's request shape.
@@ -65,6 +82,9 @@ def _llm_class() -> type[BaseLLM]:
         json_response_format: dict[str, Any] | None = None
         text_tools: bool = False
         request_stop: list[str] | None = None
+        _text_hook: TextHook | None = PrivateAttr(default=None)
+        _recorder: Any = PrivateAttr(default=None)
+        _streamed: list[str] = PrivateAttr(default_factory=list)
 
         def _prepare_completion_params(self, messages: Any, tools: Any = None) -> dict[str, Any]:
             params: dict[str, Any] = super()._prepare_completion_params(messages, tools)
@@ -86,7 +106,51 @@ def _llm_class() -> type[BaseLLM]:
         def supports_function_calling(self) -> bool:
             return False if self.text_tools else bool(super().supports_function_calling())
 
+        def _emit_stream_chunk_event(self, chunk: str, *args: Any, **kwargs: Any) -> None:
+            # text pieces go to the hook (module docstring); tool-call pieces are not answer text
+            if self._text_hook is not None and chunk and kwargs.get("tool_call") is None:
+                self._streamed.append(chunk)
+                self._text_hook(chunk)
+
+        def _handle_streaming_completion(self, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            self._streamed = []
+            try:
+                return super()._handle_streaming_completion(params, *args, **kwargs)
+            except StopGeneration:
+                response = self._recorder.last if self._recorder is not None else None
+                if response is not None:
+                    response.close()  # the server stops generating for a client that left
+                return "".join(self._streamed)
+
     return FlowstateCompletion
+
+
+@lru_cache(maxsize=1)
+def _recorder_class() -> type[Any]:
+    """A CrewAI transport hook that remembers the last response (to close a stream early) and
+    passes every message through an inner hook (the LLM meter's)."""
+    from crewai.llms.hooks.base import BaseInterceptor
+
+    class ResponseRecorder(BaseInterceptor[Any, Any]):  # type: ignore[misc]
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.last: Any = None
+
+        def on_outbound(self, message: Any) -> Any:
+            return self.inner.on_outbound(message)
+
+        def on_inbound(self, message: Any) -> Any:
+            self.last = self.inner.on_inbound(message)
+            return self.last
+
+        async def aon_outbound(self, message: Any) -> Any:
+            return await self.inner.aon_outbound(message)
+
+        async def aon_inbound(self, message: Any) -> Any:
+            self.last = await self.inner.aon_inbound(message)
+            return self.last
+
+    return ResponseRecorder
 
 
 def crew_llm(
@@ -95,6 +159,7 @@ def crew_llm(
     schema: dict[str, Any] | type[BaseModel] | None = None,
     max_tokens: int | None = None,
     tools: bool = False,
+    on_text: TextHook | None = None,
 ) -> BaseLLM:
     """A CrewAI LLM for one crew run on the endpoint of `cfg`.
 
@@ -102,6 +167,9 @@ def crew_llm(
       dict), sent grammar-safe: `response_format(schema, cfg.dialect, safe=True)`.
     - `max_tokens`: reply cap in tokens (default and upper bound `cfg.max_tokens`).
     - `tools`: the agent uses tools; take the text (ReAct) path and stop at "Observation:".
+    - `on_text`: stream the answer and call `on_text(piece)` with each piece of its text as it
+      arrives (on the crew's thread); it may raise StopGeneration (module docstring). Exceptions
+      other than StopGeneration propagate into CrewAI (the crew run fails).
 
     Returns an instance of CrewAI's native `OpenAICompletion` (what `crewai.LLM("openai/<name>",
     base_url=...)` builds), subclassed as described in the module docstring, traced (a no-op when
@@ -127,5 +195,11 @@ def crew_llm(
     from observability.tracing import ensure_crewai_instrumented
 
     ensure_crewai_instrumented()
-    kwargs["interceptor"] = crewai_interceptor()
-    return cls(**kwargs)
+    recorder = _recorder_class()(crewai_interceptor())
+    kwargs["interceptor"] = recorder
+    if on_text is not None:
+        kwargs["stream"] = True
+    llm: Any = cls(**kwargs)
+    llm._text_hook = on_text
+    llm._recorder = recorder
+    return llm  # type: ignore[no-any-return]

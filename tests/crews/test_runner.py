@@ -1,14 +1,16 @@
-"""The crew runner (`crews.runner.kickoff_validated`) against a stub OpenAI-compatible server: the
-request shape the local llama.cpp server needs, usage counting, and validation with one retry."""
+"""The crew runner against a stub OpenAI-compatible server: `kickoff_validated` (the request shape
+the local llama.cpp server needs, usage counting, validation with one retry) and `kickoff_text`
+(a plain-text answer streamed piece by piece, ended early on request)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
 
-from crews.runner import CrewOutputError, kickoff_validated
+from crews.runner import CrewOutputError, kickoff_text, kickoff_validated
 from llm import LLMConfig
 from observability.llm_meter import usage_scope
 from tests.support.stub_llm import StubLLM
@@ -77,3 +79,85 @@ async def test_llm_failure_raises_crew_output_error_without_retry_storm(stub: St
     with pytest.raises(CrewOutputError):
         await kickoff_validated("test", _build, {"name": "Di"}, Answer, _cfg(stub, max_retries=0))
     assert stub.count == 1  # no client retry, no crew retry after a transport failure
+
+
+# ---------------------------------------------------------------------------------------------
+# streamed plain-text answers (kickoff_text)
+# ---------------------------------------------------------------------------------------------
+
+STORY = "One sentence here. Another one follows. And a third one ends it."
+
+
+def _build_text(llm):  # type: ignore[no-untyped-def]
+    from crews.crewkit import Agent, prose_task, single_crew
+
+    agent = Agent(role="Tester", goal="Answer", backstory="You test.", llm=llm, max_iter=1, max_retry_limit=0)
+    task = prose_task(
+        {"description": "Tell {name} a story.", "expected_output": "Plain text.", "agent": agent}
+    )
+    return single_crew([agent], [task])
+
+
+async def test_text_answer_streams_piece_by_piece_before_the_model_finishes() -> None:
+    import time
+
+    seen: list[tuple[float, str]] = []
+    with StubLLM(answers=[STORY], stream_chunk_chars=6, chunk_delay_s=0.03) as stub:
+        with usage_scope() as usage:
+            run = await kickoff_text(
+                "test", _build_text, {"name": "Ann"}, _cfg(stub), lambda t: seen.append((time.monotonic(), t))
+            )
+        ends = list(stub.stream_ends)
+    assert run.text == STORY == "".join(t for _, t in seen)
+    assert len(seen) >= 10  # the stub's pieces, not one block at the end
+    assert seen[0][0] < ends[0] - 0.2  # the first piece long before the model's last
+    body = stub.requests[0]
+    assert body["stream"] is True and "response_format" not in body
+    # the task is its description alone: no CrewAI expected-output paragraph after the data
+    assert body["messages"][-1]["content"].strip().endswith("Provide your complete response:")
+    assert "expected criteria" not in body["messages"][-1]["content"]
+    # counted by the LLM meter, tokens from the stream's usage chunk
+    assert usage.calls == run.usage.calls == 1
+    assert usage.completion_tokens == stub.responses[0]["usage"]["completion_tokens"] > 0
+
+
+async def test_stop_generation_ends_the_answer_and_closes_the_stream() -> None:
+    from llm import StopGeneration
+
+    got: list[str] = []
+
+    def until_second_sentence(piece: str) -> None:
+        got.append(piece)
+        if "Another" in "".join(got):
+            raise StopGeneration
+
+    with StubLLM(answers=[STORY], stream_chunk_chars=4, chunk_delay_s=0.05) as stub:
+        run = await kickoff_text("test", _build_text, {"name": "Bo"}, _cfg(stub), until_second_sentence)
+        for _ in range(40):  # the server notices the closed connection at its next write
+            if stub.disconnects:
+                break
+            await asyncio.sleep(0.05)
+        assert stub.disconnects == 1 and not stub.stream_ends  # never written to the end
+    assert run.text == "".join(got) and "Another" in run.text and "third" not in run.text
+    assert stub.count == 1  # the crew finished with the partial answer: no retry
+
+
+async def test_an_error_in_the_callback_stops_the_model_and_is_raised_after_the_crew() -> None:
+    class Refused(Exception):
+        pass
+
+    def refuse_second(piece: str) -> None:
+        if "Another" in piece:
+            raise Refused("no")
+
+    with StubLLM(answers=[STORY], stream_chunk_chars=200) as stub, pytest.raises(Refused):
+        await kickoff_text("test", _build_text, {"name": "Cy"}, _cfg(stub), refuse_second)
+    assert stub.count == 1
+
+
+async def test_a_failed_text_request_is_a_crew_output_error() -> None:
+    with StubLLM(answers=[STORY]) as stub:
+        stub.fail_next(2, status=500)
+        with pytest.raises(CrewOutputError) as err:
+            await kickoff_text("test", _build_text, {"name": "Di"}, _cfg(stub), lambda t: None)
+    assert err.value.crew == "test" and err.value.usage.calls >= 1

@@ -125,6 +125,8 @@ class StubLLM(LocalHTTPServer):
     - `model`: the id reported by `/v1/models` and in responses when a request names none.
     - `stream_chunk_chars`: size of the content pieces of a streamed answer.
     - `delay_s`: sleep before answering each completion request (latency tests).
+    - `chunk_delay_s`: sleep between the content pieces of a streamed answer (a model that
+      generates slowly: streaming tests see the first piece long before the last).
     """
 
     thread_name = "stub-llm"
@@ -136,8 +138,14 @@ class StubLLM(LocalHTTPServer):
         model: str = DEFAULT_MODEL,
         stream_chunk_chars: int = 8,
         delay_s: float = 0.0,
+        chunk_delay_s: float = 0.0,
     ) -> None:
         self.answers = answers
+        self.chunk_delay_s = chunk_delay_s
+        #: streamed answers whose client went away before the last piece was written
+        self.disconnects = 0
+        #: `time.monotonic()` when each streamed answer was completely written
+        self.stream_ends: list[float] = []
         self.model = model
         self.stream_chunk_chars = max(1, stream_chunk_chars)
         self.delay_s = delay_s
@@ -306,9 +314,18 @@ class _Handler(BaseHTTPRequestHandler):
             }
             parts.append(f"data: {json.dumps(final)}\n\n".encode())
         parts.append(b"data: [DONE]\n\n")
-        for part in parts:
-            self.wfile.write(part)
-            self.wfile.flush()
+        pause = self.owner.chunk_delay_s
+        try:
+            for i, part in enumerate(parts):
+                if pause and 0 < i < len(parts) - 1:
+                    time.sleep(pause)
+                self.wfile.write(part)
+                self.wfile.flush()
+            with self.owner._lock:
+                self.owner.stream_ends.append(time.monotonic())
+        except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
+            with self.owner._lock:
+                self.owner.disconnects += 1
 
 
 StubLLM.handler = _Handler
