@@ -1,5 +1,5 @@
 """The closing crew (CrewAI): one account-executive agent; one task per run (an email draft or
-negotiation advice), chosen by the caller."""
+negotiation advice), chosen by the caller; both answer in plain text (`crews.crewkit.prose_task`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from crewai.project import CrewBase, agent, task
 
-from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, single_crew
+from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, prose_task, single_crew
 
 
 @CrewBase
@@ -28,18 +28,18 @@ class ClosingCrew:
 
     @task
     def email(self) -> Task:
-        return make_task(self.tasks_config["email"])  # type: ignore[index]
+        return prose_task(self.tasks_config["email"])  # type: ignore[index]
 
     @task
     def advise(self) -> Task:
-        return make_task(self.tasks_config["advise"])  # type: ignore[index]
+        return prose_task(self.tasks_config["advise"])  # type: ignore[index]
 
     def email_crew(self) -> Crew:
-        """Email draft -> `EmailDraft` JSON."""
+        """Email draft: a "Subject:" line, then the body (plain text, streamed)."""
         me: Any = self  # CrewBase methods are wrapped; call them through Any
         return single_crew([me.closer()], [me.email()])
 
     def advise_crew(self) -> Crew:
-        """Negotiation advice -> `ClosingAdvice` JSON."""
+        """Negotiation advice: a summary, then "- " talking points (plain text, streamed)."""
         me: Any = self
         return single_crew([me.closer()], [me.advise()])

@@ -1,9 +1,11 @@
 """The closing crew with a stub LLM: discounts never granted above the policy's maximum, the
-figures and the CAN-SPAM footer added by the crew, and the proposed actions."""
+figures and the CAN-SPAM footer added by the crew, the proposed actions, and the draft streamed
+sentence by sentence as the model writes it."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+from typing import Any
 
 import pytest
 
@@ -11,17 +13,13 @@ from config.files import load_policies
 from contracts import CrewRequest, Entities
 from crews import CrewDeps
 from crews.closing.flow import decide_discount, detect_kind, requested_discount, run
+from crews.streaming import ReplyRejected, streaming_to
 from tests.crews.conftest import CRM
 from tests.support.stub_llm import StubLLM
 
-GREEDY_EMAIL = json.dumps(
-    {
-        "subject": "Your 60% discount",
-        "body": (
-            "Hi Dana,\n\nGreat news. We are happy to give you 60% off GTX Pro. Let's talk soon.\n\n"
-            "Best regards,\nMe"
-        ),
-    }
+GREEDY_EMAIL = (
+    "Subject: Your 60% discount\n\nHi Dana,\n\nGreat news. We are happy to give you 60% off GTX Pro. "
+    "Let's talk soon.\n\nBest regards,\nMe"
 )
 
 
@@ -79,11 +77,7 @@ async def test_discount_within_policy_is_proposed_as_asked(
 async def test_email_draft_gets_figures_footer_and_queue_action(
     crm_data: CRM, deps: CrewDeps, stub: StubLLM
 ) -> None:
-    stub.answers = [
-        json.dumps(
-            {"subject": "GTX Pro for Acme", "body": "I'd love to show you GTX Pro. It ships in 3 days."}
-        )
-    ]
+    stub.answers = ["Subject: GTX Pro for Acme\nI'd love to show you GTX Pro. It ships in 3 days."]
     r = await run(
         _ask(
             "Write a proposal for Acme for 20 units of GTX Pro",
@@ -106,9 +100,7 @@ async def test_email_draft_gets_figures_footer_and_queue_action(
 
 
 async def test_objection_advice_needs_no_account(deps: CrewDeps, stub: StubLLM, crm_data: CRM) -> None:
-    stub.answers = [
-        json.dumps({"summary": "Reframe on value.", "talking_points": ["Total cost of ownership"]})
-    ]
+    stub.answers = ["Reframe on value.\n- Total cost of ownership"]
     r = await run(
         _ask("How do I handle the objection that our price is higher than the competitor's?", Entities()),
         deps,
@@ -120,3 +112,85 @@ async def test_objection_advice_needs_no_account(deps: CrewDeps, stub: StubLLM, 
 async def test_draft_without_account_asks_which(deps: CrewDeps, stub: StubLLM, crm_data: CRM) -> None:
     r = await run(_ask("Draft a follow-up email", Entities()), deps)
     assert stub.count == 0 and "Which account" in r.reply and r.proposed_action is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the reply streams as it is written
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordingSink:
+    """A `crews.streaming.ReplySink` that keeps what it is sent (and how many model requests
+    the stub had seen then); refuses the first piece containing `refuse`."""
+
+    def __init__(self, stub: StubLLM, refuse: str | None = None) -> None:
+        self.stub = stub
+        self.refuse = refuse
+        self.pieces: list[tuple[int, str]] = []
+        self.grounded: list[Any] = []
+
+    async def ground(self, facts: Any, sources: Any) -> None:
+        self.grounded = [*facts, *sources]
+
+    def emit(self, text: str) -> None:
+        if self.refuse and self.refuse in text:
+            raise ReplyRejected(reason="refused in a test")
+        self.pieces.append((self.stub.count, text))
+
+
+FOLLOW_UP = (
+    "Subject: Checking in on GTX Pro\nThanks again for your time with our team. GTX Pro fits how Acme "
+    "works. It costs $4,000 less than rivals. Shall we find a slot for a short call?\n\n"
+    "Best regards,\n[Your Name]\nPS: " + "this part is never read. " * 20
+)
+
+
+async def test_the_draft_streams_sentence_by_sentence_and_equals_the_reply(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    stub.answers = [FOLLOW_UP]
+    stub.stream_chunk_chars, stub.chunk_delay_s = 5, 0.01
+    sink = RecordingSink(stub)
+    ents = crm_data.entities(("account", "Acme"), ("product", "GTX Pro"))
+    with streaming_to(sink):
+        r = await run(_ask("Write a follow-up email to Acme about GTX Pro", ents), deps)
+    assert "".join(p for _, p in sink.pieces) == r.reply  # what streamed is the reply
+    # the crew's header went out before the model was asked; then one sentence per piece
+    assert sink.pieces[0] == (0, "Draft (follow-up) to Dana Diaz, Head of Purchasing:\n\n")
+    texts = [p for _, p in sink.pieces]
+    assert "Subject: Checking in on GTX Pro\n\nHi Dana,\n\n" in texts
+    assert "Thanks again for your time with our team." in texts and " GTX Pro fits how Acme works." in texts
+    assert "$4,000" not in r.reply  # the model's figure is dropped, never streamed
+    assert "never read" not in r.reply and "[Your Name]" not in r.reply
+    assert r.reply.endswith(load_policies().outbound_email.unsubscribe_line)
+    assert any(f.get("kind") == "follow_up" for f in sink.grounded if isinstance(f, dict))
+    # the signature stopped the model: it did not write the rest of its answer
+    for _ in range(40):
+        if stub.disconnects:
+            break
+        await asyncio.sleep(0.05)
+    assert stub.disconnects == 1 and stub.count == 1
+
+
+async def test_a_refused_sentence_stops_the_crew(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -> None:
+    stub.answers = [FOLLOW_UP]
+    sink = RecordingSink(stub, refuse="fits how")
+    ents = crm_data.entities(("account", "Acme"), ("product", "GTX Pro"))
+    with streaming_to(sink), pytest.raises(ReplyRejected):
+        await run(_ask("Write a follow-up email to Acme about GTX Pro", ents), deps)
+    texts = "".join(p for _, p in sink.pieces)
+    assert "Thanks again" in texts and "fits how" not in texts and "Best regards" not in texts
+    assert stub.count == 1
+
+
+async def test_a_model_that_fails_midway_leaves_a_complete_draft(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    stub.fail_next(2, status=500)
+    sink = RecordingSink(stub)
+    ents = crm_data.entities(("account", "Acme"), ("product", "GTX Pro"))
+    with streaming_to(sink):
+        r = await run(_ask("Write a first outreach email to Acme about GTX Pro", ents), deps)
+    assert "".join(p for _, p in sink.pieces) == r.reply
+    assert "Subject: GTX Pro for Acme" in r.reply and "I'm reaching out to introduce GTX Pro" in r.reply
+    assert r.proposed_action is not None and r.proposed_action.kind == "queue_email"
