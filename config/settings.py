@@ -58,8 +58,8 @@ class Settings(BaseSettings):
 
     # --- conversation state ---------------------------------------------------------------
     checkpoint_ttl_minutes: int = Field(60 * 24 * 30, alias="FLOWSTATE_CHECKPOINT_TTL_MINUTES", gt=0)
-    # A chat turn past this many seconds is cancelled and answered with an error; the thread's
-    # lock in Redis lives a little longer, so a crashed process's lock expires on its own.
+    # A chat turn past this many seconds is cancelled and answered with an error (its thread's
+    # lock released; app.services.chat).
     turn_deadline_s: float = Field(120.0, alias="FLOWSTATE_TURN_DEADLINE_S", gt=0)
     # Threads of the default executor that runs blocking turn work (crews, guards, lookups).
     chat_threads: int = Field(64, alias="FLOWSTATE_CHAT_THREADS", ge=1)

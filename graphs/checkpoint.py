@@ -17,12 +17,13 @@ The saver is async only (`graph.ainvoke` / `astream` / `aget_state`); its sync m
 
 Turns of one thread run one at a time across processes: :func:`thread_lock` holds redis-py's
 `Lock` on `<prefix>:lock:<thread id>` for the duration of a turn (several `flowstate serve`
-workers or instances share one Redis). The lock expires on its own after `timeout_s`, so a process
-that dies mid-turn blocks its thread for at most that long.
+workers or instances share one Redis). The lock is a lease renewed while the turn runs, so a
+process that dies mid-turn blocks its thread only until the lease ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -137,24 +138,25 @@ async def thread_lock(
     client: Redis,
     thread_id: str,
     *,
-    timeout_s: float,
+    lease_s: float,
     wait_s: float,
     prefix: str = DEFAULT_PREFIX,
 ) -> AsyncIterator[None]:
     """Hold the turn lock of `thread_id` in Redis (redis-py's `Lock`) for the `async with` block.
 
-    `timeout_s`: the lock expires that many seconds after it was taken even if never released
-    (a process killed mid-turn); keep it above the longest turn (the turn deadline), or a second
-    turn could start while the first still runs. `wait_s`: how long to wait for a lock another
-    turn holds (polling every 50 ms) before raising :class:`ThreadLockTimeout`. Redis errors
-    while taking the lock propagate (redis.RedisError); a failure to release it is only logged
-    (the lock then expires by itself).
+    The lock is a lease: it expires `lease_s` seconds after it was last renewed, and a task
+    renews it every `lease_s / 3` seconds while the block runs. A live turn keeps its lock however
+    long it takes (the turn deadline bounds that); the lock of a process killed mid-turn frees
+    itself within `lease_s`. `wait_s`: how long to wait for a lock another turn holds (polling
+    every 50 ms) before raising :class:`ThreadLockTimeout`. Redis errors while taking the lock
+    propagate (redis.RedisError); failures to renew or release it are logged (the lease then
+    ends by itself).
     """
     from redis.exceptions import LockError, RedisError
 
     lock = client.lock(
         lock_key(thread_id, prefix),
-        timeout=timeout_s,
+        timeout=lease_s,
         sleep=0.05,
         blocking=True,
         blocking_timeout=wait_s,
@@ -162,11 +164,22 @@ async def thread_lock(
     )
     if not await lock.acquire():
         raise ThreadLockTimeout(f"thread {thread_id!r} is busy with another turn (waited {wait_s:g} s)")
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await lock.reacquire()
+            except (LockError, RedisError) as exc:
+                log.warning("could not renew the turn lock of thread %s: %r", thread_id, exc)
+
+    renewal = asyncio.create_task(renew())
     try:
         yield
     finally:
+        renewal.cancel()
         try:
             await lock.release()
         except (LockError, RedisError) as exc:
-            # expired (the turn overran the lock) or Redis is gone: the lock frees itself
+            # the lease ended (Redis was gone long enough) or Redis is down: it frees itself
             log.warning("could not release the turn lock of thread %s: %r", thread_id, exc)

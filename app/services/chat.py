@@ -20,8 +20,9 @@ graph run stops (nothing more is checkpointed), the LLM requests of its scope ar
 then on (a crew still running in a worker thread fails at its next request, and its result is
 dropped with the cancelled task), the failure is recorded in the thread (the message stays,
 unanswered: sending it again retries it), the caller gets an "error" frame of kind
-"turn_deadline", and the thread's locks are released. The Redis lock outlives the deadline by
-`LOCK_MARGIN_S`, so it only expires on its own when the process holding it died.
+"turn_deadline", and the thread's locks are released. The Redis lock is a lease of
+`LOCK_LEASE_S` renewed while the turn runs: it only expires on its own when the process holding
+it died (or lost Redis), and then within `LOCK_LEASE_S`.
 
 Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working,
 `{"type": "token", "content"}` pieces of the reply, `{"type": "interrupt", "id", "action",
@@ -92,9 +93,10 @@ log = logging.getLogger(__name__)
 
 #: Default overall deadline of a turn, seconds (settings.turn_deadline_s overrides it in the app).
 DEFAULT_TURN_DEADLINE_S = 120.0
-#: How much longer than the turn deadline a thread's Redis lock lives, seconds: the turn has
-#: ended (answered or cancelled) by then unless its process died, and the lock frees itself.
-LOCK_MARGIN_S = 15.0
+#: Lease of a thread's Redis lock, seconds, renewed every third of it while the turn runs: how
+#: long a thread stays blocked after the process running its turn died. Long enough that a busy
+#: event loop (renewal late by seconds) does not lose a live turn's lock.
+LOCK_LEASE_S = 15.0
 
 
 @dataclass
@@ -139,8 +141,9 @@ class ChatService:
         self.context = context
         self.checkpointer = checkpointer
         self.turn_deadline_s = turn_deadline_s
-        #: the Redis lock expires this long after it was taken; a waiting turn waits as long
-        self.lock_timeout_s = turn_deadline_s + LOCK_MARGIN_S
+        #: how long a turn waits for its thread's lock: the holder's turn ends within its
+        #: deadline, or, if its process died, the lease runs out
+        self.lock_wait_s = turn_deadline_s + LOCK_LEASE_S
         self._redis = getattr(checkpointer, "client", None)
         self._lock_prefix = str(getattr(checkpointer, "prefix", None) or DEFAULT_PREFIX)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -393,15 +396,15 @@ class ChatService:
         lock = thread_lock(
             self._redis,
             thread_id,
-            timeout_s=self.lock_timeout_s,
-            wait_s=self.lock_timeout_s,
+            lease_s=LOCK_LEASE_S,
+            wait_s=self.lock_wait_s,
             prefix=self._lock_prefix,
         )
         async with contextlib.AsyncExitStack() as held:
             try:
                 await held.enter_async_context(lock)
             except ThreadLockTimeout:
-                return _Raise(ThreadBusy(thread_id, self.lock_timeout_s))
+                return _Raise(ThreadBusy(thread_id, self.lock_wait_s))
             except Exception as exc:  # Redis down: nothing can be read or saved
                 err = classify_failure(exc, "lock_thread")
                 return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)

@@ -1,5 +1,16 @@
 """Faults, each injected for real, and what the product does about them.
 
+Against `flowstate serve` run as a subprocess (real crews, guards and router; a stub
+OpenAI-compatible LLM; its own embedded PostgreSQL and Redis in a temporary directory, because
+these tests stop and start them):
+- the model server down (refusing connections, then hung): an honest error frame within the
+  configured LLM timeout; once it is back the same app answers again;
+- Redis killed (SIGKILL) and restarted: errors while it is down (503 for a thread), then the
+  threads are all there (append-only file) and the app's client reconnects;
+- PostgreSQL stopped and started: 503 with a clear message while it is down, answers after;
+- the app killed with SIGKILL mid-turn: after a restart the user's message is in the thread and
+  sending it again answers it.
+
 In process (the chat engine on the session's real Redis, fake crews):
 - a turn past the overall turn deadline is cancelled: an honest error, its crew thread's later
   LLM request is refused and its result dropped, nothing is checkpointed after, the thread's lock
@@ -11,14 +22,23 @@ In process (the chat engine on the session's real Redis, fake crews):
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 
 from app.services.chat import ChatService
 from contracts import CrewRequest, CrewResponse, Source
@@ -29,6 +49,290 @@ from tests.graphs.fakes import fake_context, redis_saver
 from tests.support.stub_llm import StubLLM
 
 PIPELINE_QUESTION = "How many deals has Cancity?"
+#: A demo-CRM request the closing crew cannot answer without the LLM (it writes the email).
+DRAFT = "Draft a follow-up email for Bluefen Grocers about their open deal"
+#: LLM timeout of the app under test, seconds (FLOWSTATE_LLM_TIMEOUT_S).
+LLM_TIMEOUT_S = 2.0
+#: Turn deadline of the app under test, seconds (FLOWSTATE_TURN_DEADLINE_S).
+TURN_DEADLINE_S = 20.0
+REPO = Path(__file__).resolve().parents[2]
+FLOWSTATE = REPO / ".venv" / "bin" / "flowstate"
+
+
+# =============================================================================================
+# the app as a subprocess, its services, the stub model
+# =============================================================================================
+
+
+class GatedStub(StubLLM):
+    """The stub LLM, restartable on the same port, whose answers wait while `gate` is clear (a
+    model that accepted the request and has not answered yet); `asked` is set by each request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.asked = threading.Event()
+        self.fixed_port = 0
+
+    def start(self) -> GatedStub:
+        handler: Any = type("Handler", (self.handler,), {"owner": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.fixed_port), handler)
+        self._server.daemon_threads = True
+        self._server.handle_error = lambda *_: None  # type: ignore[method-assign]  # clients that gave up
+        self.fixed_port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def _answer_for(self, body: dict[str, Any], index: int) -> str:
+        self.asked.set()
+        self.gate.wait(60)
+        return super()._answer_for(body, index)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class App:
+    """`flowstate serve` in a subprocess on `port`, with `env`; its output goes to `log`."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 90) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(FLOWSTATE), "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"flowstate serve exited:\n{self.tail()}"
+            try:
+                if httpx.get(f"{self.http}/api/accounts?limit=1", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"flowstate serve did not answer in {timeout_s} s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+@dataclass
+class Stack:
+    """What the app under test runs on: its data dir, PostgreSQL and Redis handles, the stub."""
+
+    data_dir: Path
+    postgres: Any
+    redis: Any
+    llm: GatedStub
+    app: App
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from crm.migrate import upgrade
+    from embedded.postgres import start_postgres
+    from embedded.redis import start_redis
+
+    data_dir = tmp_path_factory.mktemp("faults")
+    pg = start_postgres(data_dir)
+    upgrade(pg.url)
+    rd = start_redis(data_dir)
+    llm = GatedStub().start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url,
+        "REDIS_URL": rd.url,
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "stub-key",
+        "FLOWSTATE_LLM_MODEL": llm.model,
+        "FLOWSTATE_LLM_TIMEOUT_S": str(LLM_TIMEOUT_S),
+        "FLOWSTATE_TURN_DEADLINE_S": str(TURN_DEADLINE_S),
+        "FLOWSTATE_DATA_DIR": str(data_dir),
+        "FLOWSTATE_DEMO_DATA": "true",
+        "FLOWSTATE_ENV": "test",
+        "CREWAI_DISABLE_TELEMETRY": "true",
+        "CREWAI_TRACING_ENABLED": "false",
+        "CREWAI_DISABLE_VERSION_CHECK": "true",
+    }
+    for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "FLOWSTATE_API_TOKEN"):
+        env.pop(var, None)
+    app = App(env, data_dir / "serve.log")
+    app.start()
+    try:
+        yield Stack(data_dir, pg, rd, llm, app)
+    finally:
+        app.stop()
+        llm.stop()
+        rd.stop()
+        pg.stop()
+
+
+async def _turn(app: App, thread_id: str, message: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """Send `message` over the WebSocket; the frames up to the final or error one."""
+    frames: list[dict[str, Any]] = []
+    async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws/chat/{thread_id}") as ws:
+        await ws.send(json.dumps({"type": "message", "content": message}))
+        async with asyncio.timeout(timeout_s):
+            while True:
+                frame = json.loads(await ws.recv())
+                frames.append(frame)
+                if frame["type"] in ("final", "error"):
+                    return frames
+
+
+async def _thread(app: App, thread_id: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=app.http, timeout=10) as client:
+        return await client.get(f"/api/threads/{thread_id}")
+
+
+def _new_thread() -> str:
+    return f"fault-{uuid.uuid4().hex[:10]}"
+
+
+def _contents(view: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in view["messages"]]
+
+
+# =============================================================================================
+# faults of the services, injected under the running app
+# =============================================================================================
+
+
+def _model_failed(frame: dict[str, Any], kind: str) -> bool:
+    """An honest outcome of a turn whose model calls failed: an error frame of `kind` that
+    says the message can be sent again, or (a crew that answers without the model, e.g. from
+    its template) a final frame whose usage counts the failed calls."""
+    if frame["type"] == "error":
+        return bool(frame["kind"] == kind and frame["retryable"] and "send it again" in frame["message"])
+    return bool(frame["type"] == "final" and frame["usage"]["llm_failures"] >= 1)
+
+
+async def test_model_server_down_then_back(stack: Stack) -> None:
+    app, llm = stack.app, stack.llm
+    warm = await _turn(app, _new_thread(), DRAFT)  # loads the crews: later turns are quick
+    assert warm[-1]["type"] == "final", warm[-1]
+    assert llm.count >= 1
+
+    # down: nothing listens on the port
+    llm.stop()
+    started = time.monotonic()
+    frames = await _turn(app, _new_thread(), DRAFT)
+    down_s = time.monotonic() - started
+    assert _model_failed(frames[-1], "llm_unavailable"), frames[-1]
+    assert down_s < LLM_TIMEOUT_S, down_s
+
+    # hung: the server takes the requests and never answers
+    llm.gate.clear()
+    llm.start()
+    started = time.monotonic()
+    frames = await _turn(app, _new_thread(), DRAFT)
+    hung_s = time.monotonic() - started
+    assert _model_failed(frames[-1], "llm_timeout"), frames[-1]
+    # each request cut at the configured timeout (plus at most one retry by the client)
+    print(f"hung model: turn ended after {hung_s:.1f} s, usage {frames[-1].get('usage')}")
+    assert LLM_TIMEOUT_S <= hung_s < TURN_DEADLINE_S, hung_s
+
+    # back: the same app (no restart) gets answers from the model again
+    llm.gate.set()
+    frames = await _turn(app, _new_thread(), DRAFT)
+    assert frames[-1]["type"] == "final", frames[-1]
+    usage = frames[-1]["usage"]
+    assert usage["llm_calls"] >= 1 and usage["llm_failures"] == 0, usage
+
+
+async def test_redis_killed_and_restarted(stack: Stack) -> None:
+    from embedded.redis import start_redis
+
+    app = stack.app
+    thread = _new_thread()
+    assert (await _turn(app, thread, PIPELINE_QUESTION))[-1]["type"] == "final"
+    before = (await _thread(app, thread)).json()
+
+    stack.redis._proc.kill()  # SIGKILL: no shutdown save, only the append-only file remains
+    stack.redis._proc.wait(5)
+    r = await _thread(app, thread)
+    assert r.status_code == 503 and "Redis" in r.json()["detail"], r.text
+    frames = await _turn(app, thread, "How many deals did we win?")
+    assert frames[-1]["type"] == "error" and frames[-1]["kind"] == "state_store", frames[-1]
+
+    stack.redis = start_redis(stack.data_dir)
+    r = await _thread(app, thread)
+    assert r.status_code == 200 and _contents(r.json()) == _contents(before)
+    frames = await _turn(app, thread, "How many deals did we win?")
+    assert frames[-1]["type"] == "final", frames[-1]
+    assert len((await _thread(app, thread)).json()["messages"]) == 4
+
+
+async def test_postgres_stopped_and_started(stack: Stack) -> None:
+    from embedded.postgres import start_postgres
+
+    app = stack.app
+    thread = _new_thread()
+    stack.postgres.stop()
+    async with httpx.AsyncClient(base_url=app.http, timeout=10) as client:
+        r = await client.get("/api/accounts")
+        assert r.status_code == 503, r.text
+        assert "database is not reachable" in r.json()["detail"] and r.headers["Retry-After"]
+        frames = await _turn(app, thread, PIPELINE_QUESTION)
+        assert frames[-1]["type"] == "error" and frames[-1]["kind"] == "database", frames[-1]
+
+        stack.postgres = start_postgres(stack.data_dir)
+        r = await client.get("/api/accounts")  # pre-ping replaces the dead connections
+        assert r.status_code == 200 and r.json()["items"], r.text
+    frames = await _turn(app, thread, PIPELINE_QUESTION)
+    assert frames[-1]["type"] == "final", frames[-1]
+    view = (await _thread(app, thread)).json()
+    assert _contents(view)[0] == ("user", PIPELINE_QUESTION) and len(view["messages"]) == 2
+
+
+async def test_app_killed_mid_turn(stack: Stack) -> None:
+    app, llm = stack.app, stack.llm
+    thread = _new_thread()
+    llm.asked.clear()
+    llm.gate.clear()  # the model takes the crew's request and has not answered yet
+    async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws/chat/{thread}") as ws:
+        await ws.send(json.dumps({"type": "message", "content": DRAFT}))
+        assert await asyncio.to_thread(llm.asked.wait, 30), "the turn never reached the model"
+        app.kill()
+    llm.gate.set()
+
+    app.start()
+    view = (await _thread(app, thread)).json()
+    assert _contents(view) == [("user", DRAFT)]  # the message survived, unanswered
+    frames = await _turn(app, thread, DRAFT)
+    assert frames[-1]["type"] == "final", frames[-1]
+    view = (await _thread(app, thread)).json()
+    assert [r for r, _ in _contents(view)] == ["user", "assistant"]  # answered once, not repeated
 
 
 @pytest.fixture
