@@ -23,22 +23,30 @@ How a turn is guarded (the loop is the graph's: guard -> crew -> guard, see `gra
    foreign keys): turns that passed every check leave no row, so the event log holds what a
    reviewer must look at.
 
+Streamed replies (`graphs.streaming`) are also checked sentence by sentence while the crew writes
+them: :func:`sentence_guard_loader` builds the crew node's `guards.sentences.SentenceGuard` from the
+same CRM facts (`tools.guard_facts.gather` for the crew's facts and sources), and a sentence that
+fails stops the crew; the guard node then decides on those failures (:func:`stream_outcome`: reask
+while re-asks are left, else refuse) with the same re-ask note and safe reply as above.
+
 Fail closed: an error in gathering or checking propagates, and the guard node then blocks the
 reply. A failure to write the Event is logged and the turn goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from contracts import INTENTS, ActionMeta, CrewRequest, CrewResponse, GuardOutcome, Verdict
+from contracts import INTENTS, ActionMeta, CrewRequest, CrewResponse, GuardOutcome, Source, Verdict
 from crews.registry import output_model as crew_output_model
 from graphs.canned import GeneralReply
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from graphs.context import ChatContext
+    from guards.sentences import SentenceGuard
     from tools.guard_facts import GuardFacts
 
 #: Event kind of a turn whose guards found something.
@@ -80,6 +88,51 @@ def check_with(request: CrewRequest, response: CrewResponse, facts: GuardFacts, 
     )
     outcome: GuardOutcome = check_reply(response, context)
     return outcome
+
+
+def sentence_guard_loader(
+    ctx: ChatContext, request: CrewRequest, attempt: int
+) -> Callable[[list[Mapping[str, Any]], list[Source]], SentenceGuard] | None:
+    """What builds the sentence guard of a streamed reply (`graphs.streaming.GuardLoader`), or
+    None when the graph does not guard replies (`ctx.guard` None) or has no CRM to read its facts
+    from (`ctx.engine` None). The loader reads the facts the whole-reply guard will read
+    (`tools.guard_facts.gather`: the name index, the personal data of the records in the crew's
+    sources and the turn's entities, the list price) in one transaction: blocking."""
+    engine = ctx.engine
+    if ctx.guard is None or engine is None:
+        return None
+
+    def load(facts: list[Mapping[str, Any]], sources: list[Source]) -> SentenceGuard:
+        from crm.db import session_scope
+        from guards.sentences import SentenceGuard
+        from tools.guard_facts import gather
+
+        partial = CrewResponse(reply="", facts=[dict(f) for f in facts], sources=sources)
+        with session_scope(engine) as session:
+            found = gather(session, request, partial)
+        guard = SentenceGuard.for_intent(
+            request.intent,
+            message=request.message,
+            known_names=found.index,
+            allowed_pii=found.allowed_pii,
+            list_price=found.list_price,
+            attempt=attempt,
+        )
+        return guard.grounded_in([*facts, *(s.model_dump() for s in sources)])
+
+    return load
+
+
+def stream_outcome(failures: Sequence[Verdict]) -> tuple[str, str | None]:
+    """The guard's decision on a crew run stopped by the sentence guards' `failures`:
+    ("reask", the re-ask note for the crew) while every failure may be re-asked, else
+    ("refuse", None): the safe reply (:func:`safe_response`)."""
+    from guards import load_guards_config, reask_instructions
+    from guards.config import max_discount_percent
+
+    if any(v.action == "refused" for v in failures):
+        return "refuse", None
+    return "reask", reask_instructions(failures, max_percent=max_discount_percent(load_guards_config()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,8 +5,20 @@
 
 Each node reads its dependencies from the runtime context (:class:`graphs.context.ChatContext`),
 reports progress through LangGraph's stream writer as `{"type": "status", "node", "crew"?}`
-frames, and streams the reply as `{"type": "token", "content"}` frames once the reply has passed
-the guard (never the raw draft: a redacted or refused draft must not reach the client).
+frames, and streams the reply as `{"type": "token", "content"}` frames (`graphs.streaming`):
+
+- a crew that streams (the closing crew's drafts and advice) writes its reply sentence by
+  sentence while the model generates; the crew node checks each sentence with the sentence guards
+  (`guards.sentences`) and sends it, or stops the crew at the first sentence that fails (never
+  sent) and hands its failures to the guard node, which re-asks the crew or shows the safe reply;
+- the guard node then checks the whole reply (`guards.check_reply`), as for every crew;
+- `propose` / `respond` send what the client does not hold yet: the rest of the guarded reply
+  (all of it for a crew that does not stream), or, when the guarded reply no longer continues
+  what was sent, a `{"type": "discard", "reason"}` frame and the whole reply.
+
+A draft that fails a check never reaches the client as it stands: a failing sentence is not sent,
+and text sent before a later failure is discarded (`discard` frame) before the re-ask or the safe
+reply streams.
 
 Failure is honest: a node that fails records a :class:`contracts.TurnError` in `error` and the
 graph goes straight to `respond`, which ends the turn without an assistant message: the rep's
@@ -19,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,7 +50,9 @@ from contracts import (
     ProposedAction,
     ResumeValue,
     TurnError,
+    Verdict,
 )
+from crews.streaming import ReplyRejected, streaming_to
 from graphs import canned
 from graphs.context import ChatContext
 from graphs.failures import classify_failure, failure_reply, transient
@@ -49,6 +62,8 @@ from graphs.guarding import (
     failures_at,
     refused_after_failed_reask,
     safe_response,
+    sentence_guard_loader,
+    stream_outcome,
     tagged,
     verdicts_event,
 )
@@ -64,12 +79,11 @@ from graphs.state import (
     previous_intent,
     response_of,
 )
+from graphs.streaming import GuardedReplyStream, chunks, frame_writer, publish_reply
 
 log = logging.getLogger(__name__)
 
 NodeFn = Callable[[ChatState, Runtime[ChatContext]], Awaitable[dict[str, Any]]]
-
-_WORD = re.compile(r"\S+\s*|\s+")
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,25 +124,16 @@ def status(node: str, crew: str | None = None) -> None:
     emit(frame)
 
 
-def chunks(text: str, size: int) -> list[str]:
-    """`text` cut into pieces of about `size` characters at word boundaries (whitespace kept,
-    so `"".join(chunks(t, n)) == t`)."""
-    out: list[str] = []
-    buf = ""
-    for word in _WORD.findall(text):
-        buf += word
-        if len(buf) >= size:
-            out.append(buf)
-            buf = ""
-    if buf:
-        out.append(buf)
-    return out
-
-
 def publish(text: str, chunk_chars: int) -> None:
     """Stream `text` as token frames of about `chunk_chars` characters."""
     for piece in chunks(text, max(1, chunk_chars)):
         emit({"type": "token", "content": piece})
+
+
+def discard(streamed: str | None, reason: str) -> None:
+    """A `{"type": "discard", "reason"}` frame when the client holds streamed text (`streamed`)."""
+    if streamed:
+        emit({"type": "discard", "reason": reason})
 
 
 def _fail(exc: BaseException, node: str, llm_timeout_s: float) -> dict[str, Any]:
@@ -211,9 +216,12 @@ def route_intent(state: ChatState) -> str:
     return intent if intent in INTENTS else "general"
 
 
-async def run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
+async def run_crew(
+    ctx: ChatContext, request: CrewRequest, before_retry: Callable[[], None] | None = None
+) -> CrewResponse:
     """`ctx.crews(request, ctx.crew_deps)`, tried again after a transient failure (up to
-    `ctx.crew_attempts` runs) and capped at `ctx.crew_deadline_s` per run."""
+    `ctx.crew_attempts` runs, `before_retry()` called before each new run) and capped at
+    `ctx.crew_deadline_s` per run."""
     response: CrewResponse | None = None
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(max(1, ctx.crew_attempts)),
@@ -222,6 +230,8 @@ async def run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
         reraise=True,
     ):
         with attempt:
+            if attempt.retry_state.attempt_number > 1 and before_retry is not None:
+                before_retry()
             response = await asyncio.wait_for(ctx.crews(request, ctx.crew_deps), ctx.crew_deadline_s)
     assert response is not None  # reraise=True: the loop either returned a value or raised
     if not isinstance(response, CrewResponse):
@@ -232,19 +242,61 @@ async def run_crew(ctx: ChatContext, request: CrewRequest) -> CrewResponse:
 def make_crew_node(intent: Intent) -> NodeFn:
     """The node that runs the crew of `intent` (see :func:`run_crew`). On a re-ask (`attempt` >
     0 in the state) the request carries the guards' `feedback`, and a failed run is left to the
-    guard (`reask_error`: the safe reply) instead of failing the turn."""
+    guard (`reask_error`: the safe reply) instead of failing the turn.
+
+    The crew's reply streams through a :class:`graphs.streaming.GuardedReplyStream` (sentence
+    guards built from the CRM's facts when the graph guards replies): `streamed` in the state
+    is what the client holds afterwards; a sentence that failed stops the run and leaves its
+    failures in `stream_failures` for the guard node. The stored response's reply is what was
+    sent (with the sentence guards' fixes) followed by what the crew wrote after it."""
 
     async def crew_node(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
         ctx = _ctx(runtime)
         status(intent, crew=intent)
+        attempt = state.get("attempt") or 0
+        request = crew_request(state, intent, ctx.history_turns)
+        verdicts = list(state.get("verdicts") or [])
+        stream: GuardedReplyStream | None = None
         try:
-            response = await run_crew(ctx, crew_request(state, intent, ctx.history_turns))
+            loader = sentence_guard_loader(ctx, request, attempt)
+            stream = GuardedReplyStream(
+                frame_writer(), loader, ctx.stream_chunk_chars, state.get("streamed") or ""
+            )
+            with streaming_to(stream):
+                response = await run_crew(ctx, request, before_retry=lambda: _restart(stream))
+        except ReplyRejected:
+            assert stream is not None  # only the stream raises it
+            log.info("%s crew stopped: a streamed sentence failed its checks", intent)
+            return {
+                "stream_failures": [v.model_dump() for v in stream.failures],
+                "streamed": stream.sent,
+                "verdicts": verdicts + tagged(stream.verdicts, attempt),
+            }
         except Exception as exc:
-            if state.get("attempt"):
+            streamed = {"streamed": stream.sent if stream is not None else state.get("streamed") or ""}
+            if attempt:
                 log.warning("re-asked %s crew failed: %r; answering with the safe reply", intent, exc)
-                return {"reask_error": type(exc).__name__}
-            return _fail(exc, intent, ctx.llm.timeout_s)
-        return {"response": response}
+                return {"reask_error": type(exc).__name__, **streamed}
+            return {**_fail(exc, intent, ctx.llm.timeout_s), **streamed}
+        finally:
+            if stream is not None:
+                stream.close()  # a crew thread still writing stops at its next sentence
+        update: dict[str, Any] = {"stream_failures": None, "streamed": stream.sent}
+        if stream.verdicts:
+            update["verdicts"] = verdicts + tagged(stream.verdicts, attempt)
+        if stream.raw:
+            if response.reply.startswith(stream.raw):
+                # the client holds the sent text (sentence fixes applied); the rest follows it
+                response = response.model_copy(
+                    update={"reply": stream.sent + response.reply[len(stream.raw) :]}
+                )
+            else:  # the crew rewrote what it streamed: the client must forget it
+                stream.discard("fixed")
+                update["streamed"] = ""
+        return {"response": response, **update}
+
+    def _restart(stream: GuardedReplyStream) -> None:
+        stream.discard("retry")  # the failed run's sentences: the new run writes its own
 
     crew_node.__name__ = crew_node.__qualname__ = f"{intent}_crew"
     crew_node.__doc__ = f"Run the {intent} crew on the turn and store its typed CrewResponse."
@@ -269,11 +321,15 @@ def make_canned_node(intent: Intent) -> NodeFn:
 async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
     """Check the crew's response with `ctx.guard` (pass-through when None) and decide: pass or
     fixed (the checked response is shown), reask (the guard's `feedback` goes back to the crew
-    node, `attempt` + 1), refuse (the safe reply of the first answer). Records the verdicts of
-    every attempt in `verdicts`, and a `guard.verdicts` Event when any failed. A guard that fails
-    to run blocks the reply (fail closed) rather than showing an unchecked one."""
+    node, `attempt` + 1), refuse (the safe reply of the first answer). A crew run whose stream a
+    sentence guard stopped (`stream_failures`) is decided on those failures: reask while re-asks
+    are left, else refuse. Records the verdicts of every attempt in `verdicts`, and a
+    `guard.verdicts` Event when any failed. On reask and refuse the client is told to discard the
+    text streamed so far (`discard` frame). A guard that fails to run blocks the reply (fail
+    closed) rather than showing an unchecked one."""
     response = response_of(state)
-    if state.get("error") or response is None:
+    stream_failures = state.get("stream_failures")
+    if state.get("error") or (response is None and not stream_failures):
         return {}
     ctx = _ctx(runtime)
     if ctx.guard is None:
@@ -282,31 +338,42 @@ async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, An
     if attempt == 0:  # a re-asked answer is checked within the same "checking" step
         status("guard")
     request = crew_request(state, state.get("intent") or "general", ctx.history_turns)
-    first = first_response_of(state) or response
+    first = first_response_of(state) or response or CrewResponse(reply="")
     verdicts = list(state.get("verdicts") or [])
     reask_error = state.get("reask_error")
+    streamed = state.get("streamed") or ""
     try:
         if reask_error:  # the re-asked crew failed: the first answer stays unshown
             asked = failures_at(verdicts, attempt - 1)
             verdicts += refused_after_failed_reask(asked, attempt, reask_error)
             await _record(ctx, request, "refuse", attempt + 1, verdicts)
-            return _decided("refuse", safe_response(first, asked), verdicts)
+            discard(streamed, "refuse")
+            return {**_decided("refuse", safe_response(first, asked), verdicts), "streamed": ""}
+        if stream_failures:  # tagged into `verdicts` by the crew node
+            failures = [Verdict.model_validate(v) for v in stream_failures]
+            decision, note = stream_outcome(failures)
+            if decision == "reask" and attempt + 1 < MAX_ATTEMPTS:
+                discard(streamed, "reask")
+                return _reask(attempt, note, first, verdicts)
+            await _record(ctx, request, "refuse", attempt + 1, verdicts)
+            discard(streamed, "refuse")
+            return {**_decided("refuse", safe_response(first, failures), verdicts), "streamed": ""}
+        assert response is not None
         checked = await asyncio.to_thread(ctx.guard.check, request, response, attempt)
         verdicts += tagged(checked.verdicts, attempt)
         if checked.decision == "reask":
             if attempt + 1 < MAX_ATTEMPTS:
-                return {
-                    "guard_decision": "reask",
-                    "attempt": attempt + 1,
-                    "feedback": checked.reask_instructions,
-                    "first_response": first,
-                    "verdicts": verdicts,
-                }
+                discard(streamed, "reask")
+                return _reask(attempt, checked.reask_instructions, first, verdicts)
             # MAX_ATTEMPTS reached with max_reasks set above it
             await _record(ctx, request, "refuse", attempt + 1, verdicts)
-            return _decided("refuse", safe_response(first, checked.failures), verdicts)
+            discard(streamed, "refuse")
+            return {**_decided("refuse", safe_response(first, checked.failures), verdicts), "streamed": ""}
         if any(not v["passed"] for v in verdicts):
             await _record(ctx, request, checked.decision, attempt + 1, verdicts)
+        if checked.decision == "refuse":
+            discard(streamed, "refuse")
+            return {**_decided(checked.decision, checked.response, verdicts), "streamed": ""}
         return _decided(checked.decision, checked.response, verdicts)
     except Exception as exc:
         log.exception("guard failed")
@@ -316,6 +383,21 @@ async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, An
             message=f"The answer could not be checked ({type(exc).__name__}), so it is not shown.",
         )
         return {"error": err.model_dump()}
+
+
+def _reask(
+    attempt: int, feedback: str | None, first: CrewResponse, verdicts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The state update that sends the turn back to its crew with the guards' `feedback`."""
+    return {
+        "guard_decision": "reask",
+        "attempt": attempt + 1,
+        "feedback": feedback,
+        "first_response": first,
+        "verdicts": verdicts,
+        "streamed": "",
+        "stream_failures": None,
+    }
 
 
 def _decided(decision: str, response: CrewResponse, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -351,7 +433,7 @@ async def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     ctx = _ctx(runtime)
     response = response_of(state)
     assert response is not None and response.proposed_action is not None
-    publish(response.reply, ctx.stream_chunk_chars)
+    publish_reply(emit, response.reply, state.get("streamed") or "", ctx.stream_chunk_chars)
     action = response.proposed_action
     message = AIMessage(
         content=response.reply,
@@ -359,7 +441,7 @@ async def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
             state.get("intent"), response, kind="proposal", action=action.model_dump(mode="json")
         ),
     )
-    return {"messages": [message], "pending_action": action}
+    return {"messages": [message], "pending_action": action, "streamed": response.reply}
 
 
 async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
@@ -463,6 +545,7 @@ async def respond(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     ctx = _ctx(runtime)
     err = error_of(state)
     if err is not None:
+        discard(state.get("streamed"), "error")
         publish(failure_reply(err), ctx.stream_chunk_chars)
         return {}
     intent = state.get("intent")
@@ -475,5 +558,5 @@ async def respond(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
         meta = _meta(intent, response, kind="outcome", action=action_result.model_dump(mode="json"))
         return {"messages": [AIMessage(content=text, additional_kwargs=meta)]}
     reply = response.reply if response is not None else ""
-    publish(reply, ctx.stream_chunk_chars)
+    publish_reply(emit, reply, state.get("streamed") or "", ctx.stream_chunk_chars)
     return {"messages": [AIMessage(content=reply, additional_kwargs=_meta(intent, response, kind="reply"))]}

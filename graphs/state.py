@@ -21,6 +21,10 @@ Shape (every key optional while a turn is being built up):
   the latest answer: pass | fixed | reask | refuse), `first_response` (the crew's first answer,
   kept while it is re-asked: its safe reply is shown if no answer passes), `reask_error` (the
   exception class name when a re-asked crew run failed).
+- streaming (`graphs.streaming`), also reset every turn: `streamed` (the reply text the client
+  holds since the turn's last discard frame: what a streaming crew sent, sentence by sentence,
+  with the sentence guards' fixes), `stream_failures` (the sentence guards' failed verdicts, as
+  dicts, when they stopped the latest crew run's stream; None otherwise).
 
 Pydantic contract types go in as models; `graphs.checkpoint.make_serializer` allows exactly those
 types back out of a checkpoint. A checkpointer with a stricter serializer may hand them back as
@@ -58,6 +62,8 @@ class ChatState(TypedDict, total=False):
     guard_decision: str | None
     first_response: CrewResponse | None
     reask_error: str | None
+    streamed: str
+    stream_failures: list[dict[str, Any]] | None
 
 
 def turn_input(message: str, user_id: str | None) -> dict[str, Any]:
@@ -84,6 +90,8 @@ TURN_RESET: dict[str, Any] = {
     "guard_decision": None,
     "first_response": None,
     "reask_error": None,
+    "streamed": "",
+    "stream_failures": None,
 }
 
 
