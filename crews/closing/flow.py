@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from config.files import load_policies
@@ -49,7 +50,7 @@ from crews.deps import CrewDeps
 from crews.runner import CrewOutputError, kickoff_text
 from crews.streaming import ReplyWriter
 from guards.text import SentenceSplitter
-from llm import StopGeneration
+from llm import StopGeneration, parse_output
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.accounts import AccountBrief, ContactOut
@@ -330,7 +331,8 @@ def _gap(whitespace: str) -> str:
 class _EmailStream:
     """The model's plain-text email (a "Subject:" line, then the body) turned into the draft and
     written to the reply as it arrives (see the module docstring). `feed` is the model's text
-    callback; `finish` writes the rest and returns the draft."""
+    callback; `finish` writes the rest and returns the draft. An answer that starts with "{" is
+    a JSON `EmailDraft` after all: read whole at the end."""
 
     def __init__(self, writer: ReplyWriter, ctx: _Context, kind: DraftKind) -> None:
         self.writer = writer
@@ -350,6 +352,8 @@ class _EmailStream:
             raise StopGeneration
         if self.subject is None:
             self.head += piece
+            if self.head.lstrip().startswith("{"):
+                return  # a JSON answer after all: read whole in `finish`
             if "\n" not in self.head.lstrip():
                 return
             lead = len(self.head) - len(self.head.lstrip())
@@ -406,8 +410,16 @@ class _EmailStream:
         never came, the last sentence, a template opening if no sentence was kept, the figures
         and the footer. Returns the draft as it will be queued."""
         if self.subject is None:
-            line, _, rest = self.head.lstrip().partition("\n")
-            self._subject(line, rest)
+            answer = self.head.lstrip()
+            try:  # a model that answered {"subject", "body"} despite the plain-text task
+                draft = parse_output(answer, EmailDraft) if answer.startswith("{") else None
+            except ValidationError:
+                draft = None
+            if draft is not None:
+                self._subject(f"Subject: {draft.subject}", draft.body)
+            else:
+                line, _, rest = answer.partition("\n")
+                self._subject(line, rest)
         for unit in self.splitter.flush():
             self._unit(unit)
         self.done = True

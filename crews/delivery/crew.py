@@ -7,12 +7,12 @@ from typing import Any
 
 from crewai.project import CrewBase, agent, crew, task
 
-from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, single_crew
+from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, prose_task, single_crew
 
 
 @CrewBase
 class DeliveryCrew:
-    """Onboarding manager: plan + request -> `DeliveryNote` JSON."""
+    """Onboarding manager: plan + request -> a summary and "- " points (plain text, streamed)."""
 
     agents_config = "config/agents.yaml"
     tasks_config = "config/tasks.yaml"
@@ -28,7 +28,7 @@ class DeliveryCrew:
 
     @task
     def note(self) -> Task:
-        return make_task(self.tasks_config["note"])  # type: ignore[index]
+        return prose_task(self.tasks_config["note"])  # type: ignore[index]
 
     @crew
     def crew(self) -> Crew:

@@ -12,6 +12,11 @@ client status report.
    are written from the plan;
 4. proposes `create_task` with every task of the plan (a new plan) or `create_reminder` for the
    next milestone (a status report).
+
+The reply streams (`crews.streaming.ReplyWriter`): the heading as soon as the plan is computed,
+then the model's summary sentence by sentence as it writes them (plain text, not JSON), the plan's
+milestones when the model moves on to its points to watch, and each point as it is complete. A
+model that answers with a JSON object anyway is read whole at its end instead.
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ import logging
 import re
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from contracts import CrewRequest, CrewResponse, ProposedAction, Source
 from crews.common import drop_numeric_sentences, in_session, question_of
 from crews.delivery.models import DeliveryNote, DeliveryResult, Milestone, OnboardingPlan, PlanTask
 from crews.deps import CrewDeps
-from crews.runner import CrewOutputError, compact_json, kickoff_validated
+from crews.runner import CrewOutputError, compact_json, kickoff_text
+from crews.streaming import ReplyWriter
+from guards.text import SentenceSplitter
+from llm import StopGeneration, parse_output
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.analytics import reference_date
@@ -78,6 +87,9 @@ STATUS = re.compile(
 )
 
 NOTE_MAX_TOKENS = 200
+#: Points to watch kept before the model is stopped (the task asks for three).
+MAX_RISKS = 3
+_POINT = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 
 
 def build_plan(deal: DealOut, contact: str | None, as_of: dt.date) -> OnboardingPlan:
@@ -174,7 +186,95 @@ def _plan_lines(plan: OnboardingPlan, with_status: bool) -> str:
     return "\n".join(lines)
 
 
-async def _note(deps: CrewDeps, request: CrewRequest, plan: OnboardingPlan, kind: str) -> DeliveryNote | None:
+class _NoteStream:
+    """The model's plain-text note (a summary, then "- " points to watch) written to the reply as
+    it arrives, with the plan's milestones (`plan_text`) between the two; `feed` is the model's
+    text callback, `finish` writes what is left and returns the note (None when the model wrote
+    nothing usable). An answer that starts with "{" is a JSON `DeliveryNote`, read at the end."""
+
+    def __init__(self, writer: ReplyWriter, plan_text: str, keep: list[str]) -> None:
+        self.writer = writer
+        self.plan_text = plan_text
+        self.keep = keep
+        self.splitter = SentenceSplitter()
+        self.raw = ""
+        self.json: bool | None = None  # decided by the answer's first character
+        self.summary: list[str] = []
+        self.risks: list[str] = []
+        self.plan_written = False
+        self.done = False
+
+    def feed(self, piece: str) -> None:
+        if self.done:
+            raise StopGeneration
+        self.raw += piece
+        if self.json is None:
+            if not self.raw.strip():
+                return
+            self.json = self.raw.lstrip().startswith("{")
+            piece = self.raw
+        if not self.json:
+            for unit in self.splitter.feed(piece):
+                self._unit(unit)
+        if self.done:
+            raise StopGeneration
+
+    def _plan(self) -> None:
+        if not self.plan_written:
+            self.plan_written = True
+            self.writer.write("\n\n" + self.plan_text)
+
+    def _unit(self, unit: str) -> None:
+        if self.done:
+            return
+        point = _POINT.match(unit)
+        text = drop_numeric_sentences(unit[point.end() :] if point else unit.strip(), self.keep).strip()
+        if not text:
+            return
+        if point:
+            self._risk(text)
+        elif not self.risks:
+            self.writer.write((" " if self.summary else "\n\n") + text)
+            self.summary.append(text)
+        # prose after the points is not part of the note
+
+    def _risk(self, text: str) -> None:
+        self._plan()
+        self.writer.write(("\n- " if self.risks else "\n\nPoints to watch:\n- ") + text)
+        self.risks.append(text)
+        self.done = len(self.risks) >= MAX_RISKS
+
+    def finish(self) -> DeliveryNote | None:
+        self.done = True
+        if self.json:
+            try:
+                note = parse_output(self.raw, DeliveryNote)
+            except ValidationError:
+                note = None
+            if note is not None:
+                summary = drop_numeric_sentences(note.summary, self.keep)
+                if summary:
+                    self.writer.write("\n\n" + summary)
+                    self.summary.append(summary)
+                    for risk in note.risks:
+                        kept = drop_numeric_sentences(risk, self.keep)
+                        if kept and len(self.risks) < MAX_RISKS:
+                            self._risk(kept)
+        else:
+            self.done = False
+            for unit in self.splitter.flush():
+                self._unit(unit)
+            self.done = True
+        self._plan()
+        if not self.summary:
+            return None
+        return DeliveryNote(summary=" ".join(self.summary), risks=self.risks)
+
+
+async def _note(
+    deps: CrewDeps, request: CrewRequest, plan: OnboardingPlan, kind: str, writer: ReplyWriter, plan_text: str
+) -> DeliveryNote | None:
+    """The note, streamed into `writer` around `plan_text` (written in any case)."""
     from crews.delivery.crew import DeliveryCrew
 
     records = {
@@ -182,27 +282,25 @@ async def _note(deps: CrewDeps, request: CrewRequest, plan: OnboardingPlan, kind
         "product": plan.product,
         "milestones": [{"name": m.name, "owner": m.owner, "status": m.status} for m in plan.milestones],
     }
+    stream = _NoteStream(writer, plan_text, [n for n in (plan.product, plan.account) if n])
     try:
-        run = await kickoff_validated(
+        await kickoff_text(
             "delivery",
             lambda llm: DeliveryCrew(llm).crew(),
             {"kind": kind, "question": question_of(request), "records": compact_json(records)},
-            DeliveryNote,
             deps.llm,
+            stream.feed,
             max_tokens=NOTE_MAX_TOKENS,
         )
     except CrewOutputError as exc:
         log.info("delivery note failed (%s); replying with the plan only", exc.reason)
-        return None
-    note = run.output
-    keep = [n for n in (plan.product, plan.account) if n]
-    risks = [r for r in (drop_numeric_sentences(r, keep) for r in note.risks[:3]) if r]
-    summary = drop_numeric_sentences(note.summary, keep)
-    return DeliveryNote(summary=summary, risks=risks) if summary else None
+    return stream.finish()
 
 
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
-    """Plan onboarding or report its status (see the module docstring)."""
+    """Plan onboarding or report its status (see the module docstring). Raises
+    `crews.streaming.ReplyRejected` when the reply's stream refuses a sentence."""
+    writer = ReplyWriter()
     with usage_scope() as usage:
         found = await in_session(deps, lambda s: _gather(s, request))
         if found["deal"] is None:
@@ -214,9 +312,11 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             return CrewResponse(reply=reply, data=data, facts=[{"why": found["why"]}], llm_calls=usage.calls)
         deal: DealOut = found["deal"]
         plan: OnboardingPlan = found["plan"]
+        sources: list[Source] = [deal_source(deal)]
+        facts = [plan.model_dump(mode="json")]
+        await writer.ground(facts, sources)
         status = STATUS.search(request.message) is not None
         kind = "client status report" if status else "onboarding plan introduction"
-        note = await _note(deps, request, plan, kind)
         who = f"{plan.account or 'the client'} ({plan.product or 'the product'}, deal {plan.deal})"
         if status:
             head = (
@@ -225,12 +325,8 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             )
         else:
             head = f"Onboarding plan for {who}, won on {plan.close_date.isoformat()}:"
-        parts = [head + (f" ({found['note']}.)" if found.get("note") else "")]
-        if note is not None:
-            parts.append(note.summary)
-        parts.append(_plan_lines(plan, with_status=status))
-        if note is not None and note.risks:
-            parts.append("Points to watch:\n" + "\n".join(f"- {r}" for r in note.risks))
+        writer.write(head + (f" ({found['note']}.)" if found.get("note") else ""))
+        note = await _note(deps, request, plan, kind, writer, _plan_lines(plan, with_status=status))
         action: ProposedAction
         base: dict[str, Any] = {"deal_id": deal.id, "account_id": deal.account_id, "rep_id": deal.rep_id}
         nxt = next((m for m in plan.milestones if m.status != "done"), None)
@@ -260,10 +356,8 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 params={**base, "tasks": tasks},
             )
         result = DeliveryResult(kind="status" if status else "plan", plan=plan, note=note)
-        sources: list[Source] = [deal_source(deal)]
-        facts = [plan.model_dump(mode="json")]
         return CrewResponse(
-            reply="\n\n".join(parts),
+            reply=writer.text,
             data=result.model_dump(mode="json"),
             sources=sources,
             facts=facts,

@@ -194,3 +194,16 @@ async def test_a_model_that_fails_midway_leaves_a_complete_draft(
     assert "".join(p for _, p in sink.pieces) == r.reply
     assert "Subject: GTX Pro for Acme" in r.reply and "I'm reaching out to introduce GTX Pro" in r.reply
     assert r.proposed_action is not None and r.proposed_action.kind == "queue_email"
+
+
+async def test_a_json_answer_is_still_read_as_the_draft(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -> None:
+    stub.answers = [
+        '{"subject": "Meet GTX Pro", "body": "I\'d love to show you GTX Pro. It ships in 3 days."}'
+    ]
+    sink = RecordingSink(stub)
+    ents = crm_data.entities(("account", "Acme"), ("product", "GTX Pro"))
+    with streaming_to(sink):
+        r = await run(_ask("Write a first outreach email to Acme about GTX Pro", ents), deps)
+    assert "".join(p for _, p in sink.pieces) == r.reply
+    assert "Subject: Meet GTX Pro\n\nHi Dana,\n\nI'd love to show you GTX Pro.\n\n" in r.reply
+    assert "{" not in r.reply and "ships in 3 days" not in r.reply

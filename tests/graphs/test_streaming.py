@@ -10,7 +10,7 @@ scripted writers (`crews.streaming.ReplyWriter`) to reach the whole-reply guard'
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -253,3 +253,30 @@ def test_publish_reply_sends_what_the_client_lacks(sent: str, reply: str, frames
     publish_reply(out.append, reply, sent, chunk_chars=100)
     expected = [f if isinstance(f, dict) else {"type": "token", "content": f} for f in frames]
     assert out == expected
+
+
+@pytest.mark.usefixtures("crm")
+async def test_a_delivery_plan_streams_its_note_around_the_computed_milestones(
+    redis_url: str, clean_db: Engine
+) -> None:
+    note = (
+        "The team starts with a kickoff call. Training follows the installation.\n"
+        "- Site access for the installers\n- Staff availability for training\n"
+    )
+    with StubLLM(answers=[note], stream_chunk_chars=6, chunk_delay_s=0.02) as stub:
+        ctx = replace(_closing_context(clean_db, stub), router=FakeRouter("delivery"))
+        async with chat_service(redis_url, ctx) as chat:
+            frames = await _frames(chat, "We won Cancity, set up the onboarding")
+        model_done = stub.stream_ends[0]
+    final = frames[-1][1]
+    assert final["type"] == "final" and final["intent"] == "delivery" and final["error"] is None
+    reply = final["reply"]
+    assert "".join(_tokens(frames)) == reply and "discard" not in [f["type"] for _, f in frames]
+    assert reply.startswith("Onboarding plan for Cancity (GTX Pro, deal AAAA0002), won on 2017-02-03:")
+    summary = reply.index("The team starts with a kickoff call. Training follows the installation.")
+    milestones = reply.index("- Kickoff by 2017-02-06")
+    watch = reply.index(
+        "Points to watch:\n- Site access for the installers\n- Staff availability for training"
+    )
+    assert summary < milestones < watch
+    assert _streamed_by(frames, "Training follows the installation.") < model_done
