@@ -1,6 +1,15 @@
 """Intent routing: which crew answers a message (discovery, closing, delivery, pipeline, nba,
 general). Hybrid, so that it holds on the 1.5B local model and on messages it has never seen:
 
+0. **Rules** (`rule_intent`) settle lookups first, without embedding the message or calling the
+   LLM (`method="rules"`): a deal figure the query-plan rules read from the message ("how many
+   ... won", "win rate", "revenue", "largest deal", "days to close": pipeline) or a fact the CRM
+   holds about a named account, rep, manager or sector ("which sector", "who manages",
+   "subsidiaries", "accounts in retail": discovery), with the vocabulary of the tools that answer
+   them (`tools.query_plan`, `tools.account_facts`), names masked. A message that asks for work
+   (write, negotiate, advise, prioritise, deliver, move a deal) or has no sales word is never
+   decided here. On the example bank and the dev sets the rules decide about a quarter of the
+   messages and every one of those right (a test keeps that true).
 1. **Nearest neighbours** over a bank of example messages (`config/intents.yaml`), embedded with
    the local embedder (multilingual-e5-small via `crm.embeddings`; both sides with the "query:"
    prefix, the E5 recipe for symmetric similarity), CRM names masked on both sides
@@ -70,7 +79,7 @@ log = logging.getLogger(__name__)
 
 INTENTS_FILE = CONFIG_DIR / "intents.yaml"
 
-Method = Literal["knn", "llm", "knn-veto", "knn-fallback", "follow-up", "empty"]
+Method = Literal["rules", "knn", "llm", "knn-veto", "knn-fallback", "follow-up", "empty"]
 
 
 def load_intents(path: Path = INTENTS_FILE) -> IntentsFile:
@@ -93,11 +102,13 @@ class IntentResult(BaseModel):
     """The router's decision.
 
     - `intent`: one of `contracts.INTENTS`.
-    - `confidence`: 0-1, a heuristic for logs and thresholds, not a probability: neighbours alone
-      (margin >= confident_margin) 0.9-1.0; LLM agreeing with the neighbours' best 0.85, LLM
-      choosing their second 0.7, vetoed 0.6; fallbacks 0.3-0.6 (scaled by the margin).
-    - `method`: "knn" | "llm" | "knn-veto" (the LLM's answer was outside the neighbours' best
-      intents) | "knn-fallback" (the LLM failed) | "follow-up" | "empty".
+    - `confidence`: 0-1, a heuristic for logs and thresholds, not a probability: rules 0.95;
+      neighbours alone (margin >= confident_margin) 0.9-1.0; LLM agreeing with the neighbours'
+      best 0.85, LLM choosing their second 0.7, vetoed 0.6; fallbacks 0.3-0.6 (scaled by the
+      margin).
+    - `method`: "rules" (a lookup, `rule_intent`; no `scores`) | "knn" | "llm" | "knn-veto" (the
+      LLM's answer was outside the neighbours' best intents) | "knn-fallback" (the LLM failed) |
+      "follow-up" | "empty".
     - `llm_calls`: LLM requests made (0 or 1).
     - `scores`: the neighbour score of each intent (mean cosine of its k nearest examples).
     - `error`: why the LLM answer was not used, if it was not.
@@ -197,6 +208,112 @@ def entity_mentions(entities: Entities | None) -> list[str]:
     if entities is None:
         return []
     return [e.mention or e.key for e in entities.items if e.kind in _MASKED_KINDS]
+
+
+# --- rules: the messages whose intent is settled by what they ask --------------------------
+# A question for a figure the query plan computes ("how many", "win rate", "revenue", "largest
+# deal", "days to close", ...) or for a fact the CRM holds about a named account, rep, manager or
+# sector ("which sector", "who manages", "subsidiaries", "how many accounts in ...") is a lookup:
+# pipeline or discovery, whatever its wording. The vocabulary is that of the tools which answer
+# them (`tools.query_plan`, `tools.account_facts`), so a message the rules route is one the crew
+# can answer without a model. A message asking for work instead (write, advise, deliver) is never
+# decided here, even with a figure word in it: the neighbours and the LLM decide it.
+
+#: Words of a request for work rather than a lookup: drafting or negotiating (closing), advice
+#: and priorities (nba), work after the sale (delivery), actions on records.
+_WORK_REQUEST = re.compile(
+    r"\b(write|draft\w*|compose|prepare|create|send|reply|respond|rewrite|e-?mails?|messages?|letter|"
+    r"proposals?|quotes?|negotiat\w*|discounts?|objections?|pitch|talking points|convince|persuade|"
+    r"should|shall|recommend\w*|suggest\w*|advi[cs]e|next (step|move|action)s?|focus|prioriti[sz]\w*|"
+    r"upsell\w*|cross-sell\w*|(sell|buy|spend|order) more|room (to|for)|potential|grow|improve|increase|"
+    r"boost|revive|rescue|best way|help me|plan\w*|"
+    r"how (do|can|could|should|would|to) (i|we)|what (do|would|could|can) (i|we|you) (do|tell|say)|"
+    r"onboard\w*|implement\w*|roll-?outs?|deploy\w*|install\w*|deliver\w*|milestones?|kick-?off|"
+    r"go-live|hand ?over|projects?|tasks?|training|schedul\w*|remind\w*|follow[- ]?ups?|call|meet\w*|"
+    r"move|mark|change|update|set|log|add|delete|remove|assign)\b",
+    re.I,
+)
+#: Plan metrics that are figures (a list of deals or an overview may be asked for other reasons:
+#: "which of my deals need attention" is a request for advice).
+_FIGURE_METRICS = frozenset(
+    {
+        "deals", "open", "won", "lost", "closed", "win_rate", "won_value", "avg_won_value",
+        "max_won_value", "avg_cycle_days", "open_pipeline_value", "weighted_forecast", "stuck_deals",
+    }
+)  # fmt: skip
+_DEAL_NOUN = re.compile(r"\b(deals?|opportunit(y|ies)|wins|sales)\b", re.I)
+#: Deals asked for by their absence ("accounts without any deals") describe prospects, not a figure.
+_NO_DEALS = re.compile(r"(\b(no|not|never|without|zero)|n't)\b.{0,25}\b(deals?|opportunit\w*)\b", re.I)
+#: An account's own revenue (an attribute: "annual revenue", "how much does X make"); a bare
+#: "revenue" with an account is what we won from it (pipeline).
+_ACCOUNT_REVENUE = re.compile(
+    r"\b(annual|yearly|per year|a year|turnover)\b|\bhow much (does|do) <account_ent> (make|earn)\b", re.I
+)
+
+
+def _fact_question(text: str, entities: Entities) -> bool:
+    """Whether the masked `text` asks `tools.account_facts` for a fact about a named account, rep,
+    manager or sector: its own triggers, in the order `answer_fact` tries them."""
+    from tools import account_facts as af
+
+    account, rep = entities.first("account"), entities.first("rep")
+    no_deal_words = not af.DEALS_WORDS.search(text)
+    if (
+        rep is not None
+        and no_deal_words
+        and (af.MANAGER.search(text) or af.OFFICE.search(text) or af.TEAM.search(text))
+    ):
+        return True
+    manager_words = af.TEAM.search(text) or af.MANAGER.search(text) or re.search(r"\bwho\b|\breps?\b", text)
+    if entities.first("manager") is not None and rep is None and no_deal_words and manager_words:
+        return True
+    if account is not None and no_deal_words:
+        facts = (
+            af.SUBSIDIARIES,
+            af.PARENT,
+            af.SECTOR,
+            af.CONTACTS,
+            af.SIZE,
+            _ACCOUNT_REVENUE,
+            af.FOUNDED,
+            af.LOCATION,
+        )
+        if any(rx.search(text) for rx in facts):
+            return True
+    if account is None and rep is None and (af.EMPLOYEES_OVER.search(text) or af.NOT_SOLD.search(text)):
+        return True
+    return bool(
+        entities.first("sector") is not None
+        and account is None
+        and af.ACCOUNT_WORD.search(text)
+        and no_deal_words
+        and (af.COUNTING.search(text) or af.LISTING.search(text))
+    )
+
+
+def rule_intent(message: str, entities: Entities | None = None) -> Intent | None:
+    """The intent of a lookup the rules recognise (see above), or None: "discovery" for a fact
+    about a named account, rep, manager or sector; "pipeline" for a deal figure the query plan
+    rules read from the message (`tools.query_plan.plan_from_rules`). Names are masked before
+    matching (`tools.query_plan.masked`), so a name cannot trigger a rule. Pure text, no I/O."""
+    from tools.query_plan import masked, plan_from_rules
+
+    ents = entities or Entities()
+    text = masked(message, ents)
+    if _WORK_REQUEST.search(text):
+        return None
+    if _fact_question(text, ents):
+        return "discovery"
+    if _NO_DEALS.search(text):
+        return None
+    plan = plan_from_rules(message, ents)
+    if plan is None or plan.metric not in _FIGURE_METRICS:
+        return None
+    if not sales_signal(message, entity_mentions(ents)):
+        return None  # "who won the World Cup?": a figure word, but nothing of sales work
+    if plan.metric == "deals" and not _DEAL_NOUN.search(text):
+        return None  # "how many employees ...": a count, but not of deals
+    return "pipeline"
 
 
 _SYSTEM = (
@@ -346,6 +463,9 @@ class IntentRouter:
 
         if not message.strip():
             return done(intent="general", confidence=0.5, method="empty")
+        rule = rule_intent(message, entities)
+        if rule is not None:  # a lookup the tools answer: no embedding, no LLM call
+            return done(intent=rule, confidence=0.95, method="rules")
         mentions = entity_mentions(entities)
         nb = await asyncio.to_thread(self.neighbours, message, mentions)
         scores = {k: round(v, 4) for k, v in nb.scores.items()}

@@ -16,8 +16,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from pydantic import Field
 
-from contracts import INTENTS
-from graphs.intent import IntentRouter, load_intents
+from contracts import INTENTS, Entities, EntityRef
+from graphs.intent import IntentRouter, bank_texts, load_intents, rule_intent
 from llm import LLMConfig
 from tests.conftest import EVAL_DIR
 
@@ -110,6 +110,14 @@ def test_holdout_files_are_balanced() -> None:
 # plumbing with fake LLMs
 # --------------------------------------------------------------------------------------------
 
+#: A message the neighbours rank "pipeline" first that the rules do not decide (no figure word).
+PIPELINE_BUT_NOT_A_LOOKUP = "Kami Bicknell's 2017 deals, please"
+
+
+def test_the_plumbing_message_goes_past_the_rules(knn_router: IntentRouter) -> None:
+    assert rule_intent(PIPELINE_BUT_NOT_A_LOOKUP) is None
+    assert knn_router.neighbours(PIPELINE_BUT_NOT_A_LOOKUP).ranked[0] == "pipeline"
+
 
 async def test_confident_neighbours_decide_without_the_llm(embedder: Any, knn_router: IntentRouter) -> None:
     llm = Unreachable(messages=iter([]))
@@ -143,15 +151,16 @@ async def test_llm_breaks_the_tie_when_neighbours_are_unsure(embedder: Any, knn_
 async def test_an_llm_answer_far_from_the_neighbours_is_vetoed(
     embedder: Any, knn_router: IntentRouter
 ) -> None:
-    message = "How many deals did Kami Bicknell win in 2017?"
+    message = PIPELINE_BUT_NOT_A_LOOKUP
     ranked = knn_router.neighbours(message).ranked
-    llm = GenericFakeChatModel(messages=iter([f'{{"intent": "{ranked[-1]}"}}']))
+    far = [i for i in ranked if i != "general"][-1]  # ("general" has a rule of its own, below)
+    llm = GenericFakeChatModel(messages=iter([f'{{"intent": "{far}"}}']))
     res = await _router(embedder, knn_router, llm).aclassify(message)
-    assert (res.intent, res.method, res.llm_calls, res.llm_intent) == (ranked[0], "knn-veto", 1, ranked[-1])
+    assert (res.intent, res.method, res.llm_calls, res.llm_intent) == (ranked[0], "knn-veto", 1, far)
     # with the veto off the LLM's answer stands
-    llm = GenericFakeChatModel(messages=iter([f'{{"intent": "{ranked[-1]}"}}']))
+    llm = GenericFakeChatModel(messages=iter([f'{{"intent": "{far}"}}']))
     res = await _router(embedder, knn_router, llm, accept_top=None).aclassify(message)
-    assert (res.intent, res.method) == (ranked[-1], "llm")
+    assert (res.intent, res.method) == (far, "llm")
 
 
 @pytest.mark.parametrize(
@@ -168,7 +177,7 @@ async def test_garbage_from_the_llm_falls_back_to_the_neighbours(
     embedder: Any, knn_router: IntentRouter, answer: str
 ) -> None:
     router = _router(embedder, knn_router, GenericFakeChatModel(messages=iter([answer])))
-    message = "How many deals did Kami Bicknell win in 2017?"
+    message = PIPELINE_BUT_NOT_A_LOOKUP
     res = await router.aclassify(message)
     assert res.method == "knn-fallback"
     assert res.llm_calls == 1 and res.error
@@ -330,3 +339,93 @@ async def test_general_from_the_llm_needs_a_message_without_sales_words(
     assert sales_signal("Profile of Plexzap please", ["Plexzap"]) and not sales_signal(
         "Profile of Plexzap please"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# rules: lookups decided without embedding or LLM
+# --------------------------------------------------------------------------------------------
+
+
+def _entities(*refs: tuple[str, str]) -> Entities:
+    return Entities(
+        items=[EntityRef(kind=kind, key=name, id=i, mention=name) for i, (kind, name) in enumerate(refs, 1)]  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "refs", "expected"),
+    [
+        # a deal figure the query plan computes: pipeline
+        (
+            "How many opportunities did Anna Snelling close successfully?",
+            [("rep", "Anna Snelling")],
+            "pipeline",
+        ),
+        ("What's the close rate of the Central team?", [("office", "Central")], "pipeline"),
+        ("Total bookings from Zoomit", [("account", "Zoomit")], "pipeline"),
+        ("Biggest win we ever had with Initech?", [("account", "Initech")], "pipeline"),
+        ("Average time to close for GTX Pro deals", [("product", "GTX Pro")], "pipeline"),
+        ("how much revenue did Konex bring in", [("account", "Konex")], "pipeline"),
+        # a fact about a named account, rep, manager or sector: discovery
+        ("What line of business is Zoomit in?", [("account", "Zoomit")], "discovery"),
+        ("Who does Anna Snelling report to?", [("rep", "Anna Snelling")], "discovery"),
+        ("Headcount of Massive Dynamic?", [("account", "Massive Dynamic")], "discovery"),
+        ("What's Initech's annual revenue?", [("account", "Initech")], "discovery"),
+        ("How many companies do we have in retail?", [("sector", "retail")], "discovery"),
+        ("Which customers have no deals yet?", [], "discovery"),
+        # work, advice, or nothing of sales: left to the neighbours and the LLM
+        ("Write Zoomit an email about their win rate", [("account", "Zoomit")], None),
+        ("How can I raise my win rate?", [], None),
+        ("What revenue should I target with Initech?", [("account", "Initech")], None),
+        ("Plan the onboarding for our largest won deal", [], None),
+        ("Is there room to sell more to Konex?", [("account", "Konex")], None),
+        ("Who won the Champions League?", [], None),
+        ("Convert 100 euros to dollars", [], None),
+        ("How many moons does Jupiter have?", [], None),
+        ("Which of my deals need attention?", [], None),
+        ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R")], None),
+    ],
+)
+def test_rules_decide_lookups_and_leave_requests_for_work_alone(
+    message: str, refs: list[tuple[str, str]], expected: str | None
+) -> None:
+    assert rule_intent(message, _entities(*refs)) == expected
+
+
+def test_a_name_cannot_trigger_a_rule() -> None:
+    # an account called "Top Revenue Ltd" is masked before the rules read the message
+    ents = _entities(("account", "Top Revenue Ltd"))
+    assert rule_intent("Tell me about Top Revenue Ltd", ents) is None
+    assert rule_intent("Tell me about Top Revenue Ltd") == "pipeline"  # unmasked, "revenue" would
+
+
+class NoEmbedding:
+    """An embedder that must not be called."""
+
+    def embed_query(self, text: str) -> list[float]:
+        raise AssertionError(f"embedded {text!r}")
+
+
+async def test_a_lookup_is_routed_without_embedding_or_llm() -> None:
+    router = IntentRouter(NoEmbedding(), Unreachable(messages=iter([])))  # type: ignore[arg-type]
+    ents = _entities(("rep", "Anna Snelling"))
+    res = await router.aclassify("What is Anna Snelling's win rate?", entities=ents)
+    assert (res.intent, res.method, res.llm_calls, res.scores) == ("pipeline", "rules", 0, {})
+    res = await router.aclassify("Who manages Anna Snelling?", entities=ents)
+    assert (res.intent, res.method, res.llm_calls) == ("discovery", "rules", 0)
+
+
+def test_rules_agree_with_every_labelled_message_they_decide(maven_resolve: Any) -> None:
+    """Precision of the rules on the example bank and the intents dev set, names resolved in the
+    Maven CRM as the chat resolves them: every message they decide gets its label."""
+    labelled = [
+        (bank_texts(example)[0], name) for name, d in load_intents().intents.items() for example in d.examples
+    ]
+    labelled += [
+        (row["message"], row["intent"])
+        for row in map(json.loads, (EVAL_DIR / "intents_dev.jsonl").read_text().splitlines())
+    ]
+    decided = [(m, label, rule_intent(m, maven_resolve(m))) for m, label in labelled]
+    decided = [(m, label, got) for m, label, got in decided if got is not None]
+    assert [(m, label, got) for m, label, got in decided if got != label] == []
+    assert len(decided) >= 25  # about a quarter of the messages need neither embedding nor LLM
