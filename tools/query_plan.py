@@ -86,7 +86,8 @@ class QueryPlan(BaseModel):
     """What to compute. `metric` over the deals the entities describe; `group_by` splits them
     (`rank` picks the `top_n` highest/lowest groups, "none" lists the groups); `date_field` says
     which date the period bounds; `stuck_days` is the threshold of "stuck" (days in stage);
-    `source` records who chose the metric ("rules" or "llm")."""
+    `source` records who chose the metric: "rules", "follow-up" (the rules, on the previous
+    question of the thread), "llm" (the planner crew) or "default" (the planner failed)."""
 
     metric: PlanMetric
     group_by: GroupKind = "none"
@@ -95,7 +96,7 @@ class QueryPlan(BaseModel):
     date_field: DateField = "engage"
     stuck_days: int = 90
     list_status: FilterStatus | None = None
-    source: Literal["rules", "llm", "default"] = "rules"
+    source: Literal["rules", "follow-up", "llm", "default"] = "rules"
 
 
 class LLMPlan(BaseModel):

@@ -7,8 +7,11 @@ LLM fails, the template sentence is the reply: the figures were computed by SQL,
 stands without the model. Long drafts (lists, breakdowns) are not sent to the model at all:
 rewording ten figures costs ~10 s of generation on the local model and risks dropping one.
 
-Used by the crews that answer with computed figures (pipeline, discovery); this crew answers no
-intent of its own.
+No crew calls it today: the pipeline and discovery crews reply with the computed answer's
+template sentence, which states the same figures without an LLM call (the rewording cost one call
+of about 300 prompt and 40 generated tokens, 3-6 s on 2 cores, per turn). It stays for a model fast
+enough to word answers (a hosted one); `deps.word_answers` gates it. This crew answers no intent of
+its own.
 """
 
 from __future__ import annotations

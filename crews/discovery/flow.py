@@ -4,9 +4,10 @@ and factual account questions.
 `run(request, deps)` first gathers records with the tools, then (only when words are needed)
 kicks off the researcher, then builds the reply:
 1. factual questions (sector, subsidiaries, manager, accounts in a sector, prospects...) are
-   answered from the CRM (`tools.account_facts`) and worded by the analyst crew
-   (`crews.analyst`), which must keep every figure and name; deal figures asked here are
-   computed as the pipeline crew does (`tools.query_plan`, `tools.pipeline_answers`);
+   answered from the CRM (`tools.account_facts`) with the answer's template sentence, no LLM
+   call (the sentence already states the fact; a model's rewording cost 3-6 s on 2 cores); deal
+   figures asked here are computed as the pipeline crew does (`tools.query_plan`,
+   `tools.pipeline_answers`);
 2. "score our prospecting deals" ranks open deals as leads (`tools.deal_leads`, no LLM);
 3. "qualify this lead: ..." -> the researcher judges BANT from the text and the CRM records,
    rules catch explicit signals, the score is computed (`crews.discovery.scoring.lead_score`);
@@ -23,7 +24,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from contracts import CrewRequest, CrewResponse, Entities, Source
-from crews.analyst import phrase
 from crews.common import drop_numeric_sentences, in_session, question_of, strip_ungrounded
 from crews.deps import CrewDeps
 from crews.discovery.models import BantAssessment, DiscoveryResult, ResearchBrief
@@ -270,11 +270,10 @@ def _pipeline_fact(session: Session, request: CrewRequest) -> Answer | None:
         return None
 
 
-async def _answer(deps: CrewDeps, request: CrewRequest, answer: Answer, kind: str) -> CrewResponse:
-    reply, phrased = await phrase(deps, question_of(request), answer)
-    result = DiscoveryResult(kind=kind, figures={**answer.data, "phrased": phrased})  # type: ignore[arg-type]
+def _answer(answer: Answer, kind: str) -> CrewResponse:
+    result = DiscoveryResult(kind=kind, figures=answer.data)  # type: ignore[arg-type]
     return CrewResponse(
-        reply=reply, data=result.model_dump(mode="json"), sources=answer.sources, facts=answer.facts
+        reply=answer.draft, data=result.model_dump(mode="json"), sources=answer.sources, facts=answer.facts
     )
 
 
@@ -289,12 +288,12 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         else:
             fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities))
             if fact is not None:
-                response = await _answer(deps, request, fact, "fact")
+                response = _answer(fact, "fact")
             else:
                 deal_fact = await in_session(deps, lambda s: _pipeline_fact(s, request))
                 account = entities.first("account")
                 if deal_fact is not None:
-                    response = await _answer(deps, request, deal_fact, "pipeline_fact")
+                    response = _answer(deal_fact, "pipeline_fact")
                 elif account is not None:
                     response = await _research(deps, request, account)
                 elif QUALIFY.search(message) or re.search(r"\b(lead|prospect)\b", message, re.I):

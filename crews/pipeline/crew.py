@@ -1,5 +1,5 @@
 """The pipeline crew (CrewAI): the planner, asked only when no rule matched, picks the metric from
-a closed list; one agent and one task. The analyst crew (`crews.analyst`) words the answer."""
+a closed list; one agent and one task. The computed answer is its own reply (its template sentence)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,8 @@ __all__ = ["LLMPlan", "PipelineResult", "QueryPlan"]
 
 
 class PipelineResult(BaseModel):
-    """The pipeline crew's typed output (`CrewResponse.data`): the plan that was computed, the
-    computed figures, and whether the reply is the model's wording (`phrased`) or the template."""
+    """The pipeline crew's typed output (`CrewResponse.data`): the plan that was computed and the
+    computed figures (the reply is their template sentence)."""
 
     plan: QueryPlan | None = None
     figures: dict[str, object] = {}
-    phrased: bool = False

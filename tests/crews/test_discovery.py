@@ -11,7 +11,7 @@ from crews import CrewDeps
 from crews.discovery import run
 from crews.discovery.models import BantAssessment
 from crews.discovery.scoring import lead_score, merge_bant
-from tests.crews.conftest import CRM, echo_draft
+from tests.crews.conftest import CRM
 from tests.crews.test_reply_numbers import ungrounded
 from tests.support.stub_llm import StubLLM
 
@@ -21,7 +21,6 @@ def _ask(message: str, ents: Entities, user: str | None = None) -> CrewRequest:
 
 
 async def test_factual_questions(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -> None:
-    stub.answers = echo_draft
     r = await run(
         _ask("How many accounts are in the retail sector?", crm_data.entities(("sector", "retail"))), deps
     )
@@ -40,16 +39,18 @@ async def test_factual_questions(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -
         _ask("How much revenue have we won from Acme?", crm_data.entities(("account", "Acme"))), deps
     )
     assert "$5,600" in r.reply and r.data["kind"] == "pipeline_fact"
+    # facts and figures from the CRM are stated by their template sentence: no LLM call
+    assert stub.count == 0 and r.llm_calls == 0
 
 
-async def test_wording_that_drops_a_subsidiary_is_not_used(
-    crm_data: CRM, deps: CrewDeps, stub: StubLLM
-) -> None:
-    stub.answers = [json.dumps({"reply": "Acme has no subsidiaries."})]
+async def test_a_fact_is_its_template_sentence(crm_data: CRM, deps: CrewDeps, stub: StubLLM) -> None:
+    stub.answers = [json.dumps({"reply": "Acme has no subsidiaries."})]  # never asked
     r = await run(
         _ask("Which accounts are subsidiaries of Acme?", crm_data.entities(("account", "Acme"))), deps
     )
     assert r.reply == "Acme has 1 subsidiary: Betaco."
+    assert r.sources and r.facts[0]["subsidiaries"] == ["Betaco"]
+    assert stub.count == 0
 
 
 def test_bant_rules_and_score_arithmetic() -> None:

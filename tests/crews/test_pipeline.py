@@ -1,6 +1,7 @@
 """The pipeline crew on the real database (the small CRM of conftest) with a stub LLM: computed
-figures in the reply, the template when the model drops or invents a figure, the LLM planner
-when no rule matches, and stage moves proposed (never executed) after the entry rules."""
+figures stated by their template sentence without any LLM call, a follow-up planned from the
+previous question, the LLM planner when no rule matches, stage moves proposed (never executed)
+after the entry rules, and the analyst's optional wording kept only when it keeps the figures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 import crews.pipeline as pipeline
-from contracts import CrewRequest
+from contracts import CrewRequest, Turn
 from crews import CrewDeps
 from crm.db import session_scope
 from crm.models import Deal, Event
@@ -63,27 +64,66 @@ async def test_figures_are_computed_and_stated(
     period,
     figure: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    stub.answers = echo_draft
     response = await pipeline.run(_ask(message, crm_data.entities(*refs, period=period)), deps)
     assert figure in response.reply
-    assert response.reply.startswith("Here you go")  # the model's wording was kept: it kept the figure
-    assert response.data["phrased"] is True
     assert response.facts and response.sources
-    assert response.llm_calls == 1 == stub.count
+    # the rules planned it, SQL computed it, the template states it: the model is not asked
+    assert response.data["plan"]["source"] == "rules"
+    assert response.llm_calls == 0 == stub.count
     assert response.proposed_action is None
 
 
-async def test_a_reply_that_drops_or_invents_a_figure_falls_back_to_the_computed_sentence(
+async def test_a_computed_answer_is_its_template_sentence(
     crm_data: CRM, deps: CrewDeps, stub: StubLLM
 ) -> None:
     ents = crm_data.entities(("rep", "Ann Alpha"))
-    stub.answers = [json.dumps({"reply": "Ann Alpha has won 7 deals."})]
     response = await pipeline.run(_ask("How many deals has Ann Alpha won?", ents), deps)
     assert response.reply == "There are 2 won deals for Ann Alpha."
-    assert response.data["phrased"] is False
-    stub.answers = [json.dumps({"reply": "The win rate for Ann Alpha is 66.7%, up 12% on last year."})]
-    response = await pipeline.run(_ask("What is Ann Alpha's win rate?", ents), deps)
-    assert "12" not in response.reply and "66.7%" in response.reply
+    assert response.facts[0]["value"] == 2 and response.sources[0].id == "won"
+    assert "phrased" not in response.data
+    assert stub.count == 0
+
+
+async def test_a_follow_up_takes_the_plan_of_the_previous_question(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    first = "What is Ann Alpha's win rate?"
+    request = CrewRequest(
+        message="and Bob Beta?",
+        intent="pipeline",
+        entities=crm_data.entities(("rep", "Bob Beta")),
+        history=[Turn(role="user", content=first), Turn(role="assistant", content="66.7%")],
+    )
+    assert plan_from_rules(request.message, request.entities) is None
+    response = await pipeline.run(request, deps)
+    assert response.data["plan"]["source"] == "follow-up"
+    assert response.data["plan"]["metric"] == "win_rate"
+    assert "Bob Beta" in response.reply and stub.count == 0
+    # a long message is not a follow-up: the planner is asked
+    stub.answers = [json.dumps({"metric": "won_value", "group_by": "none", "rank": "none"})]
+    long = request.model_copy(update={"message": "Give me the full lowdown on how Bob Beta is doing lately"})
+    response = await pipeline.run(long, deps)
+    assert response.data["plan"]["source"] == "llm" and stub.count == 1
+
+
+async def test_the_analyst_wording_is_kept_only_when_it_keeps_the_figures(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    from crews.analyst import phrase
+    from tools.answers import Answer
+
+    answer = Answer("There are 2 won deals for Ann Alpha.")
+    stub.answers = echo_draft
+    assert await phrase(deps, "How many deals has Ann Alpha won?", answer) == (
+        "Here you go: There are 2 won deals for Ann Alpha.",
+        True,
+    )
+    stub.answers = [json.dumps({"reply": "Ann Alpha has won 7 deals."})]
+    assert await phrase(deps, "How many deals has Ann Alpha won?", answer) == (answer.draft, False)
+    calls = stub.count
+    deps.word_answers = False
+    assert await phrase(deps, "How many deals has Ann Alpha won?", answer) == (answer.draft, False)
+    assert stub.count == calls  # switched off: not asked
 
 
 async def test_unmatched_question_asks_the_planner_then_computes(
@@ -92,12 +132,9 @@ async def test_unmatched_question_asks_the_planner_then_computes(
     message = "Give me the lowdown on Gammaco"
     ents = crm_data.entities(("account", "Gammaco"))
     assert plan_from_rules(message, ents) is None
-    stub.answers = [
-        json.dumps({"metric": "won_value", "group_by": "none", "rank": "none"}),
-        json.dumps({"reply": "x"}),
-    ]
+    stub.answers = [json.dumps({"metric": "won_value", "group_by": "none", "rank": "none"})]
     response = await pipeline.run(_ask(message, ents), deps)
-    assert stub.count == 2  # the planner, then the analyst
+    assert stub.count == 1  # the planner only: the computed answer is not reworded
     assert response.data["plan"]["source"] == "llm"
     assert "$4,800" in response.reply  # Gammaco's won revenue, computed
 
@@ -171,16 +208,4 @@ async def test_stuck_deals_and_forecast_are_computed(crm_data: CRM, deps: CrewDe
     # open: D5 GTX Basic $550 x 25%, D6 MG Advanced $3,393 x 25%, D7 GTX Basic $550 x 10%
     expected = 550 * 0.25 + 3393 * 0.25 + 550 * 0.10
     assert f"${expected:,.2f}" in response.reply
-    assert stub.count == calls  # a long computed answer (per-stage figures) is not sent to the model
-
-
-async def test_wording_can_be_switched_off(crm_data: CRM, clean_db: Engine, stub: StubLLM) -> None:
-    from tests.crews.conftest import deps_for
-
-    deps = deps_for(clean_db, stub)
-    deps.word_answers = False
-    response = await pipeline.run(
-        _ask("How many deals has Ann Alpha won?", crm_data.entities(("rep", "Ann Alpha"))), deps
-    )
-    assert response.reply == "There are 2 won deals for Ann Alpha."
-    assert stub.count == 0 and response.llm_calls == 0
+    assert stub.count == calls == 0  # computed, not sent to the model
