@@ -375,7 +375,7 @@ def start_llm(
 ) -> EmbeddedLLM:
     """Start the embedded llama.cpp server (assembling the model first if needed) and wait until
     `GET /v1/models` answers; return its handle, whose supervisor restarts the server when it
-    crashes (recording the cause in `state_path(data_dir)`).
+    crashes (recording the cause in `state_path(data_dir, settings.llm_port)`).
 
     If something already listens on `settings.llm_port` and serves `settings.llm_model`, it is
     reused (and not stopped by `stop()`). Raises LLMStartError if the port is taken by another
@@ -403,7 +403,7 @@ def start_llm(
             model=settings.llm_model,
             model_path=None,
             log_path=data_dir / "llm.log",
-            state_path=state_path(data_dir),
+            state_path=state_path(data_dir, settings.llm_port),
         )
 
     model_file = ensure_model(data_dir, show_progress=show_progress)
@@ -419,7 +419,7 @@ def start_llm(
         proc,
         # restarts run in the supervisor's thread, which lives as long as the server it starts
         lambda: spawn(True),
-        state_path=state_path(data_dir),
+        state_path=state_path(data_dir, settings.llm_port),
         log_path=log_path,
     ).start()
     log.info("embedded LLM %s at %s", settings.llm_model, base_url)
@@ -428,14 +428,16 @@ def start_llm(
         model=settings.llm_model,
         model_path=model_file,
         log_path=log_path,
-        state_path=state_path(data_dir),
+        state_path=state_path(data_dir, settings.llm_port),
         supervisor=supervisor,
     )
 
 
-def state_path(data_dir: Path) -> Path:
-    """Where the supervisor of the embedded llama.cpp server records its state."""
-    return data_dir / "llm.state.json"
+def state_path(data_dir: Path, port: int) -> Path:
+    """Where the supervisor of the embedded llama.cpp server on `port` records its state (one
+    file per port: two servers of one data directory, e.g. a test's beside `make run`'s, must not
+    overwrite each other's record)."""
+    return data_dir / f"llm.{port}.state.json"
 
 
 def _spawn_server(

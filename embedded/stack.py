@@ -360,7 +360,7 @@ def attach_running(settings: Settings) -> Endpoints:
     llm_state_path: str | None = None
     if settings.llm_is_embedded:
         embedded.add("llm")
-        llm_state_path = str(state_path(data_dir))
+        llm_state_path = str(state_path(data_dir, settings.llm_port))
         base_url: str | None = f"http://127.0.0.1:{settings.llm_port}/v1"
         api_key = EMBEDDED_API_KEY
         if not is_llama_server(base_url or ""):
