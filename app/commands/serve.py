@@ -1,9 +1,20 @@
-"""`flowstate serve`: start (or connect to) the services, migrate, seed demo data, run the API."""
+"""`flowstate serve`: start (or connect to) the services, migrate, seed demo data, run the API.
+
+`--workers N` runs N uvicorn worker processes on one port. The services are started once, by
+this (parent) process; each worker builds the app from the same endpoints, handed over in the
+environment (`FLOWSTATE_SERVE_ENDPOINTS`, JSON of `embedded.stack.Endpoints`) and the factory
+named in `FLOWSTATE_SERVE_APP` (see :func:`worker_app`). Several workers (or instances) share one
+Redis and one PostgreSQL: a conversation's turns still run one at a time, through a lock per
+thread in Redis (`app.services.chat`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -24,6 +35,9 @@ log = logging.getLogger("flowstate.serve")
 
 #: The FastAPI factory `serve` runs: `module:function(endpoints) -> FastAPI`.
 DEFAULT_APP_FACTORY = "app.main:create_app"
+#: Environment variables that carry the endpoints and the app factory to the worker processes.
+ENDPOINTS_ENV = "FLOWSTATE_SERVE_ENDPOINTS"
+APP_ENV = "FLOWSTATE_SERVE_APP"
 
 
 def _raise_interrupt(signum: int, _frame: object) -> None:
@@ -85,6 +99,37 @@ def _load_factory(spec: str) -> Callable[[Endpoints], Any]:
     return factory  # type: ignore[no-any-return]
 
 
+def endpoints_to_json(endpoints: Endpoints) -> str:
+    """`endpoints` as JSON (for :data:`ENDPOINTS_ENV`); :func:`endpoints_from_json` reads it."""
+    data = dataclasses.asdict(endpoints)
+    data["embedded"] = sorted(endpoints.embedded)
+    data["info"] = dict(endpoints.info)
+    return json.dumps(data)
+
+
+def endpoints_from_json(text: str) -> Endpoints:
+    """The Endpoints written by :func:`endpoints_to_json`. Raises ValueError for other text."""
+    from embedded.stack import Endpoints
+
+    try:
+        data = json.loads(text)
+        data["embedded"] = frozenset(data["embedded"])
+        return Endpoints(**data)
+    except (TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{ENDPOINTS_ENV} does not hold Flowstate endpoints: {exc}") from exc
+
+
+def worker_app() -> Any:
+    """The app of one worker process of `flowstate serve --workers N` (a uvicorn factory): the
+    factory in :data:`APP_ENV` applied to the endpoints in :data:`ENDPOINTS_ENV`, both set by the
+    parent. Raises RuntimeError when started any other way."""
+    text = os.environ.get(ENDPOINTS_ENV)
+    if not text:
+        raise RuntimeError(f"{ENDPOINTS_ENV} is not set: worker_app runs under `flowstate serve --workers N`")
+    factory = _load_factory(os.environ.get(APP_ENV, DEFAULT_APP_FACTORY))
+    return factory(endpoints_from_json(text))
+
+
 def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str) -> Table:
     table = Table(title="Flowstate", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
@@ -108,12 +153,20 @@ def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str) -> T
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [default: FLOWSTATE_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: FLOWSTATE_PORT]")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API worker processes on the one port (they share the services; about one per core).",
+        ),
+    ] = 1,
     app_factory: Annotated[
         str, typer.Option("--app", help="FastAPI factory module:function taking the endpoints.", hidden=True)
     ] = DEFAULT_APP_FACTORY,
 ) -> None:
     """Start the services (embedded unless DATABASE_URL / REDIS_URL / OPENAI_* are set), apply
-    migrations, seed demo data into an empty CRM, and serve the API until Ctrl-C or SIGTERM."""
+    migrations, seed demo data into an empty CRM, and serve the API until Ctrl-C or SIGTERM.
+    `--workers N`: N uvicorn worker processes share the port, the services and the conversations."""
     import uvicorn
     from rich.logging import RichHandler
 
@@ -145,12 +198,16 @@ def serve(
             upgrade(endpoints.database_url)
             demo = _seed_demo_if_empty(endpoints.database_url) if settings.demo_data else "off"
             console.print(_summary(settings, endpoints, demo, url))
-            config = uvicorn.Config(
-                factory(endpoints), host=host, port=port, log_level="info", timeout_graceful_shutdown=10
-            )
-            # uvicorn handles SIGINT/SIGTERM itself while running and re-raises the signal after
-            # its graceful shutdown, which lands in KeyboardInterrupt here and stops the stack.
-            uvicorn.Server(config).run()
+            if workers > 1:
+                _run_workers(endpoints, app_factory, host, port, workers)
+            else:
+                config = uvicorn.Config(
+                    factory(endpoints), host=host, port=port, log_level="info", timeout_graceful_shutdown=10
+                )
+                # uvicorn handles SIGINT/SIGTERM itself while running and re-raises the signal
+                # after its graceful shutdown, which lands in KeyboardInterrupt here and stops the
+                # stack.
+                uvicorn.Server(config).run()
     except (ServiceUnavailable, LLMStartError, ModelAssemblyError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
@@ -159,6 +216,25 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print("Flowstate stopped.")
+
+
+def _run_workers(endpoints: Endpoints, app_factory: str, host: str, port: int, workers: int) -> None:
+    """Serve with `workers` uvicorn processes (uvicorn's supervisor restarts a worker that dies)
+    until SIGINT/SIGTERM; returns after they have stopped, so the caller stops the services."""
+    import uvicorn
+
+    os.environ[ENDPOINTS_ENV] = endpoints_to_json(endpoints)
+    os.environ[APP_ENV] = app_factory
+    console.print(f"serving with {workers} worker processes")
+    uvicorn.run(
+        "app.commands.serve:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
 
 
 def register(cli: typer.Typer) -> None:

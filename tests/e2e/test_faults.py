@@ -9,7 +9,9 @@ these tests stop and start them):
   threads are all there (append-only file) and the app's client reconnects;
 - PostgreSQL stopped and started: 503 with a clear message while it is down, answers after;
 - the app killed with SIGKILL mid-turn: after a restart the user's message is in the thread and
-  sending it again answers it.
+  sending it again answers it;
+- `flowstate serve --workers 2`: one thread's concurrent turns, spread over the workers, run one
+  at a time.
 
 In process (the chat engine on the session's real Redis, fake crews):
 - a turn past the overall turn deadline is cancelled: an honest error, its crew thread's later
@@ -99,9 +101,10 @@ def _free_port() -> int:
 class App:
     """`flowstate serve` in a subprocess on `port`, with `env`; its output goes to `log`."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.env = env
         self.log = log
+        self.args = args
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -112,11 +115,12 @@ class App:
     def start(self, timeout_s: float = 90) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(FLOWSTATE), "serve", "--port", str(self.port)],
+                [str(FLOWSTATE), "serve", "--port", str(self.port), *self.args],
                 env=self.env,
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its workers too can be killed as a group
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -130,8 +134,9 @@ class App:
         raise AssertionError(f"flowstate serve did not answer in {timeout_s} s:\n{self.tail()}")
 
     def kill(self) -> None:
+        """SIGKILL to the app and any worker processes it started."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self) -> None:
@@ -463,3 +468,33 @@ async def test_lock_of_a_dead_process_expires(saver: Any, stub_llm: StubLLM) -> 
     result = await service.turn(thread, PIPELINE_QUESTION)
     assert result.error is None, result
     assert 0.8 <= time.monotonic() - started < 3.0
+
+
+# =============================================================================================
+# several app processes on one Redis and one PostgreSQL
+# =============================================================================================
+
+
+async def test_workers_share_threads_one_turn_at_a_time(stack: Stack) -> None:
+    """`flowstate serve --workers 2`: turns sent at once on one thread from four connections
+    (spread over both workers by the kernel) are all answered, one after the other."""
+    app = App(stack.app.env, stack.data_dir / "workers.log", "--workers", "2")
+    app.start()
+    try:
+        thread = _new_thread()
+        questions = [
+            "How many deals did we win?",
+            "How many deals did we lose?",
+            "How many open deals do we have?",
+            "What is our win rate?",
+        ]
+        results = await asyncio.gather(*(_turn(app, thread, q) for q in questions))
+        assert all(frames[-1]["type"] == "final" for frames in results), [f[-1] for f in results]
+        view = (await _thread(app, thread)).json()
+        roles = [r for r, _ in _contents(view)]
+        assert roles == ["user", "assistant"] * 4, roles  # never two turns interleaved
+        assert sorted(c for r, c in _contents(view) if r == "user") == sorted(questions)
+        log = app.log.read_text()
+        assert log.count("Application startup complete") == 2, app.tail()
+    finally:
+        app.kill()  # a graceful stop waits for both workers' warm-up: seconds this test need not spend

@@ -1,0 +1,381 @@
+"""Benchmark: many live WebSocket conversations against `flowstate serve` with a slow stub model.
+
+    .venv/bin/python bench/bench_load.py [--conversations 1000] [--interval 20] [--duration 180]
+        [--workers 1] [--llm-delay 0.5] [--llm-share 0.5] [--json]
+
+What it runs: its own embedded PostgreSQL and Redis in a temporary directory (or DATABASE_URL /
+REDIS_URL), a stub OpenAI-compatible model in a separate process that answers every request
+after `--llm-delay` seconds (tests/support/stub_llm.py), and `flowstate serve --workers N` on a
+free port with the demo CRM. Then `--conversations` WebSocket connections are opened (one thread
+each) and held for `--duration` seconds; each sends a message every `--interval` seconds (first
+one at a random offset, so C / interval turns per second are offered) and waits for its last
+frame. A share `--llm-share` of the messages needs the model (a discovery briefing on a demo
+account: the crew's LLM calls); the others are pipeline questions that rules and SQL answer.
+
+What it prints: turns offered per second, turns sent / answered ("final") / failed ("error"),
+p50 / p95 / p99 turn latency (send -> last frame, seconds), lost messages (a sent message with no
+final or error frame, or missing from its thread when the threads are read back at the end), the
+LLM requests the stub served, the peak RSS of the app (parent and workers, MiB) and the app's CPU
+seconds per turn. Target on 2 cores: p95 <= 1.5 s, 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+#: Pipeline questions the demo CRM answers from rules and SQL (no model call).
+RULE_QUESTIONS = (
+    "How many deals did we win?",
+    "How many deals did we lose?",
+    "How many open deals do we have?",
+    "What is our win rate?",
+    "How many deals are in the pipeline?",
+    "What is the total won revenue?",
+    "How many deals did we win this year?",
+    "How many deals have we lost this year?",
+    "What is our average deal size?",
+    "How many deals are stuck?",
+    "Which rep has won the most deals?",
+    "How many won deals do we have in total?",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stub model, in its own process (its request threads must not share the client's GIL)
+# ---------------------------------------------------------------------------------------------
+
+
+def _stub_main(delay_s: float, port_out: Any, count_out: Any) -> None:
+    from tests.support.stub_llm import StubLLM
+
+    stub = StubLLM(delay_s=delay_s).start()
+    port_out.value = stub.port
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(0.5)
+        count_out.value = stub.count
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mib(pid: int) -> float:
+    """RSS of `pid` and its descendants, MiB (from /proc)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        pids.extend(int(c) for c in children)
+    return total / 1024
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        pids.extend(int(c) for c in children)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# the conversations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: {"rules": [], "llm": []})
+    sent: int = 0
+    answered: int = 0
+    failed: int = 0
+    lost: int = 0
+    connect_errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    sent_by_thread: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def _conversation(
+    index: int, url: str, args: argparse.Namespace, accounts: list[str], tally: Tally, stop_at: float
+) -> None:
+    import websockets
+
+    rng = random.Random(index)
+    thread = f"load-{os.getpid()}-{index}"
+    rules = list(RULE_QUESTIONS)
+    rng.shuffle(rules)
+    briefs = [f"Research {name} for me" for name in rng.sample(accounts, len(accounts))]
+    sent: list[str] = []
+    tally.sent_by_thread[thread] = sent
+    next_at = time.monotonic() + rng.uniform(0, args.interval)
+    try:
+        async with websockets.connect(f"{url}/ws/chat/{thread}", open_timeout=60, ping_interval=None) as ws:
+            while True:
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                if time.monotonic() >= stop_at:
+                    return
+                next_at += args.interval
+                pool = briefs if rng.random() < args.llm_share else rules
+                message = next((m for m in pool if m not in sent), None) or next(
+                    m for m in (*briefs, *rules) if m not in sent
+                )
+                kind = "llm" if message in briefs else "rules"
+                sent.append(message)
+                tally.sent += 1
+                started = time.monotonic()
+                await ws.send(json.dumps({"type": "message", "content": message}))
+                try:
+                    async with asyncio.timeout(args.turn_timeout):
+                        while True:
+                            frame = json.loads(await ws.recv())
+                            if frame["type"] in ("final", "error"):
+                                break
+                except (TimeoutError, websockets.ConnectionClosed):
+                    tally.lost += 1
+                    return
+                tally.latencies.append(time.monotonic() - started)
+                tally.by_kind[kind].append(tally.latencies[-1])
+                if frame["type"] == "final":
+                    tally.answered += 1
+                else:
+                    tally.failed += 1
+                    key = str(frame.get("kind") or frame.get("code") or "?")
+                    tally.errors[key] = tally.errors.get(key, 0) + 1
+    except (OSError, TimeoutError, websockets.WebSocketException):
+        tally.connect_errors += 1
+
+
+async def _read_back(http: str, tally: Tally) -> int:
+    """Messages sent but missing from their thread (read back over REST)."""
+    import httpx
+
+    missing = 0
+    sem = asyncio.Semaphore(20)
+    async with httpx.AsyncClient(base_url=http, timeout=30) as client:
+
+        async def check(thread: str, sent: list[str]) -> None:
+            nonlocal missing
+            if not sent:
+                return
+            async with sem:
+                r = await client.get(f"/api/threads/{thread}")
+            stored = (
+                [m["content"] for m in r.json()["messages"] if m["role"] == "user"] if r.is_success else []
+            )
+            missing += sum(1 for m in sent if m not in stored)
+
+        await asyncio.gather(*(check(t, s) for t, s in tally.sent_by_thread.items()))
+    return missing
+
+
+async def _drive(args: argparse.Namespace, port: int, app_pid: int) -> dict[str, Any]:
+    import httpx
+
+    http = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=http, timeout=30) as client:
+        accounts = [a["name"] for a in (await client.get("/api/accounts?limit=100")).json()["items"]]
+    tally = Tally()
+    peak_rss = _rss_mib(app_pid)
+    cpu_before = _cpu_s(app_pid)
+    started = time.monotonic()
+    stop_at = started + args.duration
+    tasks = []
+    for i in range(args.conversations):  # open the connections at about 200 per second
+        tasks.append(
+            asyncio.create_task(_conversation(i, f"ws://127.0.0.1:{port}", args, accounts, tally, stop_at))
+        )
+        if i % 20 == 19:
+            await asyncio.sleep(0.1)
+    while not all(t.done() for t in tasks):
+        peak_rss = max(peak_rss, _rss_mib(app_pid))
+        await asyncio.sleep(1.0)
+    elapsed = time.monotonic() - started
+    cpu = _cpu_s(app_pid) - cpu_before
+    missing = await _read_back(http, tally)
+    lat = sorted(tally.latencies)
+
+    def pct(q: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
+
+    turns = tally.answered + tally.failed
+    return {
+        "conversations": args.conversations,
+        "workers": args.workers,
+        "offered_turns_per_s": round(args.conversations / args.interval, 1),
+        "achieved_turns_per_s": round(turns / elapsed, 1),
+        "duration_s": round(elapsed, 1),
+        "sent": tally.sent,
+        "answered": tally.answered,
+        "failed": tally.failed,
+        "errors_by_kind": tally.errors,
+        "lost_no_final_frame": tally.lost,
+        "lost_not_in_thread": missing,
+        "connect_errors": tally.connect_errors,
+        "p50_s": pct(0.50),
+        "p95_s": pct(0.95),
+        "p99_s": pct(0.99),
+        "mean_s": round(statistics.fmean(lat), 3) if lat else None,
+        "p50_s_rules_turns": round(statistics.median(tally.by_kind["rules"]), 3)
+        if tally.by_kind["rules"]
+        else None,
+        "p50_s_llm_turns": round(statistics.median(tally.by_kind["llm"]), 3)
+        if tally.by_kind["llm"]
+        else None,
+        "app_peak_rss_mib": round(peak_rss),
+        "app_cpu_s_per_turn": round(cpu / turns, 4) if turns else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=20.0, help="seconds between a conversation's turns")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
+    parser.add_argument("--workers", type=int, default=1, help="flowstate serve --workers")
+    parser.add_argument("--llm-delay", type=float, default=0.5, help="the stub model's answer time, s")
+    parser.add_argument("--llm-share", type=float, default=0.5, help="share of messages that need the model")
+    parser.add_argument(
+        "--turn-timeout", type=float, default=120.0, help="a turn with no last frame by then is lost"
+    )
+    parser.add_argument("--keep-log", action="store_true", help="print the app's log path and keep it")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    from crm.migrate import upgrade
+    from embedded.postgres import start_postgres
+    from embedded.redis import start_redis
+
+    work = Path(tempfile.mkdtemp(prefix="flowstate-load-"))
+    pg = rd = None
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not database_url:
+        pg = start_postgres(work)
+        database_url = pg.url
+    upgrade(database_url)
+    if not redis_url:
+        rd = start_redis(work)
+        redis_url = rd.url
+
+    ctx = multiprocessing.get_context("spawn")
+    port_v, count_v = ctx.Value("i", 0), ctx.Value("i", 0)
+    stub = ctx.Process(target=_stub_main, args=(args.llm_delay, port_v, count_v), daemon=True)
+    stub.start()
+    while port_v.value == 0:
+        time.sleep(0.05)
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{port_v.value}/v1",
+        "OPENAI_API_KEY": "stub-key",
+        "FLOWSTATE_LLM_MODEL": "stub-model",
+        "FLOWSTATE_DATA_DIR": str(work),
+        "FLOWSTATE_DEMO_DATA": "true",
+        "CREWAI_DISABLE_TELEMETRY": "true",
+        "CREWAI_TRACING_ENABLED": "false",
+        "CREWAI_DISABLE_VERSION_CHECK": "true",
+    }
+    log_path = work / "serve.log"
+    with log_path.open("wb") as log:
+        app = subprocess.Popen(
+            [
+                str(REPO / ".venv" / "bin" / "flowstate"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:
+            if app.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"flowstate serve did not come up:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/accounts?limit=1", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        time.sleep(float(os.environ.get("BENCH_SETTLE_S", "20")))  # let the workers' warm-up finish
+        served_before = count_v.value
+        result = asyncio.run(_drive(args, port, app.pid))
+        time.sleep(1.0)
+        result["llm_requests"] = count_v.value - served_before
+        result["app_log"] = str(log_path)
+    finally:
+        app.send_signal(signal.SIGTERM)
+        try:
+            app.wait(60)
+        except subprocess.TimeoutExpired:
+            app.kill()
+        stub.terminate()
+        if rd is not None:
+            rd.stop()
+        if pg is not None:
+            pg.stop()
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()
