@@ -50,6 +50,13 @@ log = logging.getLogger(__name__)
 
 #: Key namespace of Flowstate's conversation state in Redis.
 DEFAULT_PREFIX = "flowstate:lg"
+#: Redis connections of one process (checkpoints and turn locks share them). A turn that finds
+#: them all busy waits up to `POOL_WAIT_S` for one instead of failing: redis-py's default pool
+#: raises "Too many connections" past 100, which 1,000 live conversations reach.
+POOL_SIZE = 64
+POOL_WAIT_S = 30.0
+#: Socket timeouts of the Redis client, seconds (the saver's defaults).
+SOCKET_TIMEOUT_S = 5.0
 
 #: Types (beyond LangGraph's built-in safe list: messages, datetimes, Send, Interrupt, ...) that
 #: may be rebuilt from a checkpoint. Anything else stored in graph state comes back as a plain
@@ -91,13 +98,25 @@ def make_checkpointer(
     """A saver on `redis_url` (`redis://host:port/db`, `rediss://...` or `unix:///path.sock`).
 
     `ttl_minutes` (settings.checkpoint_ttl_minutes) becomes the key TTL in seconds; None or 0
-    means keys never expire. Opens no connection yet; close it with `await saver.aclose()`.
+    means keys never expire. Its client (`saver.client`) draws on a blocking pool of
+    `POOL_SIZE` connections. Opens no connection yet; close it with `await saver.aclose()`.
     Prefer :func:`open_checkpointer`, which checks the server and closes for you.
     """
+    from redis.asyncio import BlockingConnectionPool
+    from redis.asyncio import Redis as AsyncRedis
+
     if ttl_minutes is not None and ttl_minutes < 0:
         raise ValueError(f"ttl_minutes must be >= 0, got {ttl_minutes}")
     ttl_s = ttl_minutes * 60 if ttl_minutes else None
-    return AsyncRedisSaver(url=redis_url, ttl=ttl_s, prefix=prefix, serde=make_serializer(extra_types))
+    pool = BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT_S,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+    )
+    client = AsyncRedis.from_pool(pool)  # the client owns the pool: closing it closes both
+    return AsyncRedisSaver(client=client, ttl=ttl_s, prefix=prefix, serde=make_serializer(extra_types))
 
 
 @asynccontextmanager
