@@ -7,7 +7,7 @@
   (`llm.chat`; imports langchain-openai when called).
 - `crew_llm`, `apply_offline_env`: CrewAI's LLM for crews (`llm.crewai`; imports crewai when
   called); `crew_llm(..., on_text=hook)` streams the answer to `hook`, which may raise
-  `StopGeneration` to end it early.
+  `StopGeneration` to end it early; `warm_up_crews()` loads what the first crew call would.
 
 Usage (calls, tokens) is counted by `observability.llm_meter.usage_scope()` only.
 """
@@ -15,6 +15,7 @@ Usage (calls, tokens) is counted by `observability.llm_meter.usage_scope()` only
 from llm.chat import ainvoke_json, chat_model, json_model
 from llm.config import Dialect, LLMConfig
 from llm.crewai import REACT_STOP, StopGeneration, TextHook, apply_offline_env, crew_llm
+from llm.crewai import warm_up as warm_up_crews
 from llm.structured import (
     GRAMMAR_UNSAFE_KEYWORDS,
     LLMOutputError,
@@ -45,4 +46,5 @@ __all__ = [
     "parse_json",
     "parse_output",
     "response_format",
+    "warm_up_crews",
 ]

@@ -65,6 +65,15 @@ def apply_offline_env() -> None:
     apply_offline_defaults()
 
 
+def warm_up() -> None:
+    """Import now what the first crew's first LLM call would otherwise import: CrewAI and the
+    LLM class (~5 s) and the `openai` SDK's resource modules, which its client loads lazily on
+    first use (measured: 1.2-1.6 s added to the first drafting turn's first token on 2 cores).
+    Blocking; call it at start-up in a worker thread. Idempotent."""
+    _llm_class()
+    import openai.resources  # noqa: F401  (the import is the warm-up)
+
+
 @lru_cache(maxsize=1)
 def _llm_class() -> type[BaseLLM]:
     """The `OpenAICompletion` subclass (built lazily: importing crewai takes ~5 s)."""
