@@ -4,7 +4,8 @@ each defined once. Pydantic only: this package imports nothing of Flowstate abov
 - `contracts.chat`: intents, resolved entities, the crew request and response, citations and
   proposed actions;
 - `contracts.outcomes`: why a turn failed, the rep's decision on an action and what came of it;
-- `contracts.guards`: the guards' verdicts and decision on a crew response.
+- `contracts.guards`: the guards' verdicts and decision on a crew response;
+- `contracts.fields`: the field types of what clients send (ids, NUL-free text, JSON objects).
 """
 
 from contracts.chat import (
@@ -21,17 +22,20 @@ from contracts.chat import (
     Source,
     Turn,
 )
+from contracts.fields import MAX_ID, Email, JsonObject, Omittable, RecordId, Text
 from contracts.guards import GuardAction, GuardDecision, GuardOutcome, Verdict
 from contracts.outcomes import ActionMeta, ActionResult, ApprovalDecision, ResumeValue, TurnError
 
 __all__ = [
     "INTENTS",
+    "MAX_ID",
     "ActionKind",
     "ActionMeta",
     "ActionResult",
     "ApprovalDecision",
     "CrewRequest",
     "CrewResponse",
+    "Email",
     "Entities",
     "EntityKind",
     "EntityRef",
@@ -39,10 +43,14 @@ __all__ = [
     "GuardDecision",
     "GuardOutcome",
     "Intent",
+    "JsonObject",
+    "Omittable",
     "Period",
     "ProposedAction",
+    "RecordId",
     "ResumeValue",
     "Source",
+    "Text",
     "Turn",
     "TurnError",
     "Verdict",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from contracts.chat import ProposedAction
+from contracts.fields import JsonObject
 
 #: The rep's answer to a proposed action.
 ApprovalDecision = Literal["approve", "reject", "edit"]
@@ -48,13 +49,20 @@ class ResumeValue(BaseModel):
     """The rep's answer to a proposed action (the value a paused graph is resumed with).
 
     `decision`: "approve" (run as proposed), "edit" (run with `edits` merged into the action's
-    `params`; `edits` required and non-empty) or "reject" (change nothing).
+    `params`; `edits` required and non-empty, as the JSON schema's if/then says) or "reject"
+    (change nothing).
     """
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"decision": {"const": "edit"}}, "required": ["decision"]},
+            "then": {"properties": {"edits": {"type": "object", "minProperties": 1}}, "required": ["edits"]},
+        },
+    )
 
     decision: ApprovalDecision
-    edits: dict[str, Any] | None = None
+    edits: JsonObject | None = None
 
     @model_validator(mode="after")
     def _edits_for_edit(self) -> ResumeValue:
