@@ -7,17 +7,21 @@ clients (seconds each to import), which chat routes must import lazily.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.deps import require_token
+from app.api.deps import require_bearer, require_token
 from app.api.errors import register_error_handlers
+from app.api.responses import errors
 from app.api.routes import (
     accounts,
     chat,
@@ -34,6 +38,7 @@ from app.api.routes import (
     reps,
 )
 from config.settings import get_settings
+from contracts.fields import PATTERN_RULES
 from crm.db import make_async_engine
 from crm.errors import Conflict, DomainError, Invalid, NotFound
 from embedded.stack import Endpoints
@@ -69,23 +74,63 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unprocessable(issues: list[dict[str, Any]]) -> JSONResponse:
+    """422 `ValidationErrorBody`: `detail` is FastAPI's list (clients and the OpenAPI schema expect
+    it); `message` names the fields in one line for people and chat tools; `field` is the first."""
+    for issue in issues:
+        # a pattern of contracts.fields is a rule with a name: say it in words, not in regex
+        rule = PATTERN_RULES.get(str((issue.get("ctx") or {}).get("pattern")))
+        if issue.get("type") == "string_pattern_mismatch" and rule is not None:
+            issue["msg"] = rule
+    message = "; ".join(f"{_field_of(i['loc'])}: {i['msg']}" for i in issues)
+    field = _field_of(issues[0]["loc"]) if issues else None
+    return JSONResponse(
+        status_code=422, content={"detail": jsonable_encoder(issues), "message": message, "field": field}
+    )
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    message = "; ".join(f"{_field_of(e['loc'])}: {e['msg']}" for e in errors)
-    # `detail` stays FastAPI's list (clients and the OpenAPI schema expect it); `message` names the
-    # fields in one line for people and chat tools.
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors), "message": message})
+    return _unprocessable([dict(e) for e in exc.errors()])
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Conflict before Invalid: an Inconsistent value is both, and answers 409 naming its field.
     if isinstance(exc, NotFound):
         return JSONResponse(status_code=404, content={"detail": str(exc)})
     if isinstance(exc, Conflict):
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
+        field = exc.field if isinstance(exc, Invalid) else None
+        return JSONResponse(status_code=409, content={"detail": str(exc), "field": field})
     if isinstance(exc, Invalid):
-        return JSONResponse(status_code=422, content={"detail": str(exc), "field": exc.field})
+        return _unprocessable([{"loc": [exc.field], "msg": exc.reason, "type": "value_error"}])
     return JSONResponse(status_code=400, content={"detail": str(exc)})
+
+
+def _documented_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI schema lists for the path template that `path` fits, sorted."""
+    methods: set[str] = set()
+    for template, item in app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^/}]+\}", template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in item if m in _HTTP_METHODS)
+    return sorted(methods)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTPException, with a complete `Allow` header on a 405: Starlette
+    lists the methods of the one route it tried, while each method of a path is a route of its own
+    here; the header lists the path's methods as the OpenAPI schema documents them."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed = _documented_methods(request.app, request.url.path)
+        if allowed:
+            exc = StarletteHTTPException(
+                exc.status_code, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)}
+            )
+    return await http_exception_handler(request, exc)
 
 
 def create_app(endpoints: Endpoints) -> FastAPI:
@@ -93,8 +138,10 @@ def create_app(endpoints: Endpoints) -> FastAPI:
 
     The lifespan opens an async engine on `endpoints.database_url` (`app.state.engine`) and disposes
     it on shutdown; `app.state.endpoints` keeps the endpoints for routes that need other services.
-    Errors: `NotFound` -> 404, `Conflict` -> 409, `Invalid` -> 422, each `{"detail": message}`
-    naming the entity or field; request validation -> FastAPI's 422 plus a one-line `message`.
+    Errors (bodies and statuses in `app.api.responses`): `NotFound` -> 404, `Conflict` and
+    `Inconsistent` -> 409 `{"detail", "field"}`, `Invalid` and request validation -> 422
+    `{"detail": [issues], "message", "field"}`; a 405 lists every method of the path in `Allow`.
+    With `FLOWSTATE_API_TOKEN` set, /api declares a bearer scheme and 401 in the OpenAPI schema.
     OpenAPI UI at /docs, schema at /openapi.json.
     """
 
@@ -123,13 +170,16 @@ def create_app(endpoints: Endpoints) -> FastAPI:
     app.state.chat = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     register_error_handlers(app)  # database down -> 503 (app.api.errors)
     app.include_router(health.router)
     app.include_router(metrics.router)  # GET /metrics (Prometheus), beside /health
     token = get_settings().api_token
     app.state.api_token = token.get_secret_value() if token is not None else None
-    auth = [Depends(require_token)]
+    # Without a token the API is open: no scheme and no 401 in the OpenAPI schema.
+    auth = [Depends(require_bearer)] if token is not None else []
+    unauthorized = errors(401) if token is not None else None
     for module in API_ROUTERS:
-        app.include_router(module.router, prefix="/api", dependencies=auth)
-    app.include_router(chat.ws_router, dependencies=auth)
+        app.include_router(module.router, prefix="/api", dependencies=auth, responses=unauthorized)
+    app.include_router(chat.ws_router, dependencies=[Depends(require_token)])
     return app

@@ -23,8 +23,8 @@ Definitions (the data dictionary of `shared/eval/README.md` and `config/pipeline
   imported history (the Maven export ends 2017-12-31) is not as of the wall clock.
 
 Every name (rep, account, product) may be given as an id or a name (case-insensitive; see
-`crm.lookup`); unknown names raise `crm.errors.Invalid(field)` in filters and `NotFound` where
-the name is the subject (`account_profile("Nope")`).
+`crm.lookup`); unknown names raise `crm.errors.Inconsistent(field)` (an `Invalid`) in filters and
+`NotFound` where the name is the subject (`account_profile("Nope")`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, Date, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
-from crm.errors import Invalid
+from crm.errors import Inconsistent, Invalid
 from crm.filters import DealFilter, deal_conditions, deal_select, status_condition
 from crm.lookup import find_accounts, find_products, find_reps, get_by_ref
 from crm.models import Account, Contact, Deal, DealStageHistory, Product, SalesRep
@@ -352,14 +352,14 @@ def rep_profile(session: Session, rep: int | str) -> RepProfile:
 
 
 def team_of(session: Session, manager: str) -> list[RepBrief]:
-    """The reps whose manager is `manager` (case-insensitive), sorted by name. Invalid("manager")
-    when no rep has that manager."""
+    """The reps whose manager is `manager` (case-insensitive), sorted by name.
+    Inconsistent("manager") when no rep has that manager."""
     same = func.lower(SalesRep.manager) == manager.strip().lower()
     rows = session.scalars(
         select(SalesRep).where(same).order_by(func.lower(SalesRep.name), SalesRep.id)
     ).all()
     if not rows:
-        raise Invalid("manager", f"no manager named {manager!r}")
+        raise Inconsistent("manager", f"no manager named {manager!r}")
     return [RepBrief.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -417,17 +417,22 @@ def stuck_deals(
 
     In stage since = the date of the latest stage-history row into the deal's current stage not
     written by an import; else the deal's engage_date; else the date the deal was created.
-    days_in_stage = as_of - since, in days. Raises Invalid("stage") for an unknown or closed stage
-    and Invalid("older_than_days") for a negative number.
+    days_in_stage = as_of - since, in days. Raises Inconsistent("stage") for an unknown or closed
+    stage and Invalid("older_than_days") for a negative number. A cut-off before the first day of
+    the calendar (year 1) leaves no deal old enough: an empty list.
     """
     target = load_pipeline().resolve(stage)
     if target is None:
-        raise Invalid("stage", f"unknown stage {stage!r}")
+        raise Inconsistent("stage", f"unknown stage {stage!r}")
     if target.closed:
-        raise Invalid("stage", f"{target.name} is a closed stage; deals there cannot be stuck")
+        raise Inconsistent("stage", f"{target.name} is a closed stage; deals there cannot be stuck")
     if older_than_days < 0:
         raise Invalid("older_than_days", "must be 0 or more")
     as_of = as_of or reference_date(session)
+    try:
+        cutoff = as_of - dt.timedelta(days=older_than_days)
+    except OverflowError:
+        return []
     moved = (
         select(func.max(cast(DealStageHistory.changed_at, Date)))
         .where(
@@ -442,7 +447,7 @@ def stuck_deals(
         *deal_conditions(session, filter or DealFilter()),
         Deal.stage == target.key,
         status_condition("open"),
-        since < as_of - dt.timedelta(days=older_than_days),
+        since < cutoff,
     ]
     ids_since = session.execute(
         deal_select(Deal.id, since.label("since")).where(*conds).order_by(since, Deal.id).limit(limit)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from contracts.fields import Input, JsonObject, NonBlank, RecordId
 from crm.embeddings import Embedder
-from crm.errors import Invalid
+from crm.errors import Inconsistent, Invalid
 from crm.models import Account, Deal, Document
 
 #: Largest document accepted: E5 reads 512 tokens at most, so longer text is not searchable
@@ -31,16 +32,14 @@ EF_SEARCH_MIN = 40
 REEMBED_BATCH = 64
 
 
-class DocumentIn(BaseModel):
+class DocumentIn(Input):
     """A document to store: its text, free-form metadata (e.g. {"kind": "call_note"}) and the
     account / deal it is about."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    account_id: int | None = Field(default=None, ge=1)
-    deal_id: int | None = Field(default=None, ge=1)
+    content: NonBlank = Field(max_length=MAX_CONTENT_CHARS)
+    metadata: JsonObject = Field(default_factory=dict)
+    account_id: RecordId | None = None
+    deal_id: RecordId | None = None
 
 
 class DocumentHit(BaseModel):
@@ -64,14 +63,14 @@ def _check_refs(session: Session, docs: Sequence[DocumentIn]) -> None:
         found = set(session.scalars(select(model.id).where(model.id.in_(ids))))
         missing = sorted(ids - found)
         if missing:
-            raise Invalid(field, f"no {field.removesuffix('_id')} with id {missing[0]}")
+            raise Inconsistent(field, f"no {field.removesuffix('_id')} with id {missing[0]}")
 
 
 def add_documents(session: Session, embedder: Embedder, docs: Sequence[DocumentIn]) -> list[int]:
     """Embed (as passages) and store `docs`; returns their ids in order.
 
-    Raises `Invalid("account_id" | "deal_id", ...)` when a referenced account or deal does not
-    exist. Runs in the caller's transaction.
+    Raises `Inconsistent("account_id" | "deal_id", ...)` when a referenced account or deal does
+    not exist. Runs in the caller's transaction.
     """
     if not docs:
         return []

@@ -1,6 +1,14 @@
 """Domain exceptions of the CRM. The API maps them to HTTP statuses (see `app/main.py`):
-`NotFound` -> 404, `Conflict` -> 409, `Invalid` -> 422; chat tools turn them into plain sentences.
-Each message names the entity or field, so a client (or a rep) can fix the request."""
+`NotFound` -> 404, `Conflict` (and `Inconsistent`) -> 409, `Invalid` -> 422; chat tools turn them
+into plain sentences. Each message names the entity or field, so a client (or a rep) can fix the
+request.
+
+422 means the request is wrong in itself, whatever the data: sending it again can never succeed.
+409 means it is well formed but does not fit the data as it stands (a duplicate name, a record or
+stage it names that does not exist, a rule of the deal's stage); it can succeed once the data
+changes. The API's JSON schema states every rule of the first kind it can, so a request that
+passes the schema is refused only for reasons of the second kind.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +37,21 @@ class Conflict(DomainError):
 
 
 class Invalid(DomainError):
-    """A value of `field` is not acceptable (unknown referenced id, close date before engage date)."""
+    """A value of `field` is not acceptable: `str(exc)` is "field: reason"."""
 
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class Inconsistent(Invalid, Conflict):
+    """A well-formed value of `field` that does not fit the data as it stands: it names a record
+    or pipeline stage that does not exist (or a name that fits several), would make an account its
+    own ancestor, or breaks a rule of the deal's stage (a field the stage requires, a close date on
+    an open deal, a close date before the engage date). Both an `Invalid` (it names the field) and
+    a `Conflict` (the API answers 409)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        Invalid.__init__(self, field, reason)
+        self.reason = reason

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from config.files import PipelineConfig, load_pipeline
-from crm.errors import Invalid, NotFound
+from crm.errors import Inconsistent, Invalid, NotFound
 from crm.lookup import resolve_id
 from crm.models import Account, Deal, Product, SalesRep
 
@@ -22,13 +22,14 @@ class DealFilter(BaseModel):
     """Which deals to count or list. Every field narrows the set (AND); None = no condition.
 
     - `rep`, `account`, `product`: an id (int) or a name, matched case-insensitively (and, if that
-      fails, ignoring punctuation: "GTXPro" = "GTX Pro"). An unknown one is `Invalid(field)`.
+      fails, ignoring punctuation: "GTXPro" = "GTX Pro"). An unknown one is `Inconsistent(field)`.
     - `manager`, `office` (the rep's regional office), `series` (product series), `sector` (account
-      sector): case-insensitive exact values; a value no record has is `Invalid(field)`.
+      sector): case-insensitive exact values; a value no record has is `Inconsistent(field)`.
     - `stages`: stage keys or names (any of them); `status`: open (not closed), won, lost, or
       closed (won or lost), per `config/pipeline.yaml`.
     - `engaged_from/to`, `closed_from/to`: inclusive date bounds on engage_date / close_date;
-      deals without that date are excluded once a bound is given.
+      deals without that date are excluded once a bound is given. A range whose end is before its
+      start is `Invalid(field of the end)`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,22 +83,22 @@ def _ref(session: Session, model: Any, ref: int | str, field: str) -> int:
         return resolve_id(session, model, ref)
     except NotFound as exc:
         kind = "id" if isinstance(ref, int) else "named"
-        raise Invalid(field, f"no {exc.entity} {kind} {ref!r}") from None
+        raise Inconsistent(field, f"no {exc.entity} {kind} {ref!r}") from None
     except Invalid as exc:
-        raise Invalid(field, exc.reason) from None
+        raise Inconsistent(field, exc.reason) from None
 
 
 def _value(session: Session, col: Any, value: str, field: str, what: str) -> ColumnElement[bool]:
     cond: ColumnElement[bool] = func.lower(col) == value.strip().lower()
     if session.scalar(select(col).where(cond).limit(1)) is None:
-        raise Invalid(field, f"no {what} {value!r}")
+        raise Inconsistent(field, f"no {what} {value!r}")
     return cond
 
 
 def deal_conditions(session: Session, f: DealFilter) -> list[ColumnElement[bool]]:
     """SQL conditions of `f` for a query built with `deal_select`. Resolves names to ids first
-    (one small query each); raises `Invalid(field, reason)` for an unknown name, value or stage
-    and for a date range whose end is before its start."""
+    (one small query each); raises `Inconsistent(field, reason)` for an unknown name, value or
+    stage and `Invalid(field, reason)` for a date range whose end is before its start."""
     pipeline = load_pipeline()
     conds: list[ColumnElement[bool]] = []
     if f.rep is not None:
@@ -120,7 +121,7 @@ def deal_conditions(session: Session, f: DealFilter) -> list[ColumnElement[bool]
             stage = pipeline.resolve(text)
             if stage is None:
                 known = ", ".join(s.key for s in pipeline.stages)
-                raise Invalid("stages", f"unknown stage {text!r} (known: {known})")
+                raise Inconsistent("stages", f"unknown stage {text!r} (known: {known})")
             keys.append(stage.key)
         conds.append(Deal.stage.in_(keys))
     if f.status is not None:

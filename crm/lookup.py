@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from crm.errors import Invalid, NotFound
-from crm.models import Account, Product, SalesRep
+from crm.errors import Inconsistent, NotFound
+from crm.models import MAX_STORED_ID, Account, Product, SalesRep
 from crm.schemas import AccountBrief, ProductOut, RepBrief
 
 Named = TypeVar("Named", Account, Product, SalesRep)
@@ -97,10 +97,11 @@ def find_products(session: Session, text: str, limit: int = 10) -> list[ProductO
 def resolve_id(session: Session, model: type[Named], ref: int | str) -> int:
     """The id of the one `model` row that `ref` names: an id, or a name matched exactly
     (case-insensitive, else ignoring punctuation). Raises NotFound(entity, ref) when none matches
-    and Invalid("name", ...) when the punctuation-insensitive match is ambiguous."""
+    (an id beyond the bigint range included) and Inconsistent("name", ...) when the
+    punctuation-insensitive match is ambiguous."""
     entity = ENTITY_NAMES[model]
     if isinstance(ref, int):
-        if session.get(model, ref) is None:
+        if not 1 <= ref <= MAX_STORED_ID or session.get(model, ref) is None:
             raise NotFound(entity, ref)
         return ref
     text = ref.strip()
@@ -114,7 +115,7 @@ def resolve_id(session: Session, model: type[Named], ref: int | str) -> int:
         return int(same[0].id)
     if len(same) > 1:
         names = ", ".join(sorted(r.name for r in same))
-        raise Invalid("name", f"{ref!r} could be any of: {names}")
+        raise Inconsistent("name", f"{ref!r} could be any of: {names}")
     raise NotFound(entity, ref)
 
 

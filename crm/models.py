@@ -42,6 +42,11 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB}
 
 
+#: Largest id a row can have: ids are PostgreSQL bigint identities. A larger number names no
+#: record, and must not reach a query (PostgreSQL refuses it as out of range).
+MAX_STORED_ID = 2**63 - 1
+
+
 def _id() -> Mapped[int]:
     return mapped_column(BigInteger, Identity(always=False), primary_key=True)
 

@@ -2,8 +2,9 @@
 
 Every function returns pydantic models from `crm.schemas` (detached, safe to use after the session
 closes) and raises `crm.errors`: `NotFound(entity, id)` for an unknown id in the path,
-`Invalid(field, reason)` for a bad value or a reference to a record that does not exist,
-`Conflict(reason)` for duplicates and pipeline rule violations. A function that raises may have
+`Invalid(field, reason)` for a value wrong in itself, `Inconsistent(field, reason)` (an Invalid and
+a Conflict) for a reference to a record or stage that does not exist and a value the deal's stage
+forbids, `Conflict(reason)` for duplicates and pipeline rule violations. A function that raises may have
 flushed partial work: the caller rolls the transaction back (as `session_scope` and the API do).
 
 Lists return `Page[...]` with a stable order (a unique column last) and `total` = rows matching.
@@ -21,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from config.files import StageDef, load_pipeline
-from crm.errors import Conflict, Invalid, NotFound
+from crm.errors import Conflict, Inconsistent, Invalid, NotFound
 from crm.filters import DealFilter, deal_conditions, deal_select
 from crm.models import (
+    MAX_STORED_ID,
     Account,
     Contact,
     Deal,
@@ -101,13 +103,17 @@ def _f(v: Decimal | None) -> float | None:
     return None if v is None else float(v)
 
 
+def _exists(session: Session, model: type[Any], id: int) -> bool:
+    return 1 <= id <= MAX_STORED_ID and session.get(model, id) is not None
+
+
 def _check_refs(session: Session, fields: dict[str, Any]) -> None:
-    """Invalid(field) for each `*_id` that names no record."""
+    """Inconsistent(field) for each `*_id` that names no record."""
     for field, value in fields.items():
         if field in _REFS and value is not None:
             model, entity = _REFS[field]
-            if session.get(model, value) is None:
-                raise Invalid(field, f"no {entity} with id {value}")
+            if not _exists(session, model, value):
+                raise Inconsistent(field, f"no {entity} with id {value}")
 
 
 def _not_null(fields: dict[str, Any], *names: str) -> None:
@@ -133,8 +139,15 @@ def _name_taken(session: Session, model: Any, name: str, own_id: int | None = No
     return session.scalar(stmt.limit(1)) is not None
 
 
+def _stored_id(id: int, entity: str) -> int:
+    """`id` if a row can have it, else NotFound(entity, id) (before any query sees it)."""
+    if not 1 <= id <= MAX_STORED_ID:
+        raise NotFound(entity, id)
+    return id
+
+
 def _get(session: Session, model: type[T], id: int, entity: str) -> T:
-    row = session.get(model, id)
+    row = session.get(model, _stored_id(id, entity))
     if row is None:
         raise NotFound(entity, id)
     return row
@@ -205,7 +218,7 @@ def list_accounts(
 
 def get_account(session: Session, account_id: int) -> AccountOut:
     """One account with its parent's name; NotFound("account", id)."""
-    row = session.execute(_account_select().where(Account.id == account_id)).first()
+    row = session.execute(_account_select().where(Account.id == _stored_id(account_id, "account"))).first()
     if row is None:
         raise NotFound("account", account_id)
     return _account_out(row[0], row[1])
@@ -220,7 +233,7 @@ def _check_parent(session: Session, account_id: int | None, parent_id: int | Non
     cur: int | None = parent_id
     while cur is not None and cur not in seen:
         if cur == account_id:
-            raise Invalid("parent_account_id", "an account cannot be its own parent or ancestor")
+            raise Inconsistent("parent_account_id", "an account cannot be its own parent or ancestor")
         seen.add(cur)
         cur = session.scalar(select(Account.parent_account_id).where(Account.id == cur))
 
@@ -301,7 +314,7 @@ def list_contacts(
 
 def get_contact(session: Session, contact_id: int) -> ContactOut:
     """One contact with its account's name; NotFound("contact", id)."""
-    row = session.execute(_contact_select().where(Contact.id == contact_id)).first()
+    row = session.execute(_contact_select().where(Contact.id == _stored_id(contact_id, "contact"))).first()
     if row is None:
         raise NotFound("contact", contact_id)
     return _contact_out(row[0], row[1])
@@ -526,17 +539,24 @@ def list_deals(
 
 def get_deal(session: Session, deal_id: int) -> DealOut:
     """One deal with its account/product/rep/stage names; NotFound("deal", id)."""
-    row = session.execute(_deals_select().where(Deal.id == deal_id)).first()
+    row = session.execute(_deals_select().where(Deal.id == _stored_id(deal_id, "deal"))).first()
     if row is None:
         raise NotFound("deal", deal_id)
     return _deal_out(*row)
+
+
+def _check_order(engage: dt.date | None, close: dt.date | None) -> None:
+    """Invalid("close_date") when a request gives both dates and the deal would close before it
+    was engaged (a rule of the request alone, unlike the checks against stored dates)."""
+    if engage is not None and close is not None and close < engage:
+        raise Invalid("close_date", f"{close} is before engage_date {engage}")
 
 
 def _stage(text: str) -> StageDef:
     stage = load_pipeline().resolve(text)
     if stage is None:
         known = ", ".join(s.key for s in load_pipeline().stages)
-        raise Invalid("stage", f"unknown stage {text!r} (known: {known})")
+        raise Inconsistent("stage", f"unknown stage {text!r} (known: {known})")
     return stage
 
 
@@ -571,7 +591,7 @@ def _enter(state: dict[str, Any], target: StageDef, today: dt.date, what: str) -
         raise Conflict(f"cannot {what} {target.name}: it requires {', '.join(missing)}, not set")
     engage, close = state["engage_date"], state["close_date"]
     if engage is not None and close is not None and close < engage:
-        raise Invalid("close_date", f"{close} is before engage_date {engage}")
+        raise Inconsistent("close_date", f"{close} is before engage_date {engage}")
     return filled
 
 
@@ -579,10 +599,12 @@ def create_deal(session: Session, data: DealCreate, *, today: dt.date | None = N
     """A new deal entering `data.stage` under that stage's entry rules (see `_enter`); writes the
     first stage-history row (from None) and an event "deal.created".
 
-    Raises Invalid (unknown stage or referenced id, close before engage), Conflict (external_id
-    taken, entry rule not met). `today` defaults to the server's date.
+    Raises Invalid (close_date before engage_date, both given), Inconsistent (unknown stage or
+    referenced id, a close date for an open stage, close before an engage date filled in),
+    Conflict (external_id taken, entry rule not met). `today` defaults to the server's date.
     """
     today = today or dt.date.today()
+    _check_order(data.engage_date, data.close_date)
     target = _stage(data.stage)
     _check_refs(session, data.model_dump(include={"account_id", "product_id", "rep_id"}))
     external_id = data.external_id or f"FS-{uuid.uuid4().hex[:10].upper()}"
@@ -597,7 +619,7 @@ def create_deal(session: Session, data: DealCreate, *, today: dt.date | None = N
         "value": _money(data.value),
     }
     if not target.closed and state["close_date"] is not None:
-        raise Invalid("close_date", f"an open deal ({target.name}) has no close date")
+        raise Inconsistent("close_date", f"an open deal ({target.name}) has no close date")
     _enter(state, target, today, "create a deal in")
     deal = Deal(external_id=external_id, stage=target.key, **state)
     session.add(deal)
@@ -622,11 +644,13 @@ def update_deal(session: Session, deal_id: int, data: DealUpdate) -> DealOut:
     """Change the fields present in `data` (not the stage: see `move_deal_stage`); writes an event
     "deal.updated" with {"changes": {field: [old, new]}}.
 
-    Raises NotFound, Invalid (unknown referenced id; close before engage; clearing a field the
-    current stage requires; a close date on an open deal).
+    Raises NotFound, Invalid (close_date before engage_date, both given), Inconsistent (unknown
+    referenced id; close before the stored engage date or the other way round; clearing a field
+    the current stage requires; a close date on an open deal).
     """
     deal = _get(session, Deal, deal_id, "deal")
     fields = data.model_dump(exclude_unset=True)
+    _check_order(fields.get("engage_date"), fields.get("close_date"))
     _check_refs(session, fields)
     if "value" in fields:
         fields["value"] = _money(fields["value"])
@@ -635,13 +659,15 @@ def update_deal(session: Session, deal_id: int, data: DealUpdate) -> DealOut:
     for need in stage.requires:
         attr = _REQUIRE_ATTR[need]
         if attr in fields and fields[attr] is None:
-            raise Invalid(attr, f"required while the deal is in stage {stage.name}")
+            raise Inconsistent(attr, f"required while the deal is in stage {stage.name}")
     if not stage.closed and fields.get("close_date") is not None:
-        raise Invalid("close_date", f"an open deal ({stage.name}) has no close date; close it with a move")
+        raise Inconsistent(
+            "close_date", f"an open deal ({stage.name}) has no close date; close it with a move"
+        )
     engage = fields.get("engage_date", deal.engage_date)
     close = fields.get("close_date", deal.close_date)
     if engage is not None and close is not None and close < engage:
-        raise Invalid("close_date", f"{close} is before engage_date {engage}")
+        raise Inconsistent("close_date", f"{close} is before engage_date {engage}")
     changes = {}
     for k, v in fields.items():
         old = getattr(deal, k)
@@ -671,7 +697,8 @@ def move_deal_stage(
     """Move a deal to `to_stage` (key or display name) and record it.
 
     Rules (entry rules from `config/pipeline.yaml`, see `_enter`):
-    - same stage -> Conflict; unknown stage -> Invalid("stage");
+    - same stage -> Conflict; unknown stage -> Inconsistent("stage"); a `close_date` with an open
+      target stage, or a close date before the engage date -> Inconsistent("close_date");
     - a closed (won/lost) deal moves only with `reopen=True` (Conflict otherwise); reopening into an
       open stage clears close_date, and a lost deal's value 0 (its close value) becomes None;
     - `value` / `close_date` given here are set with the move (e.g. the close value on winning);
@@ -705,7 +732,7 @@ def move_deal_stage(
         state["value"] = _money(value)
     if close_date is not None:
         if not target.closed:
-            raise Invalid("close_date", f"an open deal ({target.name}) has no close date")
+            raise Inconsistent("close_date", f"an open deal ({target.name}) has no close date")
         state["close_date"] = close_date
     _enter(state, target, today, f"move deal {deal_id} to")
     changed = {k: v for k, v in state.items() if v != before[k]}

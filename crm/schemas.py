@@ -5,7 +5,12 @@ Conventions:
   the database keeps `Numeric(.., 2)`, so amounts are exact to the cent on the way in and out.
   `revenue_musd` is an account's annual revenue in millions of USD.
 - `*Create` / `*Update` models forbid unknown fields (a typo is a 422 naming the field, not a silent
-  no-op). `*Update` models are partial: only fields present in the request body change.
+  no-op). `*Update` models are partial: only fields present in the request body change; a field
+  whose column cannot be empty (`Omittable`) may be left out but not sent as null.
+- Input fields use the types of `contracts.fields`: ids within 1..MAX_ID, text without NUL
+  characters (`Text`; `NonBlank` where the value must say something), free-form JSON that `jsonb`
+  can store (`JsonObject`), ISO dates and offset date-times, so every limit of the storage is
+  in the JSON schema and a schema-valid body is never refused by the database.
 - `*Out` models read from ORM rows (`from_attributes=True`).
 - Dates are ISO dates (`engage_date`, `close_date`); times are timezone-aware ISO datetimes.
 """
@@ -15,7 +20,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from contracts.fields import Email, Input, Instant, IsoDate, JsonObject, NonBlank, Omittable, RecordId, Text
 
 T = TypeVar("T")
 
@@ -23,14 +30,13 @@ DealStatus = Literal["open", "won", "lost"]
 ReminderStatus = Literal["pending", "done", "cancelled", "escalated"]
 RecommendationStatus = Literal["open", "accepted", "dismissed", "done"]
 
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 #: Largest amounts the columns hold: Numeric(14, 2) for deal values and revenue, (12, 2) for prices.
 MAX_VALUE = 999_999_999_999.99
 MAX_PRICE = 9_999_999_999.99
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(Input):
+    pass
 
 
 class _Out(BaseModel):
@@ -50,23 +56,23 @@ class Page(BaseModel, Generic[T]):
 
 
 class AccountCreate(_In):
-    name: str = Field(min_length=1, max_length=200)
-    sector: str | None = Field(None, max_length=80)
+    name: NonBlank = Field(max_length=200)
+    sector: Text | None = Field(None, max_length=80)
     year_established: int | None = Field(None, ge=1000, le=2100)
     revenue_musd: float | None = Field(None, ge=0, le=MAX_VALUE, description="annual revenue, million USD")
     employees: int | None = Field(None, ge=0, le=2_000_000_000)
-    office_location: str | None = Field(None, max_length=120)
-    parent_account_id: int | None = Field(None, description="id of the parent account, if a subsidiary")
+    office_location: Text | None = Field(None, max_length=120)
+    parent_account_id: RecordId | None = Field(None, description="id of the parent account, if a subsidiary")
 
 
 class AccountUpdate(_In):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    sector: str | None = Field(None, max_length=80)
+    name: Omittable[NonBlank] = Field(None, max_length=200)
+    sector: Text | None = Field(None, max_length=80)
     year_established: int | None = Field(None, ge=1000, le=2100)
     revenue_musd: float | None = Field(None, ge=0, le=MAX_VALUE)
     employees: int | None = Field(None, ge=0, le=2_000_000_000)
-    office_location: str | None = Field(None, max_length=120)
-    parent_account_id: int | None = None
+    office_location: Text | None = Field(None, max_length=120)
+    parent_account_id: RecordId | None = None
 
 
 class AccountOut(_Out):
@@ -93,21 +99,21 @@ class AccountBrief(_Out):
 
 
 class ContactCreate(_In):
-    account_id: int | None = None
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
-    title: str | None = Field(None, max_length=120)
-    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
-    phone: str | None = Field(None, max_length=40)
+    account_id: RecordId | None = None
+    first_name: NonBlank = Field(max_length=100)
+    last_name: NonBlank = Field(max_length=100)
+    title: Text | None = Field(None, max_length=120)
+    email: Email | None = None
+    phone: Text | None = Field(None, max_length=40)
 
 
 class ContactUpdate(_In):
-    account_id: int | None = None
-    first_name: str | None = Field(None, min_length=1, max_length=100)
-    last_name: str | None = Field(None, min_length=1, max_length=100)
-    title: str | None = Field(None, max_length=120)
-    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
-    phone: str | None = Field(None, max_length=40)
+    account_id: RecordId | None = None
+    first_name: Omittable[NonBlank] = Field(None, max_length=100)
+    last_name: Omittable[NonBlank] = Field(None, max_length=100)
+    title: Text | None = Field(None, max_length=120)
+    email: Email | None = None
+    phone: Text | None = Field(None, max_length=40)
 
 
 class ContactOut(_Out):
@@ -127,14 +133,14 @@ class ContactOut(_Out):
 
 
 class ProductCreate(_In):
-    name: str = Field(min_length=1, max_length=120)
-    series: str | None = Field(None, max_length=80)
+    name: NonBlank = Field(max_length=120)
+    series: Text | None = Field(None, max_length=80)
     list_price: float | None = Field(None, ge=0, le=MAX_PRICE, description="USD")
 
 
 class ProductUpdate(_In):
-    name: str | None = Field(None, min_length=1, max_length=120)
-    series: str | None = Field(None, max_length=80)
+    name: Omittable[NonBlank] = Field(None, max_length=120)
+    series: Text | None = Field(None, max_length=80)
     list_price: float | None = Field(None, ge=0, le=MAX_PRICE)
 
 
@@ -148,17 +154,17 @@ class ProductOut(_Out):
 
 
 class SalesRepCreate(_In):
-    name: str = Field(min_length=1, max_length=120)
-    manager: str | None = Field(None, max_length=120)
-    regional_office: str | None = Field(None, max_length=80)
-    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+    name: NonBlank = Field(max_length=120)
+    manager: Text | None = Field(None, max_length=120)
+    regional_office: Text | None = Field(None, max_length=80)
+    email: Email | None = None
 
 
 class SalesRepUpdate(_In):
-    name: str | None = Field(None, min_length=1, max_length=120)
-    manager: str | None = Field(None, max_length=120)
-    regional_office: str | None = Field(None, max_length=80)
-    email: str | None = Field(None, max_length=254, pattern=_EMAIL)
+    name: Omittable[NonBlank] = Field(None, max_length=120)
+    manager: Text | None = Field(None, max_length=120)
+    regional_office: Text | None = Field(None, max_length=80)
+    email: Email | None = None
 
 
 class SalesRepOut(_Out):
@@ -177,27 +183,29 @@ class SalesRepOut(_Out):
 class DealCreate(_In):
     """A new deal. It enters `stage` under that stage's entry rules (see `StageMove`)."""
 
-    external_id: str | None = Field(
-        None, min_length=1, max_length=64, description="id in a source CRM; generated when absent"
+    external_id: NonBlank | None = Field(
+        None, max_length=64, description="id in a source CRM; generated when absent"
     )
-    account_id: int | None = None
-    product_id: int | None = None
-    rep_id: int | None = None
-    stage: str = Field("prospecting", min_length=1, description="stage key or name")
-    engage_date: dt.date | None = None
-    close_date: dt.date | None = None
+    account_id: RecordId | None = None
+    product_id: RecordId | None = None
+    rep_id: RecordId | None = None
+    stage: NonBlank = Field("prospecting", max_length=80, description="stage key or name")
+    engage_date: IsoDate | None = None
+    close_date: IsoDate | None = Field(
+        None, description="not before engage_date; only for a closed stage (won or lost)"
+    )
     value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
-    created_by: str | None = Field(None, max_length=120)
+    created_by: Text | None = Field(None, max_length=120)
 
 
 class DealUpdate(_In):
     """Changes to a deal's fields. The stage changes only through `POST /api/deals/{id}/stage`."""
 
-    account_id: int | None = None
-    product_id: int | None = None
-    rep_id: int | None = None
-    engage_date: dt.date | None = None
-    close_date: dt.date | None = None
+    account_id: RecordId | None = None
+    product_id: RecordId | None = None
+    rep_id: RecordId | None = None
+    engage_date: IsoDate | None = None
+    close_date: IsoDate | None = Field(None, description="not before engage_date; only on a closed deal")
     value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
 
 
@@ -228,12 +236,12 @@ class StageMove(_In):
     (won/lost) deal anywhere needs `reopen: true`.
     """
 
-    stage: str = Field(min_length=1)
-    note: str | None = Field(None, max_length=2000)
-    changed_by: str | None = Field(None, max_length=120)
+    stage: NonBlank = Field(max_length=80, description="stage key or name")
+    note: Text | None = Field(None, max_length=2000)
+    changed_by: Text | None = Field(None, max_length=120)
     value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
-    close_date: dt.date | None = None
-    reopen: bool = False
+    close_date: IsoDate | None = Field(None, description="only when moving to a closed stage")
+    reopen: StrictBool = False
 
 
 class StageChangeOut(_Out):
@@ -262,18 +270,18 @@ class StageOut(BaseModel):
 
 
 class ReminderCreate(_In):
-    rep_id: int | None = None
-    account_id: int | None = None
-    deal_id: int | None = None
-    due_at: AwareDatetime
-    message: str = Field(min_length=1, max_length=4000)
+    rep_id: RecordId | None = None
+    account_id: RecordId | None = None
+    deal_id: RecordId | None = None
+    due_at: Instant
+    message: NonBlank = Field(max_length=4000)
 
 
 class ReminderUpdate(_In):
-    due_at: AwareDatetime | None = None
-    message: str | None = Field(None, min_length=1, max_length=4000)
-    status: ReminderStatus | None = None
-    escalation_level: int | None = Field(None, ge=0, le=100)
+    due_at: Omittable[Instant] = None
+    message: Omittable[NonBlank] = Field(None, max_length=4000)
+    status: Omittable[ReminderStatus] = None
+    escalation_level: Omittable[int] = Field(None, ge=0, le=100)
 
 
 class ReminderOut(_Out):
@@ -290,20 +298,20 @@ class ReminderOut(_Out):
 
 
 class RecommendationCreate(_In):
-    rep_id: int | None = None
-    account_id: int | None = None
-    deal_id: int | None = None
-    action: str = Field(min_length=1, max_length=4000)
-    reason: str = Field(min_length=1, max_length=4000)
+    rep_id: RecordId | None = None
+    account_id: RecordId | None = None
+    deal_id: RecordId | None = None
+    action: NonBlank = Field(max_length=4000)
+    reason: NonBlank = Field(max_length=4000)
     priority: int = Field(0, ge=0, le=100, description="higher = more urgent")
-    sources: dict[str, Any] = Field(default_factory=dict, description="records the advice rests on")
+    sources: JsonObject = Field(default_factory=dict, description="records the advice rests on")
 
 
 class RecommendationUpdate(_In):
-    status: RecommendationStatus | None = None
-    priority: int | None = Field(None, ge=0, le=100)
-    action: str | None = Field(None, min_length=1, max_length=4000)
-    reason: str | None = Field(None, min_length=1, max_length=4000)
+    status: Omittable[RecommendationStatus] = None
+    priority: Omittable[int] = Field(None, ge=0, le=100)
+    action: Omittable[NonBlank] = Field(None, max_length=4000)
+    reason: Omittable[NonBlank] = Field(None, max_length=4000)
 
 
 class RecommendationOut(_Out):
@@ -322,11 +330,11 @@ class RecommendationOut(_Out):
 
 class EventCreate(_In):
     kind: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.\-]*$")
-    actor: str | None = Field(None, max_length=120)
-    thread_id: str | None = Field(None, max_length=120)
-    account_id: int | None = None
-    deal_id: int | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    actor: Text | None = Field(None, max_length=120)
+    thread_id: Text | None = Field(None, max_length=120)
+    account_id: RecordId | None = None
+    deal_id: RecordId | None = None
+    payload: JsonObject = Field(default_factory=dict)
 
 
 class EventOut(_Out):

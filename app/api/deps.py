@@ -1,16 +1,21 @@
-"""FastAPI dependencies shared by the route modules."""
+"""FastAPI dependencies and parameter types shared by the route modules.
+
+Path and query parameters use the field types of `contracts.fields` (`RecordId`, `Text`, ISO
+dates and offset date-times), so their limits are in the OpenAPI schema like the bodies' are.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.requests import HTTPConnection
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.fields import MAX_ID, IsoDate, RecordId, Text
 from crm.db import async_session_scope
 from crm.filters import DealFilter, FilterStatus
 
@@ -25,6 +30,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 #: The request's session. scope="function": the transaction commits *before* the response is sent,
 #: so a client that reads right after a 201 sees its write, and a failed commit is a 500, not a lie.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+#: The bearer scheme of /api in the OpenAPI schema (present only when a token is configured).
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="token", description="the value of FLOWSTATE_API_TOKEN"
+)
 
 
 def require_token(conn: HTTPConnection) -> None:
@@ -45,30 +56,44 @@ def require_token(conn: HTTPConnection) -> None:
         )
 
 
+def require_bearer(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+) -> None:
+    """`require_token` for HTTP routes, declaring the bearer scheme in the OpenAPI schema (the
+    check itself reads the header, or `?token=`, as `require_token` does). Raises 401."""
+    require_token(request)
+
+
 def _ref(value: str | None) -> int | str | None:
-    """A query value naming a record: digits are an id, anything else a name."""
+    """A query value naming a record: ASCII digits are an id, anything else a name."""
     if value is None or not value.strip():
         return None
     v = value.strip()
-    return int(v) if v.isdigit() else v
+    return int(v) if v.isascii() and v.isdigit() else v
 
 
 def deal_filter(
-    account: Annotated[str | None, Query(description="account id or name")] = None,
-    rep: Annotated[str | None, Query(description="sales rep id or name")] = None,
-    product: Annotated[str | None, Query(description="product id or name")] = None,
-    manager: Annotated[str | None, Query(description="the reps' manager")] = None,
-    office: Annotated[str | None, Query(description="the reps' regional office")] = None,
-    series: Annotated[str | None, Query(description="product series")] = None,
-    sector: Annotated[str | None, Query(description="account sector")] = None,
-    stage: Annotated[list[str] | None, Query(description="stage key or name; repeat for several")] = None,
+    account: Annotated[Text | None, Query(description="account id or name")] = None,
+    rep: Annotated[Text | None, Query(description="sales rep id or name")] = None,
+    product: Annotated[Text | None, Query(description="product id or name")] = None,
+    manager: Annotated[Text | None, Query(description="the reps' manager")] = None,
+    office: Annotated[Text | None, Query(description="the reps' regional office")] = None,
+    series: Annotated[Text | None, Query(description="product series")] = None,
+    sector: Annotated[Text | None, Query(description="account sector")] = None,
+    stage: Annotated[list[Text] | None, Query(description="stage key or name; repeat for several")] = None,
     status: Annotated[FilterStatus | None, Query()] = None,
-    engaged_from: Annotated[dt.date | None, Query(description="engage_date >= (inclusive)")] = None,
-    engaged_to: Annotated[dt.date | None, Query(description="engage_date <= (inclusive)")] = None,
-    closed_from: Annotated[dt.date | None, Query(description="close_date >= (inclusive)")] = None,
-    closed_to: Annotated[dt.date | None, Query(description="close_date <= (inclusive)")] = None,
+    engaged_from: Annotated[IsoDate | None, Query(description="engage_date >= (inclusive)")] = None,
+    engaged_to: Annotated[
+        IsoDate | None, Query(description="engage_date <= (inclusive); not before engaged_from")
+    ] = None,
+    closed_from: Annotated[IsoDate | None, Query(description="close_date >= (inclusive)")] = None,
+    closed_to: Annotated[
+        IsoDate | None, Query(description="close_date <= (inclusive); not before closed_from")
+    ] = None,
 ) -> DealFilter:
-    """The `DealFilter` of a request's query string (names are matched case-insensitively)."""
+    """The `DealFilter` of a request's query string (names are matched case-insensitively). A name
+    or value that matches nothing is a 409 naming the parameter; a range ending before it starts
+    a 422."""
     return DealFilter(
         account=_ref(account),
         rep=_ref(rep),
@@ -88,4 +113,11 @@ def deal_filter(
 
 DealFilterDep = Annotated[DealFilter, Depends(deal_filter)]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+#: At most MAX_ID: PostgreSQL's OFFSET is a bigint, and no table is that long.
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
+#: A record id in a path (`/accounts/{account_id}`).
+PathId = Annotated[RecordId, Path(description="the record's id")]
+#: A record id in a query string (`?account_id=`): only rows of that record.
+QueryId = Annotated[RecordId | None, Query(description="only rows of this record")]
+#: Free text in a query string.
+QueryText = Annotated[Text | None, Query()]

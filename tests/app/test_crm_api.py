@@ -51,7 +51,8 @@ async def test_accounts_status_codes(client: httpx.AsyncClient) -> None:
     r = await client.post("/api/accounts", json={"name": "Typo", "sectr": "x"})
     assert r.status_code == 422 and "sectr" in r.json()["message"]
     r = await client.post("/api/accounts", json={"name": "Orphan", "parent_account_id": 999})
-    assert r.status_code == 422 and r.json()["field"] == "parent_account_id"
+    # well formed, but no such parent now: a conflict with the data, not a malformed request
+    assert r.status_code == 409 and r.json()["field"] == "parent_account_id"
     r = await client.patch(f"/api/accounts/{acc['id']}", json={"sector": "software"})
     assert r.status_code == 200 and r.json()["sector"] == "software" and r.json()["employees"] == 10
     r = await client.patch("/api/accounts/999", json={"sector": "x"})
@@ -93,7 +94,7 @@ async def test_deal_lifecycle(client: httpx.AsyncClient) -> None:
     r = await client.post(f"{url}/stage", json={"stage": "proposal"})
     assert r.status_code == 409 and "product" in r.json()["detail"]
     r = await client.post(f"{url}/stage", json={"stage": "limbo"})
-    assert r.status_code == 422 and r.json()["field"] == "stage"
+    assert r.status_code == 409 and r.json()["field"] == "stage"
     r = await client.post("/api/deals/999/stage", json={"stage": "won"})
     assert r.status_code == 404 and r.json()["detail"] == "deal 999 not found"
     r = await client.patch(url, json={"product_id": prod["id"], "value": -5})
@@ -154,7 +155,7 @@ async def test_deal_list_filters_and_pipeline(client: httpx.AsyncClient) -> None
     assert await ids(office="central", closed_from="2017-03-15") == ["L1"]
     assert await ids(sort="-id", limit=2) == ["P1", "E1"]
     r = await client.get("/api/deals", params={"account": "Nope"})
-    assert r.status_code == 422 and r.json()["field"] == "account" and "Nope" in r.json()["detail"]
+    assert r.status_code == 409 and r.json()["field"] == "account" and "Nope" in r.json()["detail"]
     r = await client.get("/api/deals", params={"status": "maybe"})
     assert r.status_code == 422 and r.json()["message"].startswith("status:")
     r = await client.get("/api/deals", params={"sort": "luck"})
@@ -189,8 +190,8 @@ async def test_deal_list_filters_and_pipeline(client: httpx.AsyncClient) -> None
     assert [d["deal"]["external_id"] for d in r.json()] == ["E1"] and r.json()[0]["days_in_stage"] > 20000
     r = await client.get("/api/pipeline/stuck", params={"stage": "engaging", "older_than_days": 30})
     assert r.json() == []
-    r = await client.get("/api/pipeline/stuck", params={"stage": "won"})
-    assert r.status_code == 422
+    r = await client.get("/api/pipeline/stuck", params={"stage": "won"})  # closed: nothing is stuck there
+    assert r.status_code == 409 and r.json()["field"] == "stage"
 
 
 async def test_reminders_recommendations_events(client: httpx.AsyncClient) -> None:
@@ -215,7 +216,7 @@ async def test_reminders_recommendations_events(client: httpx.AsyncClient) -> No
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert (await client.get("/api/recommendations", params={"rep_id": rep["id"]})).json()["total"] == 1
     r = await client.post("/api/recommendations", json={"action": "x", "reason": "y", "rep_id": 999})
-    assert r.status_code == 422 and r.json()["field"] == "rep_id"
+    assert r.status_code == 409 and r.json()["field"] == "rep_id"
 
     ev = await post(client, "/api/events", {"kind": "chat.turn", "thread_id": "t1", "payload": {"q": "hi"}})
     r = await client.get("/api/events", params={"thread_id": "t1"})
@@ -232,3 +233,61 @@ async def test_openapi_lists_the_crm(client: httpx.AsyncClient) -> None:
     for p in ("/api/accounts", "/api/deals/{deal_id}/stage", "/api/pipeline/summary", "/api/events"):
         assert p in paths
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_storage_limits_are_422s_naming_the_field(client: httpx.AsyncClient) -> None:
+    """What PostgreSQL cannot store is refused up front (these were 500s: psycopg DataError,
+    NumericValueOutOfRange), with the field named and the rule said in words."""
+    r = await client.post("/api/accounts", json={"name": "Nul\x00Co"})
+    assert (r.status_code, r.json()["field"]) == (422, "name")
+    assert r.json()["message"] == "name: must not be blank or contain NUL characters (\\x00)"
+    r = await client.post("/api/events", json={"kind": "note", "payload": {"a": [{"b": "x\x00"}]}})
+    assert r.status_code == 422 and r.json()["message"].startswith("payload: ") and "a[0].b" in r.text
+    r = await client.get("/api/accounts", params={"sector": "x\x00"})
+    assert (r.status_code, r.json()["field"]) == (422, "sector")
+    big = 2**63  # one past bigint
+    for url in (f"/api/accounts/{big}", f"/api/contacts?account_id={big}", f"/api/deals/{big}/history"):
+        r = await client.get(url)
+        assert r.status_code == 422 and "less than or equal to 9007199254740991" in r.text, url
+    r = await client.post("/api/contacts", json={"first_name": "A", "last_name": "B", "account_id": big})
+    assert (r.status_code, r.json()["field"]) == (422, "account_id")
+    r = await client.get("/api/deals", params={"account": str(big)})  # digits of a name filter: an id
+    assert (r.status_code, r.json()["field"]) == (409, "account")
+    r = await client.post("/api/products", json={"name": "P", "list_price": True})
+    assert (r.status_code, r.json()["field"]) == (422, "list_price")  # JSON true is not a number
+    r = await client.get("/api/events", params={"since": "0.5"})  # not read as a Unix time
+    assert (r.status_code, r.json()["field"]) == (422, "since")
+
+
+async def test_partial_updates_and_rules_of_the_request(client: httpx.AsyncClient) -> None:
+    acc = await post(client, "/api/accounts", {"name": "Cancity"})
+    r = await client.patch(f"/api/accounts/{acc['id']}", json={"name": None})  # left out is fine, null not
+    assert (r.status_code, r.json()["field"]) == (422, "name")
+    r = await client.post("/api/accounts", json={"name": "   "})
+    assert (r.status_code, r.json()["field"]) == (422, "name")
+    body = {"stage": "lost", "engage_date": "2017-03-02", "close_date": "2017-03-01"}
+    r = await client.post("/api/deals", json=body)
+    assert (r.status_code, r.json()["field"]) == (422, "close_date")
+    r = await client.get("/api/deals", params={"engaged_from": "2017-02-01", "engaged_to": "2017-01-01"})
+    assert (r.status_code, r.json()["field"]) == (422, "engaged_to")
+    r = await client.get("/api/pipeline/stuck", params={"stage": "engaging", "as_of": "0001-01-02"})
+    assert (r.status_code, r.json()) == (200, [])  # a cut-off before year 1: nothing is that old
+
+
+async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    r = await client.delete("/api/accounts")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    r = await client.put("/api/accounts/1")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PATCH"
+
+
+async def test_openapi_declares_the_errors_with_their_bodies(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    ops = {(m.upper(), p): op for p, item in spec["paths"].items() for m, op in item.items()}
+    patch = ops[("PATCH", "/api/deals/{deal_id}")]["responses"]
+    assert set(patch) >= {"200", "400", "404", "409", "422", "503"}
+    assert patch["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert patch["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ValidationErrorBody")
+    path_id = ops[("GET", "/api/accounts/{account_id}")]["parameters"][0]["schema"]
+    assert (path_id["minimum"], path_id["maximum"]) == (1, 2**53 - 1)
+    assert "securitySchemes" not in spec.get("components", {})  # no token configured: the API is open

@@ -80,7 +80,7 @@ def test_search_validation(client: TestClient, params: dict[str, str | int], fie
 
 def test_add_validation(client: TestClient, clean_db: Engine) -> None:
     r = client.post("/api/documents", json={"content": "note", "account_id": 987654})
-    assert r.status_code == 422
+    assert r.status_code == 409  # well formed, but no such account: a conflict with the data
     assert r.json()["field"] == "account_id"
     assert client.post("/api/documents", json={"content": ""}).status_code == 422
     assert client.post("/api/documents", json={"content": "x", "colour": "red"}).status_code == 422

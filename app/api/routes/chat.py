@@ -26,6 +26,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -34,6 +35,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from app.api.responses import errors
 
 # Only the engine's light types: the engine itself (LangGraph, seconds to import) is built in the
 # app's lifespan (`app.services.chat.chat_service`) and reached through `app.state.chat`.
@@ -46,10 +49,11 @@ from app.services.chat_types import (
     ThreadView,
 )
 from contracts import ResumeValue
+from contracts.fields import NonBlank, Text
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], responses=errors(422, 503))
 ws_router = APIRouter(tags=["chat"])
 
 ThreadId = Annotated[str, Path(pattern=THREAD_ID_PATTERN, description="conversation id")]
@@ -70,17 +74,17 @@ class ChatRequest(BaseModel):
     """A rep's message. `thread_id` continues a conversation (omit to start one); `user_id`
     names the rep (kept with the thread and in the event log)."""
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: NonBlank = Field(max_length=MAX_MESSAGE_CHARS)
     thread_id: str | None = Field(None, pattern=THREAD_ID_PATTERN)
-    user_id: str | None = Field(None, min_length=1, max_length=120)
+    user_id: Text | None = Field(None, min_length=1, max_length=120)
 
     _blank = field_validator("message")(_not_blank)
 
 
 class MessageFrame(BaseModel):
     type: Literal["message"]
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    user_id: str | None = Field(None, min_length=1, max_length=120)
+    content: NonBlank = Field(max_length=MAX_MESSAGE_CHARS)
+    user_id: Text | None = Field(None, min_length=1, max_length=120)
 
     _blank = field_validator("content")(_not_blank)
 
@@ -113,11 +117,15 @@ def get_chat(request: Request) -> ChatEngine:
 ChatDep = Annotated[ChatEngine, Depends(get_chat)]
 
 
-def _http(exc: ChatError) -> HTTPException:
+def _http(exc: ChatError) -> HTTPException | RequestValidationError:
+    """The HTTP error of a refused chat request; a 422 takes the shape of every other 422."""
+    if exc.status_code == 422:
+        issue = {"loc": ("path", "thread_id"), "msg": str(exc), "type": "value_error"}
+        return RequestValidationError([issue])
     return HTTPException(status_code=exc.status_code, detail=str(exc))
 
 
-@router.post("/chat", response_model=ChatResult)
+@router.post("/chat", response_model=ChatResult, responses=errors(400, 409))
 async def chat(chat: ChatDep, body: ChatRequest) -> ChatResult:
     """Answer one message (a new thread when `thread_id` is omitted)."""
     try:
@@ -126,7 +134,7 @@ async def chat(chat: ChatDep, body: ChatRequest) -> ChatResult:
         raise _http(exc) from exc
 
 
-@router.post("/chat/{thread_id}/resume", response_model=ChatResult)
+@router.post("/chat/{thread_id}/resume", response_model=ChatResult, responses=errors(400, 404, 409))
 async def resume(chat: ChatDep, thread_id: ThreadId, body: ResumeValue) -> ChatResult:
     """Approve, edit or reject the action the thread is waiting on."""
     try:
@@ -135,7 +143,7 @@ async def resume(chat: ChatDep, thread_id: ThreadId, body: ResumeValue) -> ChatR
         raise _http(exc) from exc
 
 
-@router.get("/threads/{thread_id}", response_model=ThreadView)
+@router.get("/threads/{thread_id}", response_model=ThreadView, responses=errors(404))
 async def get_thread(chat: ChatDep, thread_id: ThreadId) -> ThreadView:
     """The conversation: messages (role, content, intent and sources per answer), pending action."""
     try:

@@ -16,11 +16,12 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep
+from app.api.responses import errors
+from contracts.fields import NonBlank, RecordId
 from crm.documents import DocumentHit, DocumentIn, add_documents, search_by_vector
 from crm.embeddings import Embedder
-from crm.errors import Invalid
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+router = APIRouter(prefix="/documents", tags=["documents"], responses=errors(422, 503))
 
 
 class SearchResults(BaseModel):
@@ -70,22 +71,22 @@ def get_app_embedder(request: Request) -> Embedder:
 async def search(
     request: Request,
     session: SessionDep,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="what to look for, in words")],
+    q: Annotated[NonBlank, Query(max_length=2000, description="what to look for, in words")],
     k: Annotated[int, Query(ge=1, le=50, description="how many results")] = 5,
-    account_id: Annotated[int | None, Query(ge=1, description="only documents of this account")] = None,
+    account_id: Annotated[RecordId | None, Query(description="only documents of this account")] = None,
 ) -> SearchResults:
     """The `k` documents closest in meaning to `q` (cosine similarity of embeddings), best first."""
-    if not q.strip():
-        raise Invalid("q", "the search text is empty")
     embedder = get_app_embedder(request)
     vector = await run_in_threadpool(embedder.embed_query, q.strip())
     hits = await session.run_sync(search_by_vector, vector, k, account_id)
     return SearchResults(query=q, results=hits)
 
 
-@router.post("", response_model=DocumentCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=DocumentCreated, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+)
 async def create_document(request: Request, session: SessionDep, body: DocumentIn) -> DocumentCreated:
-    """Store one document with its embedding. 422 naming `account_id` / `deal_id` if the
+    """Store one document with its embedding. 409 naming `account_id` / `deal_id` if the
     referenced record does not exist."""
     embedder = get_app_embedder(request)
     vectors = await run_in_threadpool(embedder.embed_documents, [body.content])

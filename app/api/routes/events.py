@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import Limit, Offset, SessionDep
+from app.api.deps import Limit, Offset, QueryId, QueryText, SessionDep
+from app.api.responses import errors
+from contracts.fields import Instant, Text
 from crm import repository
 from crm.schemas import EventCreate, EventOut, Page
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=errors(422, 503))
 
 
 @router.get("", response_model=Page[EventOut])
 async def list_events(
     session: SessionDep,
-    kind: Annotated[str | None, Query(description='exact kind, or a prefix ending in "*"')] = None,
-    account_id: int | None = None,
-    deal_id: int | None = None,
-    thread_id: str | None = None,
-    actor: str | None = None,
-    since: Annotated[dt.datetime | None, Query(description="occurred at or after (ISO time)")] = None,
+    kind: Annotated[Text | None, Query(description='exact kind, or a prefix ending in "*"')] = None,
+    account_id: QueryId = None,
+    deal_id: QueryId = None,
+    thread_id: QueryText = None,
+    actor: QueryText = None,
+    since: Annotated[
+        Instant | None, Query(description="occurred at or after (ISO time, with offset)")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[EventOut]:
@@ -42,7 +45,9 @@ async def list_events(
     )
 
 
-@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=EventOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+)
 async def append_event(session: SessionDep, body: EventCreate) -> EventOut:
-    """Append an event; 422 for an unknown account/deal id."""
+    """Append an event; 409 for an unknown account/deal id."""
     return await session.run_sync(repository.append_event, body)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.api.deps import DealFilterDep, SessionDep
+from app.api.responses import errors
 from config.files import load_pipeline
+from contracts.fields import IsoDate, NonBlank
 from crm import analytics
 from crm.analytics import GroupBy, Metric
 from crm.schemas import MetricsRow, PipelineSummary, StageOut, StuckDeal
@@ -33,14 +34,18 @@ async def stages() -> list[StageOut]:
     ]
 
 
-@router.get("/summary", response_model=PipelineSummary)
+#: The answers of the routes over the deals: a filter naming nothing is a 409.
+_FILTERED = errors(409, 422, 503)
+
+
+@router.get("/summary", response_model=PipelineSummary, responses=_FILTERED)
 async def summary(session: SessionDep, filter: DealFilterDep) -> PipelineSummary:
     """Deal counts, win rate (percent, one decimal), revenue and per-stage counts/values for the
     deals matching the filters (usually `rep`, `office`, `product` or `account`)."""
     return await session.run_sync(lambda s: analytics.pipeline_summary(s, filter=filter))
 
 
-@router.get("/metrics", response_model=list[MetricsRow])
+@router.get("/metrics", response_model=list[MetricsRow], responses=_FILTERED)
 async def metrics(
     session: SessionDep,
     filter: DealFilterDep,
@@ -58,13 +63,13 @@ async def metrics(
     )
 
 
-@router.get("/stuck", response_model=list[StuckDeal])
+@router.get("/stuck", response_model=list[StuckDeal], responses=_FILTERED)
 async def stuck(
     session: SessionDep,
     filter: DealFilterDep,
-    stage: Annotated[str, Query(description="an open stage, key or name")],
+    stage: Annotated[NonBlank, Query(description="an open stage, key or name (409 otherwise)")],
     older_than_days: Annotated[int, Query(ge=0)] = 30,
-    as_of: Annotated[dt.date | None, Query(description="default: the latest date in the data")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="default: the latest date in the data")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[StuckDeal]:
     """Open deals in `stage` for more than `older_than_days` days, oldest first."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import Limit, Offset, SessionDep
+from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
+from app.api.responses import errors
 from crm import repository
 from crm.schemas import Page, ProductCreate, ProductOut, ProductUpdate
 
-router = APIRouter(prefix="/products", tags=["products"])
+router = APIRouter(prefix="/products", tags=["products"], responses=errors(422, 503))
 
 
 @router.get("", response_model=Page[ProductOut])
 async def list_products(
-    session: SessionDep, series: str | None = None, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, series: QueryText = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ProductOut]:
     """Products ordered by name."""
     return await session.run_sync(
@@ -21,17 +22,19 @@ async def list_products(
     )
 
 
-@router.get("/{product_id}", response_model=ProductOut)
-async def get_product(session: SessionDep, product_id: int) -> ProductOut:
+@router.get("/{product_id}", response_model=ProductOut, responses=errors(404))
+async def get_product(session: SessionDep, product_id: PathId) -> ProductOut:
     return await session.run_sync(repository.get_product, product_id)
 
 
-@router.post("", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=ProductOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+)
 async def create_product(session: SessionDep, body: ProductCreate) -> ProductOut:
     """409 if the name is taken (any case)."""
     return await session.run_sync(repository.create_product, body)
 
 
-@router.patch("/{product_id}", response_model=ProductOut)
-async def update_product(session: SessionDep, product_id: int, body: ProductUpdate) -> ProductOut:
+@router.patch("/{product_id}", response_model=ProductOut, responses=errors(400, 404, 409))
+async def update_product(session: SessionDep, product_id: PathId, body: ProductUpdate) -> ProductOut:
     return await session.run_sync(repository.update_product, product_id, body)

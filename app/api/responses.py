@@ -1,0 +1,71 @@
+"""The API's error bodies, and `errors(...)`: the `responses=` entries that declare them in the
+OpenAPI document, so every status a route can answer is listed there with its real body.
+
+Statuses (the handlers are in `app.main`):
+- 400: the body is not JSON (or not UTF-8);
+- 401: a missing or wrong API token, when `FLOWSTATE_API_TOKEN` is set;
+- 404: the record named in the path does not exist;
+- 409: the request is well formed but does not fit the data as it stands (a duplicate, a record or
+  stage it names that does not exist, a rule of the pipeline); `field` names the value at fault
+  when there is one;
+- 422: the request is wrong in itself (`ValidationErrorBody`);
+- 503: a service behind the API does not answer (the database; Redis for chat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    """What went wrong, in one sentence (`detail`), and the field or parameter at fault when
+    there is one (`field`)."""
+
+    detail: str
+    field: str | None = None
+
+
+class ValidationIssue(BaseModel):
+    """One problem of a request (pydantic's error, as FastAPI reports it): `loc` is where
+    ("body", "name") or ("query", "limit"); `msg` what; `type` pydantic's error type. `input` and
+    `ctx` may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A request wrong in itself: every problem in `detail`, the same in one line in `message`
+    ("field: problem; ..."), and the first field at fault in `field`."""
+
+    detail: list[ValidationIssue]
+    message: str
+    field: str | None = Field(None, description="the first field at fault, as named in `message`")
+
+
+_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not valid JSON (or not UTF-8).",
+    401: "Missing or wrong API token (FLOWSTATE_API_TOKEN is set): send `Authorization: Bearer <token>`.",
+    404: "No record with this id.",
+    409: (
+        "Well formed, but does not fit the data as it stands: a duplicate, a record or stage it names "
+        "that does not exist, a rule of the pipeline. `field` names the value at fault when there is one."
+    ),
+    422: "The request is wrong in itself: one entry per problem in `detail`, all of them in `message`.",
+    503: "A service behind the API does not answer (the database; Redis for chat). Try again later.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entries of these error statuses (FastAPI route or router argument): each
+    with its body model (`ValidationErrorBody` for 422, `ErrorBody` otherwise) and description.
+    Raises KeyError for a status this module does not describe."""
+    return {
+        code: {"model": ValidationErrorBody if code == 422 else ErrorBody, "description": _DESCRIPTIONS[code]}
+        for code in codes
+    }
