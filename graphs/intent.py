@@ -8,8 +8,11 @@ general). Hybrid, so that it holds on the 1.5B local model and on messages it ha
    "subsidiaries", "accounts in retail": discovery), with the vocabulary of the tools that answer
    them (`tools.query_plan`, `tools.account_facts`), names masked. A message that asks for work
    (write, negotiate, advise, prioritise, deliver, move a deal) or has no sales word is never
-   decided here. On the example bank and the dev sets the rules decide about a quarter of the
-   messages and every one of those right (a test keeps that true).
+   decided here. Then, once the neighbours are known, a request for work that speaks the
+   vocabulary of exactly one crew (`work_intent`: delivery, closing or nba) is that crew's when
+   the neighbours rank it first, or second without a confident margin for another (also
+   `method="rules"`, no LLM call). On the example bank and the intents dev set the two rules
+   decide more than half of the messages and every one of those right (a test keeps that true).
 1. **Nearest neighbours** over a bank of example messages (`config/intents.yaml`), embedded with
    the local embedder (multilingual-e5-small via `crm.embeddings`; both sides with the "query:"
    prefix, the E5 recipe for symmetric similarity), CRM names masked on both sides
@@ -316,6 +319,56 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
     return "pipeline"
 
 
+# --- rules: requests for work of one kind only ------------------------------------------------
+# Each family is the vocabulary of one crew's definition: work after the sale (delivery),
+# writing to or negotiating with a buyer (closing), advice on what to do next (nba). A message
+# that speaks the words of exactly one family is that family's, when the neighbours rank it
+# first, or second without a confident margin for another (`work_intent`, `IntentRouter`).
+
+_DELIVERY_WORK = re.compile(
+    r"\b(onboard\w*|implement\w*|roll-?outs?|deploy\w*|install\w*|go-live|kick-?off|hand-?over|"
+    r"milestones?|deliverables?|deliver\w*|status (report|update)|training|project (plan|timeline)|"
+    r"timeline|checklist|after the sale|just (signed|won|closed))\b",
+    re.I,
+)
+_CLOSING_WORK = re.compile(
+    r"\b((write|draft|compose|prepare|create|put together|send|reply|respond|rewrite)\b.{0,40}"
+    r"\b(e-?mails?|messages?|letter|note|proposals?|quotes?|quotation|reply|follow-?up|linkedin|"
+    r"intro(duction)?|outreach|talking points|pitch|counter-?offer)|discounts?|\d+ ?% off|"
+    r"objections?|negotiat\w*|push back|pushback|counter-?offer|(payment|contract) terms|"
+    r"competitor\w*|cheaper|too expensive)\b",
+    re.I,
+)
+_NBA_WORK = re.compile(
+    r"\b(next (best )?(steps?|actions?|moves?)|what (should|shall) (i|we) (do|focus|prioriti\w*)|"
+    r"recommend\w*|prioriti[sz]\w*|focus|upsell\w*|cross-sell\w*|neglect\w*|(sell|buy) more|"
+    r"who should i (call|contact|follow up|reach out)|reach out to|needs? attention|at risk|revive)\b",
+    re.I,
+)
+_WORK_FAMILIES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    ("delivery", _DELIVERY_WORK),
+    ("closing", _CLOSING_WORK),
+    ("nba", _NBA_WORK),
+)
+
+
+def work_intent(message: str, entities: Entities | None = None) -> Intent | None:
+    """The one crew whose work vocabulary `message` uses (delivery, closing or nba), or None when
+    it uses none or several, or has no sales word (`sales_signal`). Names are masked, and so are
+    stage names ("move 1C1I7A6R to negotiation" is no negotiation). Pure text, no I/O."""
+    from tools.query_plan import masked
+
+    ents = entities or Entities()
+    if not sales_signal(message, entity_mentions(ents)):
+        return None
+    text = masked(message, ents)
+    for stage in ents.of("stage"):
+        if stage.mention:
+            text = re.sub(re.escape(stage.mention), "<stage_ent>", text, flags=re.I)
+    hits = [intent for intent, rx in _WORK_FAMILIES if rx.search(text)]
+    return hits[0] if len(hits) == 1 else None
+
+
 _SYSTEM = (
     "You route a sales rep's message to the team that handles it. Teams:\n{definitions}\n"
     "Pick the team by what the rep wants done, not by the words used. "
@@ -470,6 +523,11 @@ class IntentRouter:
         nb = await asyncio.to_thread(self.neighbours, message, mentions)
         scores = {k: round(v, 4) for k, v in nb.scores.items()}
         best = nb.ranked[0]
+        work = work_intent(message, entities)
+        if work is not None and (
+            work == best or (work == nb.ranked[1] and nb.margin < self.confident_margin)
+        ):
+            return done(intent=work, confidence=0.9, method="rules", scores=scores)
         if nb.margin >= self.confident_margin:
             return done(intent=best, confidence=min(1.0, 0.9 + nb.margin), method="knn", scores=scores)
         if previous_intent is not None and _is_short_follow_up(message):
