@@ -280,3 +280,38 @@ async def test_a_delivery_plan_streams_its_note_around_the_computed_milestones(
     )
     assert summary < milestones < watch
     assert _streamed_by(frames, "Training follows the installation.") < model_done
+
+
+# ---------------------------------------------------------------------------------------------
+# a drafting turn on the embedded model
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.llm
+async def test_a_drafting_turn_starts_streaming_within_2_s_on_the_embedded_model(
+    redis_url: str, maven_db: Engine, embedded_llm: LLMConfig
+) -> None:
+    """The draft's first words reach the client within 2 s of the turn's start (the crew writes
+    its header as soon as the records are read, before the model answers); the model's sentences
+    follow as it writes them, and what streamed is the final reply."""
+    from app.services.context import real_context, warm_up
+    from config.settings import get_settings
+    from crm.embeddings import get_embedder
+    from llm import warm_up_crews
+
+    # the route is the router's business (its own eval and latency bench); this is the crew's
+    ctx = replace(
+        real_context(maven_db, embedded_llm, get_embedder(get_settings())), router=FakeRouter("closing")
+    )
+    warm_up(ctx)  # what the app loads at start-up
+    warm_up_crews()
+    async with chat_service(redis_url, ctx) as chat:
+        start = time.monotonic()
+        frames = await _frames(chat, "Write a first outreach email to Isdom about MG Special")
+    final = frames[-1][1]
+    assert final["type"] == "final" and final["error"] is None, final
+    first_token = next(t for t, f in frames if f["type"] == "token")
+    assert first_token - start < 2.0
+    assert _after_last_discard(frames) == final["reply"]
+    assert final["reply"].startswith("Draft (outreach) to the buyer at Isdom:\n\nSubject: ")
+    assert final["pending_action"]["kind"] == "queue_email"
