@@ -8,11 +8,12 @@ general). Hybrid, so that it holds on the 1.5B local model and on messages it ha
    "subsidiaries", "accounts in retail": discovery), with the vocabulary of the tools that answer
    them (`tools.query_plan`, `tools.account_facts`), names masked. A message that asks for work
    (write, negotiate, advise, prioritise, deliver, move a deal) or has no sales word is never
-   decided here. Then, once the neighbours are known, a request for work that speaks the
-   vocabulary of exactly one crew (`work_intent`: delivery, closing or nba) is that crew's when
-   the neighbours rank it first, or second without a confident margin for another (also
-   `method="rules"`, no LLM call). On the example bank and the intents dev set the two rules
-   decide more than half of the messages and every one of those right (a test keeps that true).
+   decided here, except a move of a named deal to a named stage (pipeline). Then, once the
+   neighbours are known, a request for work that speaks the vocabulary of exactly one crew
+   (`work_intent`: delivery, closing or nba) is that crew's when the neighbours rank it first,
+   or second without a confident margin for another (also `method="rules"`, no LLM call). On
+   the example bank and the intents dev set the rules decide more than half of the messages and
+   every one of those right (a test keeps that true).
 1. **Nearest neighbours** over a bank of example messages (`config/intents.yaml`), embedded with
    the local embedder (multilingual-e5-small via `crm.embeddings`; both sides with the "query:"
    prefix, the E5 recipe for symmetric similarity), CRM names masked on both sides
@@ -294,6 +295,24 @@ def _fact_question(text: str, entities: Entities) -> bool:
     )
 
 
+_DRAFTING = re.compile(
+    r"\b(write|draft\w*|compose|prepare|send|reply|respond|e-?mail|message|call|remind)\b", re.I
+)
+
+
+def _is_stage_move(message: str, entities: Entities) -> bool:
+    """A request to move a named deal (or an account's deal) to a named stage, as the pipeline
+    crew reads one (`crews.pipeline.detect_stage_move`), with no other work asked for ("write to
+    Acme to move them to negotiation" is not a move)."""
+    from crews.pipeline.flow import detect_stage_move
+
+    if not entities.of("stage") or not (entities.first("deal") or entities.first("account")):
+        return False
+    if _DRAFTING.search(message) or work_intent(message, entities) is not None:
+        return False
+    return detect_stage_move(message, entities) is not None
+
+
 def rule_intent(message: str, entities: Entities | None = None) -> Intent | None:
     """The intent of a lookup the rules recognise (see above), or None: "discovery" for a fact
     about a named account, rep, manager or sector; "pipeline" for a deal figure the query plan
@@ -303,6 +322,8 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
 
     ents = entities or Entities()
     text = masked(message, ents)
+    if _is_stage_move(message, ents):
+        return "pipeline"
     if _WORK_REQUEST.search(text):
         return None
     if _fact_question(text, ents):

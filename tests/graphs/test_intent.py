@@ -390,7 +390,15 @@ def _entities(*refs: tuple[str, str]) -> Entities:
         ("Convert 100 euros to dollars", [], None),
         ("How many moons does Jupiter have?", [], None),
         ("Which of my deals need attention?", [], None),
-        ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R")], None),
+        # a move of a named deal to a named stage is the pipeline crew's, other work is not
+        ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R"), ("stage", "won")], "pipeline"),
+        ("Mark 1C1I7A6R as lost", [("deal", "1C1I7A6R"), ("stage", "lost")], "pipeline"),
+        ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R")], None),  # no stage resolved
+        (
+            "Write to Zoomit to move them to negotiation",
+            [("account", "Zoomit"), ("stage", "negotiation")],
+            None,
+        ),
     ],
 )
 def test_rules_decide_lookups_and_leave_requests_for_work_alone(
