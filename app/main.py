@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import require_bearer, require_token
 from app.api.errors import register_error_handlers
-from app.api.responses import errors
+from app.api.responses import API_PREFIX, errors
 from app.api.routes import (
     accounts,
     chat,
@@ -180,6 +180,6 @@ def create_app(endpoints: Endpoints) -> FastAPI:
     auth = [Depends(require_bearer)] if token is not None else []
     unauthorized = errors(401) if token is not None else None
     for module in API_ROUTERS:
-        app.include_router(module.router, prefix="/api", dependencies=auth, responses=unauthorized)
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
     app.include_router(chat.ws_router, dependencies=[Depends(require_token)])
     return app

@@ -10,10 +10,14 @@ Statuses (the handlers are in `app.main`):
   when there is one;
 - 422: the request is wrong in itself (`ValidationErrorBody`);
 - 503: a service behind the API does not answer (the database; Redis for chat).
+
+`links(...)`: the OpenAPI links from a response that carries a record to the operations that take
+its id, for clients and for schemathesis' stateful phase (create a deal, then move it).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,3 +73,23 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": ValidationErrorBody if code == 422 else ErrorBody, "description": _DESCRIPTIONS[code]}
         for code in codes
     }
+
+
+#: Where the CRM and chat routers are mounted (app.main).
+API_PREFIX = "/api"
+
+
+def links(param: str, *operations: str, field: str = "id") -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response to `operations` ("METHOD /path" under `API_PREFIX`, e.g.
+    "POST /deals/{deal_id}/stage"), each given the response body's `field` as its `param`: the
+    `links` entry of a response in `responses=`. Names are the method and path in CamelCase."""
+    out: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        method, path = operation.split(" ", 1)
+        pointer = (API_PREFIX + path).replace("~", "~0").replace("/", "~1")
+        name = method.capitalize() + "".join(p.capitalize() for p in re.split(r"[/{}_]+", path) if p)
+        out[name] = {
+            "operationRef": f"#/paths/{pointer}/{method.lower()}",
+            "parameters": {param: f"$response.body#/{field}"},
+        }
+    return out

@@ -291,3 +291,10 @@ async def test_openapi_declares_the_errors_with_their_bodies(client: httpx.Async
     path_id = ops[("GET", "/api/accounts/{account_id}")]["parameters"][0]["schema"]
     assert (path_id["minimum"], path_id["maximum"]) == (1, 2**53 - 1)
     assert "securitySchemes" not in spec.get("components", {})  # no token configured: the API is open
+    link = ops[("POST", "/api/deals")]["responses"]["201"]["links"]["PostDealsDealIdStage"]
+    assert link == {
+        "operationRef": "#/paths/~1api~1deals~1{deal_id}~1stage/post",
+        "parameters": {"deal_id": "$response.body#/id"},
+    }
+    r = await client.post("/api/reps", json={"name": "Ann", "email": "ann\u0085@x.io"})
+    assert (r.status_code, r.json()["field"]) == (422, "email")  # NEL is whitespace here as in the schema

@@ -47,7 +47,7 @@ from tests.graphs.fakes import chat_service, fake_context
 
 TOKEN = "fuzz-token-for-tests"
 FUZZ_EXAMPLES = int(os.environ.get("FLOWSTATE_FUZZ_EXAMPLES", "12"))
-FUZZ_SCENARIOS = int(os.environ.get("FLOWSTATE_FUZZ_SCENARIOS", "40"))
+FUZZ_SCENARIOS = int(os.environ.get("FLOWSTATE_FUZZ_SCENARIOS", "60"))
 FUZZ_SEED = int(os.environ.get("FLOWSTATE_FUZZ_SEED", "20240601"))
 
 #: Pairs of fields where the second may not come before the first: rules of the API that a JSON

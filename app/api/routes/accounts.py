@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from contracts.fields import RecordId, Text
 from crm import analytics, repository
 from crm.schemas import AccountCreate, AccountOut, AccountProfile, AccountUpdate, Page
@@ -43,8 +43,19 @@ async def account_profile(session: SessionDep, account_id: PathId) -> AccountPro
     return await session.run_sync(analytics.account_profile, account_id)
 
 
+_CREATED = links(
+    "account_id",
+    "GET /accounts/{account_id}",
+    "PATCH /accounts/{account_id}",
+    "GET /accounts/{account_id}/profile",
+)
+
+
 @router.post(
-    "", response_model=AccountOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=AccountOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"links": _CREATED}, **errors(400, 409)},
 )
 async def create_account(session: SessionDep, body: AccountCreate) -> AccountOut:
     """409 if the name is taken (any case) or the parent does not exist."""

@@ -36,7 +36,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.api.responses import errors
+from app.api.responses import errors, links
 
 # Only the engine's light types: the engine itself (LangGraph, seconds to import) is built in the
 # app's lifespan (`app.services.chat.chat_service`) and reached through `app.state.chat`.
@@ -125,7 +125,10 @@ def _http(exc: ChatError) -> HTTPException | RequestValidationError:
     return HTTPException(status_code=exc.status_code, detail=str(exc))
 
 
-@router.post("/chat", response_model=ChatResult, responses=errors(400, 409))
+_THREAD = links("thread_id", "GET /threads/{thread_id}", "POST /chat/{thread_id}/resume", field="thread_id")
+
+
+@router.post("/chat", response_model=ChatResult, responses={200: {"links": _THREAD}, **errors(400, 409)})
 async def chat(chat: ChatDep, body: ChatRequest) -> ChatResult:
     """Answer one message (a new thread when `thread_id` is omitted)."""
     try:

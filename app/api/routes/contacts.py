@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import Limit, Offset, PathId, QueryId, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from contracts.fields import Text
 from crm import repository
 from crm.schemas import ContactCreate, ContactOut, ContactUpdate, Page
@@ -35,7 +35,13 @@ async def get_contact(session: SessionDep, contact_id: PathId) -> ContactOut:
 
 
 @router.post(
-    "", response_model=ContactOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=ContactOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"links": links("contact_id", "GET /contacts/{contact_id}", "PATCH /contacts/{contact_id}")},
+        **errors(400, 409),
+    },
 )
 async def create_contact(session: SessionDep, body: ContactCreate) -> ContactOut:
     """409 if the email is taken or the account does not exist."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import DealFilterDep, Limit, Offset, PathId, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from crm import repository
 from crm.schemas import DealCreate, DealOut, DealUpdate, Page, StageChangeOut, StageMove
 
@@ -40,8 +40,20 @@ async def get_deal(session: SessionDep, deal_id: PathId) -> DealOut:
     return await session.run_sync(repository.get_deal, deal_id)
 
 
+_DEAL = links(
+    "deal_id",
+    "GET /deals/{deal_id}",
+    "PATCH /deals/{deal_id}",
+    "POST /deals/{deal_id}/stage",
+    "GET /deals/{deal_id}/history",
+)
+
+
 @router.post(
-    "", response_model=DealOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=DealOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"links": _DEAL}, **errors(400, 409)},
 )
 async def create_deal(session: SessionDep, body: DealCreate) -> DealOut:
     """Create a deal in `stage` (default prospecting) under that stage's entry rules; 409 if a rule

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from crm import repository
 from crm.schemas import Page, ProductCreate, ProductOut, ProductUpdate
 
@@ -28,7 +28,13 @@ async def get_product(session: SessionDep, product_id: PathId) -> ProductOut:
 
 
 @router.post(
-    "", response_model=ProductOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=ProductOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"links": links("product_id", "GET /products/{product_id}", "PATCH /products/{product_id}")},
+        **errors(400, 409),
+    },
 )
 async def create_product(session: SessionDep, body: ProductCreate) -> ProductOut:
     """409 if the name is taken (any case)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import Limit, Offset, PathId, QueryId, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from crm import repository
 from crm.schemas import (
     Page,
@@ -47,8 +47,18 @@ async def get_recommendation(session: SessionDep, recommendation_id: PathId) -> 
     return await session.run_sync(repository.get_recommendation, recommendation_id)
 
 
+_CREATED = links(
+    "recommendation_id",
+    "GET /recommendations/{recommendation_id}",
+    "PATCH /recommendations/{recommendation_id}",
+)
+
+
 @router.post(
-    "", response_model=RecommendationOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=RecommendationOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"links": _CREATED}, **errors(400, 409)},
 )
 async def create_recommendation(session: SessionDep, body: RecommendationCreate) -> RecommendationOut:
     """409 for an unknown rep/account/deal id."""

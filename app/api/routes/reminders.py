@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import Limit, Offset, PathId, QueryId, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from contracts.fields import Instant
 from crm import repository
 from crm.schemas import Page, ReminderCreate, ReminderOut, ReminderStatus, ReminderUpdate
@@ -49,7 +49,15 @@ async def get_reminder(session: SessionDep, reminder_id: PathId) -> ReminderOut:
 
 
 @router.post(
-    "", response_model=ReminderOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=ReminderOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {
+            "links": links("reminder_id", "GET /reminders/{reminder_id}", "PATCH /reminders/{reminder_id}")
+        },
+        **errors(400, 409),
+    },
 )
 async def create_reminder(session: SessionDep, body: ReminderCreate) -> ReminderOut:
     """`due_at` must carry a timezone; 409 for an unknown rep/account/deal id."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
-from app.api.responses import errors
+from app.api.responses import errors, links
 from crm import analytics, repository
 from crm.schemas import Page, RepProfile, SalesRepCreate, SalesRepOut, SalesRepUpdate
 
@@ -38,7 +38,17 @@ async def rep_profile(session: SessionDep, rep_id: PathId) -> RepProfile:
 
 
 @router.post(
-    "", response_model=SalesRepOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=SalesRepOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {
+            "links": links(
+                "rep_id", "GET /reps/{rep_id}", "PATCH /reps/{rep_id}", "GET /reps/{rep_id}/profile"
+            )
+        },
+        **errors(400, 409),
+    },
 )
 async def create_rep(session: SessionDep, body: SalesRepCreate) -> SalesRepOut:
     """409 if the name is taken (any case)."""
