@@ -18,9 +18,10 @@ to add `flowstate_llm_tokens_total{model, kind}` and `flowstate_llm_cost_usd_tot
 table, `observability.prices`). It asks metered requests for an uncompressed response
 (`Accept-Encoding: identity`) so the body can be read as it streams by; a chat completion body is
 a few KB. A retried request is two requests here (the LLM server saw two). A server that reports
-no usage when streaming (llama.cpp ignores `stream_options.include_usage`) adds no tokens for
-those calls. The meter never changes a response and never raises into the caller: a failure to
-parse is logged once and the call is still counted.
+no usage when streaming (llama.cpp ignores `stream_options.include_usage`) gets its completion
+tokens counted as the stream's content chunks (llama-cpp-python sends one token per chunk) and
+no prompt tokens (only the server's log knows them). The meter never changes a response and
+never raises into the caller: a failure to parse is logged once and the call is still counted.
 
 Listeners (:func:`add_listener`) receive an :class:`LLMExchange` per finished request (tests).
 
@@ -220,6 +221,7 @@ class _Exchange:
         self.usage: Any = None
         self.response_model: str | None = None
         self._sse = False
+        self._content_chunks = 0
         self._buffer = bytearray()
         self._too_big = False
         self._done = False
@@ -270,6 +272,11 @@ class _Exchange:
                 self.usage = event["usage"]
             if event.get("model"):
                 self.response_model = str(event["model"])
+            choices = event.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                delta = choices[0].get("delta") or choices[0]
+                if isinstance(delta, dict) and (delta.get("content") or delta.get("text")):
+                    self._content_chunks += 1
 
     def finish(self) -> None:
         """Record the exchange (once)."""
@@ -289,6 +296,9 @@ class _Exchange:
         except Exception:
             _warn_once("finish", "LLM meter: could not parse a response body; its usage is not counted")
         self._buffer = bytearray()
+        if self._sse and not self.usage and self._content_chunks:
+            # no usage in the stream: one chunk is one generated token (llama-cpp-python)
+            self.usage = {"prompt_tokens": 0, "completion_tokens": self._content_chunks}
         prompt, completion = _usage_numbers(self.usage)
         cost = active_price_table().cost(self.model, prompt, completion)
         cost_usd = None if cost is None else cost.total

@@ -84,6 +84,12 @@ async def _show(frames: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
                     console.print("[bold cyan]flowstate>[/] ", end="")
                     streaming = True
                 console.print(frame.get("content", ""), end="", markup=False, highlight=False)
+            elif kind == "discard":
+                # what was streamed is withdrawn; the re-asked or safe reply streams next
+                if streaming:
+                    console.print()
+                    console.print(f"[dim](withdrawn: {frame.get('reason')}; answering again)[/]")
+                    streaming = False
             elif kind == "final":
                 status.stop()
                 if not streaming and frame.get("reply"):

@@ -24,10 +24,15 @@ unanswered: sending it again retries it), the caller gets an "error" frame of ki
 `LOCK_LEASE_S` renewed while the turn runs: it only expires on its own when the process holding
 it died (or lost Redis), and then within `LOCK_LEASE_S`.
 
-Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working,
-`{"type": "token", "content"}` pieces of the reply, `{"type": "interrupt", "id", "action",
-"reply"}` when an action waits for approval, and last either `{"type": "final", ...ChatResult}`
-or, for a failed turn, `{"type": "error", "message", "kind", "retryable", "thread_id"}`.
+Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working;
+`{"type": "token", "content"}` pieces of the reply as it is written (a streaming crew's sentences
+as the model writes them, each checked by the guards before it is sent; other replies once
+guarded); `{"type": "discard", "reason"}` when text already streamed must be forgotten (`reason`
+"reask" | "refuse" | "fixed" | "retry" | "error"), the tokens that follow replacing it;
+`{"type": "interrupt", "id", "action", "reply"}` when an action waits for approval; and last
+either `{"type": "final", ...ChatResult}`, whose `reply` is authoritative and equals the tokens
+streamed after the last discard, or, for a failed turn, `{"type": "error", "message", "kind",
+"retryable", "thread_id"}`, after which any streamed text is not a reply.
 """
 
 from __future__ import annotations

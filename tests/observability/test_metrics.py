@@ -152,6 +152,17 @@ async def test_meter_counts_chatopenai_calls_and_tokens(
     assert all(e.status == 200 for e in exchanges)
 
 
+async def test_meter_counts_the_chunks_of_a_stream_that_reports_no_usage(
+    stub_llm: StubLLM, exchanges: list[llm_meter.LLMExchange]
+) -> None:
+    # llama.cpp sends no usage when streaming: one content chunk is one generated token there
+    chunks = [c async for c in _chat(stub_llm, streaming=True).astream("streamed without usage")]
+    content = [c for c in chunks if c.content]
+    assert len(exchanges) == 1 and exchanges[0].stream
+    assert exchanges[0].completion_tokens == len(content) > 0
+    assert exchanges[0].prompt_tokens == 0
+
+
 def test_meter_counts_a_failed_request_without_tokens(
     stub_llm: StubLLM, exchanges: list[llm_meter.LLMExchange]
 ) -> None:
