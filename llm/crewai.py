@@ -34,10 +34,12 @@ around a run to read its share.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from pydantic import BaseModel
 
 from llm.config import LLMConfig
@@ -72,6 +74,12 @@ def warm_up() -> None:
     Blocking; call it at start-up in a worker thread. Idempotent."""
     _llm_class()
     import openai.resources  # noqa: F401  (the import is the warm-up)
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One SSL context (httpx's defaults: certifi's CA bundle) for every crew LLM's client."""
+    return httpx.create_ssl_context()
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +119,29 @@ def _llm_class() -> type[BaseLLM]:
             else:
                 chars = sum(len(str(m.get("content") or "")) for m in messages)
             return (chars + 3) // 4
+
+        # CrewAI builds a sync and an async httpx transport per LLM, i.e. per crew run, each
+        # loading the CA bundle into a new SSL context (measured: most of the ~40 ms CPU of
+        # building a crew). One process-wide context serves them all.
+        def _build_sync_client(self) -> Any:
+            from crewai.llms.hooks.transport import HTTPTransport
+            from openai import OpenAI
+
+            config = self._get_client_params()
+            if self.interceptor:
+                transport = HTTPTransport(interceptor=self.interceptor, verify=_ssl_context())
+                config["http_client"] = httpx.Client(transport=transport, verify=_ssl_context())
+            return OpenAI(**config)
+
+        def _build_async_client(self) -> Any:
+            from crewai.llms.hooks.transport import AsyncHTTPTransport
+            from openai import AsyncOpenAI
+
+            config = self._get_client_params()
+            if self.interceptor:
+                transport = AsyncHTTPTransport(interceptor=self.interceptor, verify=_ssl_context())
+                config["http_client"] = httpx.AsyncClient(transport=transport, verify=_ssl_context())
+            return AsyncOpenAI(**config)
 
         def supports_function_calling(self) -> bool:
             return False if self.text_tools else bool(super().supports_function_calling())
