@@ -14,6 +14,7 @@ apply_offline_env()
 
 from crewai import Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.base_llm import BaseLLM  # noqa: E402
+from pydantic import PrivateAttr  # noqa: E402
 
 __all__ = [
     "AGENT_LIMITS",
@@ -71,5 +72,30 @@ class _ProseTask(Task):
 
 
 def single_crew(agents: list[Any], tasks: list[Task]) -> Crew:
-    """A sequential crew without memory, planning or verbose output."""
-    return Crew(agents=agents, tasks=tasks, process=Process.sequential, verbose=False, memory=False)
+    """A sequential crew without memory, planning, verbose output or stored task outputs."""
+    return _Crew(agents=agents, tasks=tasks, process=Process.sequential, verbose=False, memory=False)
+
+
+class _NoTaskOutputs:
+    """Stands in for CrewAI's `TaskOutputStorageHandler`, which writes every task's output to a
+    SQLite file under a file lock on each kickoff (for `crewai replay`). Flowstate never replays
+    a crew (the thread's checkpoint is the record), and under load that shared file lock
+    serialised every crew run of every worker process."""
+
+    def reset(self) -> None:
+        return None
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def load(self) -> list[dict[str, Any]] | None:
+        return []
+
+
+class _Crew(Crew):
+    """A Crew whose task outputs are not stored (see `_NoTaskOutputs`)."""
+
+    _task_output_handler: Any = PrivateAttr(default_factory=_NoTaskOutputs)

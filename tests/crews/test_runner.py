@@ -5,6 +5,7 @@ the local llama.cpp server needs, usage counting, validation with one retry) and
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +53,18 @@ async def test_crew_llm_request_shape_and_usage(stub: StubLLM) -> None:
     assert usage.prompt_tokens == served["prompt_tokens"] > 0
     assert usage.completion_tokens == served["completion_tokens"] > 0
     assert run.usage.calls == 1
+
+
+async def test_a_crew_run_stores_no_task_outputs(stub: StubLLM) -> None:
+    # CrewAI's replay storage (a SQLite file behind a file lock) is not written by our crews
+    from crewai.utilities.paths import db_storage_path
+
+    stored = Path(db_storage_path()) / "latest_kickoff_task_outputs.db"
+    stored.unlink(missing_ok=True)
+    stub.answers = ['{"reply": "hi", "score": 3}']
+    run = await kickoff_validated("test", _build, {"name": "Cy"}, Answer, _cfg(stub))
+    assert run.output.reply == "hi"
+    assert not stored.exists()
 
 
 async def test_invalid_answer_is_retried_once_with_the_error_explained(stub: StubLLM) -> None:
