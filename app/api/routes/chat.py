@@ -12,8 +12,10 @@ REST (mounted under /api):
 
 WebSocket `/ws/chat/{thread_id}` (`?user_id=` optional): the client sends
 `{"type": "message", "content", "user_id"?}` or `{"type": "resume", "decision", "edits"?}`; the
-server answers with the frames of `ChatEngine.stream` (status, token, interrupt, then final or
-error). A malformed frame, or a request the engine refuses (409/404), gets one
+server answers with the frames of `ChatEngine.stream`: status, token, discard, interrupt, then
+final or error. Show the token frames' `content` as it arrives; on `discard` clear what was shown
+of the reply (the re-asked or safe reply follows); the `final` frame's `reply` is the reply. A
+malformed frame, or a request the engine refuses (409/404), gets one
 `{"type": "error", "message", "code"?}` frame and the connection stays open.
 
 503 (REST) or an error frame (WS) when the app runs without Redis (no chat engine).
