@@ -29,6 +29,10 @@ def test_server_command_uses_the_settings_and_queues_requests(tmp_path: Path) ->
         "--logits_all": "False",
         # the default (True) cuts a streaming answer short whenever another request arrives
         "--interrupt_requests": "False",
+        # prompt states kept in RAM, so alternating prompts keep their cached prefixes
+        "--cache": "True",
+        "--cache_type": "ram",
+        "--cache_size": str(1 << 30),
     }
 
 
