@@ -34,6 +34,28 @@ async def test_a_pipeline_question_answered_by_the_real_model(
         assert any(f["type"] == "token" for f in frames)
         view = await chat.get_thread(final["thread_id"])
     assert [m.role for m in view.messages] == ["user", "assistant"]
-    # the computed figure is worded by the model: at least that call, with the tokens it reported
+    # rules routed it, SQL computed it, a template worded it: no model call
+    assert final["usage"]["llm_calls"] == 0
+
+
+async def test_a_draft_streams_from_the_real_model(
+    redis_url: str, maven_db: Engine, embedded_llm: LLMConfig
+) -> None:
+    ctx = real_context(maven_db, embedded_llm, get_embedder(get_settings()))
+    async with redis_saver(redis_url) as saver:
+        chat = ChatService(build_graph(saver), ctx, saver)
+        message = "Write a short follow-up email to Cancity about their GTX Plus Basic deal"
+        frames = [f async for f in chat.stream(None, message, "e2e")]
+    final = frames[-1]
+    assert final["type"] == "final", final
+    assert final["intent"] == "closing"
+    assert final["reply"].strip()
+    kinds = [f["type"] for f in frames]
+    assert "token" in kinds and kinds.index("token") < len(kinds) - 1
+    # what the client saw after the last discard is the reply
+    last_discard = max((i for i, k in enumerate(kinds) if k == "discard"), default=-1)
+    streamed = "".join(f["content"] for f in frames[last_discard + 1 :] if f["type"] == "token")
+    assert streamed == final["reply"]
+    # the model wrote it: its call is counted with the tokens it streamed
     assert final["usage"]["llm_calls"] >= 1
-    assert final["usage"]["prompt_tokens"] > 0
+    assert final["usage"]["completion_tokens"] > 0
