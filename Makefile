@@ -54,6 +54,6 @@ $(UV):
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	@echo ">>> installing the locked dependencies into $(VENV)/ (uv sync --frozen)"
 	@echo ">>> on a fresh machine this compiles llama-cpp-python (llama.cpp) from source:"
-	@echo ">>> about 9 minutes on 2 cores, during which uv shows 'Building llama-cpp-python'."
+	@echo ">>> about 4 to 9 minutes on 2 cores, during which uv shows 'Building llama-cpp-python'."
 	$(UV) sync --frozen
 	@touch $@
