@@ -193,13 +193,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env.pop(var, None)
     app = App(env, data_dir / "serve.log")
     app.start()
+    stack = Stack(data_dir, pg, rd, llm, app)
     try:
-        yield Stack(data_dir, pg, rd, llm, app)
+        yield stack
     finally:
-        app.stop()
-        llm.stop()
-        rd.stop()
-        pg.stop()
+        # the tests restart PostgreSQL and Redis: stop the servers running now, not the first ones
+        stack.app.stop()
+        stack.llm.stop()
+        stack.redis.stop()
+        stack.postgres.stop()
 
 
 async def _turn(app: App, thread_id: str, message: str, timeout_s: float = 60) -> list[dict[str, Any]]:
