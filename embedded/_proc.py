@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -34,3 +38,17 @@ def child_options(*, die_with_thread: bool = False) -> dict[str, Any]:
     if sys.platform == "linux" and tied:
         preexec = _die_with_parent
     return {"start_new_session": True, "preexec_fn": preexec}
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0, name: str = "a server") -> None:
+    """Stop `proc`: SIGTERM, then SIGKILL when it has not exited after `timeout_s` seconds.
+    Returns once it has exited; a no-op for a process that already has."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop in %.0f s; killing it", name, timeout_s)
+        proc.kill()
+        proc.wait(timeout=5)

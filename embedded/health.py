@@ -203,7 +203,7 @@ def with_supervision(status: ComponentStatus, state: ServerState | None) -> Comp
         if state.next_attempt_at is not None:
             wait_s = max(0.0, (state.next_attempt_at - datetime.now(UTC)).total_seconds())
             nxt = f", next start in {wait_s:.0f} s"
-        detail = f"the server {crash.describe()} at {when}; restarting (restart {state.restarts}{nxt})"
+        detail = f"the server {crash.ended} at {when}; restarting (restart {state.restarts}{nxt})"
         if last_line:
             detail += f"; last log line: {last_line[:200]}"
         return status.model_copy(

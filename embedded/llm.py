@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,8 +28,8 @@ from pathlib import Path
 import httpx
 
 from config.settings import Settings
-from embedded._proc import child_options
-from embedded.supervisor import Supervisor
+from embedded._proc import child_options, stop_process
+from embedded.supervisor import ServerExit, Supervisor, log_tail
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,8 @@ PROMPT_CACHE_BYTES = 1 << 30
 EMBEDDED_API_KEY = "sk-no-key-required"
 
 _CHUNK = 8 * 1024 * 1024
+#: Lines of the server's log quoted when it does not start.
+START_ERROR_LOG_LINES = 40
 
 
 class ModelAssemblyError(RuntimeError):
@@ -377,11 +378,9 @@ def is_llama_server(base_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _log_tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
+def _log_tail(path: Path) -> str:
+    """The last lines of the server's log, for an error message."""
+    return "\n".join(log_tail(path, lines=START_ERROR_LOG_LINES))
 
 
 def start_llm(
@@ -476,7 +475,7 @@ def _spawn_server(
     try:
         while True:
             if proc.poll() is not None:
-                ended = _ended(proc.returncode)
+                ended = ServerExit.of(proc.returncode, None).ended
                 raise LLMStartError(
                     f"the llama.cpp server {ended} (log: {log_path}):\n{_log_tail(log_path)}",
                     returncode=proc.returncode,
@@ -491,21 +490,5 @@ def _spawn_server(
                 )
             time.sleep(0.25)
     except BaseException:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, timeout_s=5, name="the llama.cpp server")
         raise
-
-
-def _ended(returncode: int) -> str:
-    """`exited with code 1` / `was killed by SIGILL (signal 4)` for a Popen return code."""
-    if returncode < 0:
-        try:
-            return f"was killed by {signal.Signals(-returncode).name} (signal {-returncode})"
-        except ValueError:
-            return f"was killed by signal {-returncode}"
-    return f"exited with code {returncode}"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedded._proc import child_options
+from embedded._proc import child_options, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,8 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Shut the server down (SIGTERM: redis saves and exits), idempotent."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=5)
+        if self._proc is not None:
+            stop_process(self._proc, timeout_s=10, name="redis-server")
 
 
 def redis_binary() -> str:

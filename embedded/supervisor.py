@@ -24,6 +24,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
+from embedded._proc import stop_process
+
 log = logging.getLogger(__name__)
 
 #: Seconds a server must stay up for its next crash to count as a fresh one (restarted at once)
@@ -60,6 +62,12 @@ class ServerExit(BaseModel):
             except ValueError:
                 sig = f"signal {-returncode}"
         return cls(code=code, signal=sig, at=datetime.now(UTC), log_tail=log_tail(log_path))
+
+    @property
+    def ended(self) -> str:
+        """How the process ended, to follow "the server": `was killed by SIGILL (signal 4)`,
+        `exited with code 1` or `did not start: <reason>`."""
+        return f"was {self.describe()}" if self.signal is not None else self.describe()
 
     def describe(self) -> str:
         """`killed by SIGILL (signal 4)`, `exited with code 1` or, for a start that failed
@@ -164,14 +172,8 @@ class Supervisor:
         self._stopping.set()
         with self._lock:
             proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing it", self.name, timeout_s)
-                proc.kill()
-                proc.wait(timeout=5)
+        if proc is not None:
+            stop_process(proc, timeout_s=timeout_s, name=self.name)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=timeout_s)
         self._record(status="stopped", pid=None, next_attempt_at=None)

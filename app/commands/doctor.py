@@ -91,7 +91,7 @@ def doctor(
         console.print(table)
         for s in statuses:
             if s.last_exit is not None and s.last_exit.log_tail:
-                console.print(f"[bold]{s.name}[/]: the server {s.last_exit.describe()}; its last log lines:")
+                console.print(f"[bold]{s.name}[/]: the server {s.last_exit.ended}; its last log lines:")
                 for line in s.last_exit.log_tail[-10:]:
                     console.print(f"  {line}", markup=False, highlight=False)
     if not ok:
