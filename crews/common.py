@@ -8,6 +8,7 @@ Figure formatting and citations are in `tools.formatting` and `tools.sources`, `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -81,6 +82,19 @@ def strip_ungrounded(text: str, allowed_from: Iterable[str]) -> str:
         if all(any(same_number(n, a) for a in allowed) for n in numbers_in(s))
     ]
     return " ".join(kept)
+
+
+#: The marker of a list item at the start of a line the model wrote: "-", "*", "•", "1." or "1)".
+_LIST_MARKER = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+
+
+def list_item(unit: str, keep: Iterable[str] = ()) -> tuple[bool, str]:
+    """A unit of streamed model prose (a sentence or line from `guards.text.SentenceSplitter`) as
+    (whether it is a list item, its text): the marker removed, sentences writing a figure dropped
+    (:func:`drop_numeric_sentences`, `keep` as there), stripped; "" when nothing is left."""
+    marker = _LIST_MARKER.match(unit)
+    text = unit[marker.end() :] if marker else unit.strip()
+    return marker is not None, drop_numeric_sentences(text, keep).strip()
 
 
 def drop_numeric_sentences(text: str, keep: Iterable[str] = ()) -> str:

@@ -77,6 +77,7 @@ from config.files import IntentsFile
 from config.settings import CONFIG_DIR
 from contracts import INTENTS, Entities, Intent
 from llm import Dialect, LLMOutputError, json_model, parse_json
+from tools.query_plan import PLAN_METRICS
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -243,12 +244,7 @@ _WORK_REQUEST = re.compile(
 )
 #: Plan metrics that are figures (a list of deals or an overview may be asked for other reasons:
 #: "which of my deals need attention" is a request for advice).
-_FIGURE_METRICS = frozenset(
-    {
-        "deals", "open", "won", "lost", "closed", "win_rate", "won_value", "avg_won_value",
-        "max_won_value", "avg_cycle_days", "open_pipeline_value", "weighted_forecast", "stuck_deals",
-    }
-)  # fmt: skip
+_FIGURE_METRICS = frozenset(PLAN_METRICS) - {"deal_list", "summary"}
 _DEAL_NOUN = re.compile(r"\b(deals?|opportunit(y|ies)|wins|sales)\b", re.I)
 #: Deals asked for by their absence ("accounts without any deals") describe prospects, not a figure.
 _NO_DEALS = re.compile(r"(\b(no|not|never|without|zero)|n't)\b.{0,25}\b(deals?|opportunit\w*)\b", re.I)

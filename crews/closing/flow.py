@@ -45,7 +45,7 @@ from crews.closing.models import (
     EmailDraft,
     PriceLine,
 )
-from crews.common import drop_numeric_sentences, in_session, question_of
+from crews.common import drop_numeric_sentences, in_session, list_item, question_of
 from crews.deps import CrewDeps
 from crews.runner import CrewOutputError, kickoff_text
 from crews.streaming import ReplyWriter
@@ -103,7 +103,6 @@ _SIGNOFF_LINE = re.compile(
     re.I,
 )
 _SUBJECT_LINE = re.compile(r"^[\s*#_]*subject[\s*_]*:[\s*_]*(.*?)[\s*_]*$", re.I)
-_POINT = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 
 
 def requested_discount(message: str) -> float | None:
@@ -462,8 +461,7 @@ class _AdviceStream:
     def _unit(self, unit: str) -> None:
         if self.done:
             return
-        point = _POINT.match(unit)
-        text = drop_numeric_sentences(unit[point.end() :] if point else unit.strip(), self.keep).strip()
+        point, text = list_item(unit, self.keep)
         if not text:
             return
         if point:

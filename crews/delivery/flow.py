@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from contracts import CrewRequest, CrewResponse, ProposedAction, Source
-from crews.common import drop_numeric_sentences, in_session, question_of
+from crews.common import drop_numeric_sentences, in_session, list_item, question_of
 from crews.delivery.models import DeliveryNote, DeliveryResult, Milestone, OnboardingPlan, PlanTask
 from crews.deps import CrewDeps
 from crews.runner import CrewOutputError, compact_json, kickoff_text
@@ -89,7 +89,6 @@ STATUS = re.compile(
 NOTE_MAX_TOKENS = 200
 #: Points to watch kept before the model is stopped (the task asks for three).
 MAX_RISKS = 3
-_POINT = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 
 
 def build_plan(deal: DealOut, contact: str | None, as_of: dt.date) -> OnboardingPlan:
@@ -227,8 +226,7 @@ class _NoteStream:
     def _unit(self, unit: str) -> None:
         if self.done:
             return
-        point = _POINT.match(unit)
-        text = drop_numeric_sentences(unit[point.end() :] if point else unit.strip(), self.keep).strip()
+        point, text = list_item(unit, self.keep)
         if not text:
             return
         if point:
