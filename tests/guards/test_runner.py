@@ -24,7 +24,8 @@ def test_grounded_reply_passes(index: NameIndex) -> None:
     assert outcome.decision == "pass"
     assert outcome.reply == response.reply
     assert [v.validator for v in outcome.verdicts] == ["privacy", "tone", "grounding"]
-    assert all(v.passed and v.action == "pass" and v.latency_ms >= 0 for v in outcome.verdicts)
+    # each validator's run is timed (perf_counter, not rounded)
+    assert all(v.passed and v.action == "pass" and v.latency_ms > 0 for v in outcome.verdicts)
 
 
 def test_invented_figure_reasks_once_then_refuses(index: NameIndex) -> None:
