@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from guardrails import OnFailAction
@@ -257,35 +258,72 @@ class Schema(Validator):  # type: ignore[misc]
         return PassResult() if ok else FailResult(error_message=message)
 
 
-_PYDANTIC_GUARDS: dict[type[BaseModel], Any] = {}
-_GUARD_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class _SchemaRunner:
+    """What Guardrails' `Runner` uses to check a JSON output against a `Guard.for_pydantic`
+    guard's schema, built once per model: the output type, the schema dict and its compiled
+    JSON-schema validator."""
+
+    output_type: Any
+    schema: dict[str, Any]
+    validator: Any
 
 
-def pydantic_guard(model: type[BaseModel]) -> Any:
-    """`Guard.for_pydantic(model)`, built once per model (building costs ~100 ms)."""
-    guard = _PYDANTIC_GUARDS.get(model)
-    if guard is None:
-        from guardrails import Guard
+_SCHEMA_RUNNERS: dict[type[BaseModel], _SchemaRunner] = {}
+_BUILD_LOCK = threading.Lock()
 
-        guard = Guard.for_pydantic(model)
-        _PYDANTIC_GUARDS[model] = guard
-    return guard
+
+def pydantic_guard(model: type[BaseModel]) -> _SchemaRunner:
+    """The JSON-schema check of `Guard.for_pydantic(model)`, built once per model (building the
+    guard costs ~100 ms)."""
+    runner = _SCHEMA_RUNNERS.get(model)
+    if runner is None:
+        with _BUILD_LOCK:
+            runner = _SCHEMA_RUNNERS.get(model)
+            if runner is None:
+                runner = _build_schema_runner(model)
+                _SCHEMA_RUNNERS[model] = runner
+    return runner
+
+
+def _build_schema_runner(model: type[BaseModel]) -> _SchemaRunner:
+    from guardrails import Guard
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+    from referencing import jsonschema as jsonschema_ref
+
+    guard = Guard.for_pydantic(model)
+    schema = guard.output_schema.model_dump(exclude_none=True, by_alias=True)
+    # as guardrails.schema.validator.validate_payload builds it on every call
+    uri = f"urn:{schema.get('$id', 'temp-schema')}"
+    registry = Registry().with_resources([(uri, jsonschema_ref.DRAFT202012.create_resource(schema))])
+    validator = Draft202012Validator({"$ref": uri}, registry=registry)
+    return _SchemaRunner(output_type=guard._output_type, schema=schema, validator=validator)
 
 
 def schema_check(model: type[BaseModel], data: Any) -> tuple[bool, str]:
     """(passed, message) for `data` (a dict, a model instance or JSON text) against `model`:
-    Guardrails' JSON-schema check of `Guard.for_pydantic`, then `model.model_validate` (which
-    also runs the model's own validators)."""
+    the steps of Guardrails' `Guard.for_pydantic(model).parse` (`parse_llm_output`,
+    `prune_extra_keys`, `coerce_types`, then `validate_against_schema`), run with the schema's
+    validator compiled once instead of a Guard call (which builds a call history, a runner and a
+    generic result class per call: about 5 ms of CPU, 13% of a loaded server's), then
+    `model.model_validate` (which also runs the model's own validators). Thread-safe."""
+    from guardrails.schema.validator import SchemaValidationError, validate_against_schema
+    from guardrails.utils.parsing_utils import coerce_types, parse_llm_output, prune_extra_keys
+
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     text = data if isinstance(data, str) else json.dumps(data, default=str)
-    with _GUARD_LOCK:  # a Guard records each call in its history: one call at a time
-        outcome = pydantic_guard(model).parse(text, num_reasks=0)
-    if not outcome.validation_passed:
-        reask = getattr(outcome, "reask", None)
-        fails = getattr(reask, "fail_results", None) or []
-        detail = "; ".join(f.error_message for f in fails) or str(outcome.error or "invalid output")
-        return False, f"{model.__name__}: {detail}"
+    runner = pydantic_guard(model)
+    parsed, error = parse_llm_output(text, runner.output_type)
+    if error or parsed is None or not isinstance(parsed, dict | list):
+        return False, f"{model.__name__}: the output is not JSON ({error or 'no JSON value'})"
+    parsed = coerce_types(prune_extra_keys(parsed, runner.schema), runner.schema)
+    try:
+        validate_against_schema(parsed, runner.validator)
+    except SchemaValidationError as exc:
+        detail = "; ".join(f"{path}: {', '.join(msgs)}" for path, msgs in exc.fields.items())
+        return False, f"{model.__name__}: JSON does not match schema: {detail}"
     try:
         model.model_validate(json.loads(text))
     except Exception as exc:  # pydantic.ValidationError, or a validator's own error
