@@ -73,6 +73,17 @@ class PipelineStage(Base):
     is_won: Mapped[bool] = mapped_column(nullable=False, default=False)
 
 
+class NamesVersion(Base):
+    """One row whose `version` rises with every statement that writes accounts, contacts, sales
+    reps, products, deals or pipeline stages (statement triggers of migration 0002): the cheap
+    change signal of the cached name index (`tools.names`), one primary-key read per check
+    instead of counting and scanning six tables."""
+
+    __tablename__ = "crm_names_version"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class Account(Base):
     """A customer or prospect company. `revenue_musd` is annual revenue in millions of USD."""
 

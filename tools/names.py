@@ -1,13 +1,12 @@
 """The CRM's name index (`crm.names.NameIndex`), read once per database and cached: the chat's
 entity resolver and the guards share it.
 
-    index = name_index(session)     # one fingerprint query; the names only when they changed
+    index = name_index(session)     # one version read; the names only when they changed
 
-The cache is keyed by the database URL and holds the fingerprint the index was built under: one
-cheap query (row counts and latest `updated_at` of accounts, contacts, reps, products and deals,
-the highest deal id, and the pipeline stages' keys and names) that changes whenever a name
-changes, so an import or an edit by any process is seen on the next call. A rebuild reads every
-name in one query (~10k deal ids for the Maven export).
+The cache is keyed by the database URL and holds the names version the index was built under
+(`fingerprint`: one primary-key read of a counter that database triggers raise on every write to
+a name-bearing table), so an import or an edit by any process is seen on the next call. A rebuild
+reads every name in one query (~10k deal ids for the Maven export).
 """
 
 from __future__ import annotations
@@ -15,17 +14,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, literal, null, select, union_all
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Integer, String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from crm.analytics import reference_date
-from crm.models import Account, Contact, Deal, PipelineStage, Product, SalesRep
+from crm.models import Account, Contact, Deal, NamesVersion, PipelineStage, Product, SalesRep
 from crm.names import NameIndex, NameRow
 
 __all__ = ["NameIndex", "fingerprint", "invalidate_name_index", "name_index", "name_rows"]
 
-_cache: dict[str, tuple[tuple[Any, ...], NameIndex]] = {}
+_cache: dict[str, tuple[int, NameIndex]] = {}
+_VERSION_QUERY = select(NamesVersion.version).where(NamesVersion.id == 1)
 _cache_lock = threading.Lock()
 
 
@@ -62,22 +61,15 @@ def name_rows(session: Session) -> list[NameRow]:
     return rows
 
 
-def fingerprint(session: Session) -> tuple[Any, ...]:
-    """One query whose result changes whenever a name of the index changes (import, edit)."""
-    parts: list[Any] = []
-    for model in (Account, Contact, SalesRep, Product, Deal):
-        parts.append(select(func.count()).select_from(model).scalar_subquery())
-        parts.append(select(func.max(model.updated_at)).scalar_subquery())
-    parts.append(select(func.max(Deal.id)).scalar_subquery())
-    # Stages have no updated_at; they are few, so their names themselves are the fingerprint.
-    parts.append(select(func.count()).select_from(PipelineStage).scalar_subquery())
-    stage_names = PipelineStage.key + "=" + PipelineStage.name
-    parts.append(
-        select(
-            func.string_agg(stage_names, aggregate_order_by(literal("|"), PipelineStage.key))
-        ).scalar_subquery()
-    )
-    return tuple(session.execute(select(*parts)).one())
+def fingerprint(session: Session) -> int:
+    """The CRM's names version: a counter that statement triggers on accounts, contacts, sales
+    reps, products, deals and pipeline stages raise with every write (`crm.models.NamesVersion`),
+    read once per check by primary key. Seen only once the writing transaction has committed, so
+    an index built after reading it holds at least those names."""
+    version = session.execute(_VERSION_QUERY).scalar_one_or_none()
+    if version is None:
+        raise RuntimeError("crm_names_version has no row: run the migrations (flowstate migrate)")
+    return int(version)
 
 
 def name_index(session: Session, *, refresh: bool = False) -> NameIndex:
