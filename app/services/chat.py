@@ -117,6 +117,17 @@ class _Ended:
     task: asyncio.Task[None]
 
 
+def _warm_up_crews() -> None:
+    """`llm.warm_up_crews`, logged rather than raised (the first crew turn imports it again and
+    reports a real failure)."""
+    from llm import warm_up_crews
+
+    try:
+        warm_up_crews()
+    except Exception as exc:
+        log.warning("warm-up of the crews' LLM client failed: %r", exc)
+
+
 # --------------------------------------------------------------------------------------------
 # the service
 # --------------------------------------------------------------------------------------------
@@ -171,8 +182,10 @@ class ChatService:
 
         Without `context`, one is built by `app.services.context.build_context` from `endpoints`
         (database and LLM of the running stack) or, without endpoints, from settings; its engine
-        is disposed on exit. `warm_up` loads the guards and the intent router's example vectors
-        in the background (the first turn would wait seconds for them otherwise). The running
+        is disposed on exit. `warm_up` imports CrewAI and the model client first (about 5 s, which
+        the first crew turn would otherwise add to its first token), then loads the guards and the
+        intent router's example vectors in the background (the first turn would wait seconds for
+        them otherwise). The running
         loop's default executor gets `settings.chat_threads` threads: crews, guards and lookups
         run there, each crew holding a thread for its LLM calls, and asyncio's default (CPU
         count + 4) would cap a 2-core server at about 6 crew runs at once. Raises
@@ -193,6 +206,10 @@ class ChatService:
                 redis_url, settings.checkpoint_ttl_minutes, extra_types=STATE_EXTRA_TYPES
             ) as saver:
                 service = cls(build_graph(saver), context, saver, turn_deadline_s=settings.turn_deadline_s)
+                if warm_up:
+                    # before the first turn can start, not beside it: two threads importing CrewAI
+                    # at once can see its modules half-initialised
+                    await asyncio.to_thread(_warm_up_crews)
                 warm = asyncio.create_task(asyncio.to_thread(warm_context, context)) if warm_up else None
                 try:
                     yield service
