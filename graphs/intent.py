@@ -341,7 +341,8 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
 
 
 # --- rules: requests for work of one kind only ------------------------------------------------
-# Each family is the vocabulary of one crew's definition: work after the sale (delivery),
+# Each family is the vocabulary of one crew's definition: research on an account or lead before
+# the sale (discovery), work after the sale (delivery),
 # writing to or negotiating with a buyer (closing), advice on what to do next (nba). A message
 # that speaks the words of exactly one family is that family's, when the neighbours rank it
 # first, or second without a confident margin for another (`work_intent`, `IntentRouter`).
@@ -366,7 +367,13 @@ _NBA_WORK = re.compile(
     r"who should i (call|contact|follow up|reach out)|reach out to|needs? attention|at risk|revive)\b",
     re.I,
 )
+_DISCOVERY_WORK = re.compile(
+    r"\b(research\w*|briefing|brief (me|us)|background( check| on)?|dossier|look into|"
+    r"qualify|qualifying|bant|lead scor\w*)\b",
+    re.I,
+)
 _WORK_FAMILIES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    ("discovery", _DISCOVERY_WORK),
     ("delivery", _DELIVERY_WORK),
     ("closing", _CLOSING_WORK),
     ("nba", _NBA_WORK),
@@ -374,7 +381,7 @@ _WORK_FAMILIES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
 
 
 def work_intent(message: str, entities: Entities | None = None) -> Intent | None:
-    """The one crew whose work vocabulary `message` uses (delivery, closing or nba), or None when
+    """The one crew whose work vocabulary `message` uses (discovery, delivery, closing or nba), or None when
     it uses none or several, or has no sales word (`sales_signal`). Names are masked, and so are
     stage names ("move 1C1I7A6R to negotiation" is no negotiation). Pure text, no I/O."""
     from tools.query_plan import masked
