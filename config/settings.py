@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     turn_deadline_s: float = Field(120.0, alias="FLOWSTATE_TURN_DEADLINE_S", gt=0)
     # Threads of the default executor that runs blocking turn work (crews, guards, lookups).
     chat_threads: int = Field(64, alias="FLOWSTATE_CHAT_THREADS", ge=1)
+    # Turns one app process runs at once; a turn waits for a place at most admission_wait_s, then
+    # gets a retryable "busy" error (its message kept in the thread) instead of queueing forever.
+    max_active_turns: int = Field(32, alias="FLOWSTATE_MAX_ACTIVE_TURNS", ge=1)
+    admission_wait_s: float = Field(30.0, alias="FLOWSTATE_ADMISSION_WAIT_S", ge=0)
 
     # --- tracing (Langfuse over OpenTelemetry; off without keys) --------------------------
     langfuse_public_key: str | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")

@@ -19,7 +19,7 @@ class TurnError(BaseModel):
 
     - `node`: the graph node that failed (e.g. "pipeline", "classify_intent").
     - `kind`: "llm_timeout" | "llm_unavailable" | "llm_bad_output" | "llm_http_error" |
-      "database" | "state_store" | "internal".
+      "database" | "state_store" | "turn_deadline" | "busy" | "internal".
     - `message`: a sentence fit for the rep; `retryable`: whether sending the same message again
       can succeed (the message is kept in the thread either way).
     """

@@ -129,6 +129,18 @@ def deadline_error(deadline_s: float, node: str = "turn") -> TurnError:
     )
 
 
+def busy_error(active: int, wait_s: float, node: str = "turn") -> TurnError:
+    """The TurnError of a turn refused because `active` turns already ran in this process for
+    the `wait_s` seconds it waited for a place (settings.max_active_turns, admission_wait_s):
+    kind "busy", retryable (the message stays in the thread)."""
+    return TurnError(
+        node=node,
+        kind="busy",
+        message=f"Flowstate is busy: {active} conversations were being answered and no place freed "
+        f"up within {wait_s:g} s.",
+    )
+
+
 def failure_reply(err: TurnError) -> str:
     """The text shown to the rep for a failed turn."""
     return f"{err.message} {RETRY_HINT}" if err.retryable else err.message

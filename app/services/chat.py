@@ -24,6 +24,13 @@ unanswered: sending it again retries it), the caller gets an "error" frame of ki
 `LOCK_LEASE_S` renewed while the turn runs: it only expires on its own when the process holding
 it died (or lost Redis), and then within `LOCK_LEASE_S`.
 
+Admission control: a process runs at most `max_active_turns` turns at once (their crews, guards
+and lookups compete for the same cores, so more at once only makes every one of them slower). A
+turn waits for a place up to `admission_wait_s`; past it the caller gets an "error" frame of kind
+"busy" (retryable) and the message is recorded in the thread unanswered, like a turn that failed,
+so nothing is lost and sending it again answers it. Several processes (`flowstate serve
+--workers N`) each have their own places.
+
 Frames (dicts, JSON-ready), in order: `{"type": "status", "node", "crew"?}` while working;
 `{"type": "token", "content"}` pieces of the reply as it is written (a streaming crew's sentences
 as the model writes them, each checked by the guards before it is sent; other replies once
@@ -70,7 +77,7 @@ from app.services.chat_types import (
 from contracts import CrewResponse, Intent, ResumeValue, Source, TurnError
 from graphs.checkpoint import DEFAULT_PREFIX, ThreadLockTimeout, thread_lock
 from graphs.context import ChatContext
-from graphs.failures import classify_failure, deadline_error, failure_reply
+from graphs.failures import busy_error, classify_failure, deadline_error, failure_reply
 from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
 from graphs.state import (
     TURN_RESET,
@@ -98,6 +105,9 @@ log = logging.getLogger(__name__)
 
 #: Default overall deadline of a turn, seconds (settings.turn_deadline_s overrides it in the app).
 DEFAULT_TURN_DEADLINE_S = 120.0
+#: Defaults of admission control (settings.max_active_turns, admission_wait_s override them).
+DEFAULT_MAX_ACTIVE_TURNS = 32
+DEFAULT_ADMISSION_WAIT_S = 30.0
 #: Lease of a thread's Redis lock, seconds, renewed every third of it while the turn runs: how
 #: long a thread stays blocked after the process running its turn died. Long enough that a busy
 #: event loop (renewal late by seconds) does not lose a live turn's lock.
@@ -139,7 +149,8 @@ class ChatService:
     Build with :meth:`open` (checkpointer on Redis, context from a running stack) or directly
     with a compiled graph and a context (tests, benchmarks).
 
-    `turn_deadline_s`: the overall deadline of a turn (see the module docstring). The turns of a
+    `turn_deadline_s`: the overall deadline of a turn (see the module docstring).
+    `max_active_turns`, `admission_wait_s`: admission control (module docstring). The turns of a
     thread are serialised across processes through the checkpointer's Redis client when it has
     one (`AsyncRedisSaver.client`); with another saver, within this process only."""
 
@@ -150,13 +161,20 @@ class ChatService:
         checkpointer: BaseCheckpointSaver[str] | None = None,
         *,
         turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S,
+        max_active_turns: int = DEFAULT_MAX_ACTIVE_TURNS,
+        admission_wait_s: float = DEFAULT_ADMISSION_WAIT_S,
     ) -> None:
         if turn_deadline_s <= 0:
             raise ValueError(f"turn_deadline_s must be > 0, got {turn_deadline_s}")
+        if max_active_turns < 1 or admission_wait_s < 0:
+            raise ValueError("max_active_turns must be >= 1 and admission_wait_s >= 0")
         self.graph = graph
         self.context = context
         self.checkpointer = checkpointer
         self.turn_deadline_s = turn_deadline_s
+        self.max_active_turns = max_active_turns
+        self.admission_wait_s = admission_wait_s
+        self._slots = asyncio.Semaphore(max_active_turns)
         #: how long a turn waits for its thread's lock: the holder's turn ends within its
         #: deadline, or, if its process died, the lease runs out
         self.lock_wait_s = turn_deadline_s + LOCK_LEASE_S
@@ -205,7 +223,14 @@ class ChatService:
             async with open_checkpointer(
                 redis_url, settings.checkpoint_ttl_minutes, extra_types=STATE_EXTRA_TYPES
             ) as saver:
-                service = cls(build_graph(saver), context, saver, turn_deadline_s=settings.turn_deadline_s)
+                service = cls(
+                    build_graph(saver),
+                    context,
+                    saver,
+                    turn_deadline_s=settings.turn_deadline_s,
+                    max_active_turns=settings.max_active_turns,
+                    admission_wait_s=settings.admission_wait_s,
+                )
                 if warm_up:
                     # before the first turn can start, not beside it: two threads importing CrewAI
                     # at once can see its modules half-initialised
@@ -449,6 +474,46 @@ class ChatService:
         except Exception as exc:  # Redis down while reading the thread
             err = classify_failure(exc, "load_thread")
             return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
+        try:
+            async with asyncio.timeout(self.admission_wait_s or None):
+                await self._slots.acquire()
+        except TimeoutError:
+            return await self._refuse_busy(thread_id, graph_input, resume is None)
+        try:
+            return await self._admitted(thread_id, message, resume, graph_input, who, queue)
+        finally:
+            self._slots.release()
+
+    async def _refuse_busy(
+        self, thread_id: str, graph_input: dict[str, Any] | Command[Any], record: bool
+    ) -> ChatResult:
+        """A turn that found no place within admission_wait_s: its message (`record`: a message
+        turn) goes into the thread with a "busy" error, so it shows unanswered and sending it
+        again retries it; a resume is left as it was (its action still waits)."""
+        err = busy_error(self.max_active_turns, self.admission_wait_s)
+        log.info("chat turn of thread %s refused: %d turns running", thread_id, self.max_active_turns)
+        if record and isinstance(graph_input, dict):
+            try:
+                await self.graph.aupdate_state(
+                    {"configurable": {"thread_id": thread_id}},
+                    {**graph_input, "error": err.model_dump()},
+                    as_node="respond",
+                )
+            except Exception as exc:
+                log.warning("could not record the busy refusal in thread %s: %r", thread_id, exc)
+                err = classify_failure(exc, "load_thread")
+        return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
+
+    async def _admitted(
+        self,
+        thread_id: str,
+        message: str | None,
+        resume: ResumeValue | None,
+        graph_input: dict[str, Any] | Command[Any],
+        who: str | None,
+        queue: asyncio.Queue[Any],
+    ) -> ChatResult:
+        """The graph run of an admitted turn, within the turn deadline."""
         turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
         with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
             config = self.config_for_turn(thread_id, who)

@@ -429,6 +429,41 @@ async def test_turn_past_its_deadline_is_cancelled_cleanly(saver: Any, stub_llm:
     assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
 
 
+async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_llm: StubLLM) -> None:
+    # one place, a wait of 0.3 s: the first turn (0.8 s of work) holds the place, the second
+    # waits 0.3 s and is refused; its message is in its thread, and resending it answers it
+    crew = ThreadCrew(stub_llm.base_url, work_s=0.8)
+    service = ChatService(
+        build_graph(saver),
+        fake_context(crews=crew),
+        saver,
+        turn_deadline_s=10,
+        max_active_turns=1,
+        admission_wait_s=0.3,
+    )
+    first, second = (f"busy-{uuid.uuid4().hex[:8]}" for _ in range(2))
+
+    async def later() -> Any:
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        return await service.turn(second, PIPELINE_QUESTION), time.monotonic() - started
+
+    answered, (refused, took) = await asyncio.gather(service.turn(first, PIPELINE_QUESTION), later())
+    assert answered.error is None, answered
+    assert refused.error is not None and refused.error.kind == "busy" and refused.error.retryable, refused
+    assert 0.3 <= took < 0.7, took  # refused after its wait, not after the other turn
+    assert await saver.client.exists(lock_key(second, saver.prefix)) == 0  # lock released
+    view = await service.get_thread(second)
+    assert [(m.role, m.content) for m in view.messages] == [("user", PIPELINE_QUESTION)]
+    assert view.error is not None and view.error.kind == "busy"
+
+    crew.work_s = 0.0
+    again = await service.turn(second, PIPELINE_QUESTION)
+    assert again.error is None and again.reply == "Cancity has 3 deals.", again
+    view = await service.get_thread(second)
+    assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
+
+
 async def test_turns_of_a_thread_serialise_across_engines(saver: Any, stub_llm: StubLLM) -> None:
     # two engines on one Redis stand for two processes: each has its own in-process locks
     crew = ThreadCrew(stub_llm.base_url, work_s=0.6)
