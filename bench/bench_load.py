@@ -12,9 +12,11 @@ one at a random offset, so C / interval turns per second are offered) and waits 
 frame. A share `--llm-share` of the messages needs the model (a discovery briefing on a demo
 account: the crew's LLM calls); the others are pipeline questions that rules and SQL answer.
 
-What it prints: turns offered per second, turns sent / answered ("final") / failed ("error"),
-p50 / p95 / p99 turn latency (send -> last frame, seconds), lost messages (a sent message with no
-final or error frame, or missing from its thread when the threads are read back at the end), the
+What it prints: turns offered per second, turns sent / answered ("final") / failed ("error", by
+kind: "busy" is a turn refused by admission control, FLOWSTATE_ADMISSION_WAIT_S), p50 / p95 / p99
+turn latency (send -> last frame, seconds) and p50 / p95 of the answered turns alone, lost
+messages (a sent message with no final or error frame, or missing from its thread when the
+threads are read back at the end), the
 LLM requests the stub served, the peak RSS of the app (parent and workers, MiB) and the app's CPU
 seconds per turn. Target on 2 cores: p95 <= 1.5 s, 0 lost.
 """
@@ -122,6 +124,7 @@ def _cpu_s(pid: int) -> float:
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    answered_latencies: list[float] = field(default_factory=list)
     by_kind: dict[str, list[float]] = field(default_factory=lambda: {"rules": [], "llm": []})
     sent: int = 0
     answered: int = 0
@@ -174,6 +177,7 @@ async def _conversation(
                 tally.by_kind[kind].append(tally.latencies[-1])
                 if frame["type"] == "final":
                     tally.answered += 1
+                    tally.answered_latencies.append(tally.latencies[-1])
                 else:
                     tally.failed += 1
                     key = str(frame.get("kind") or frame.get("code") or "?")
@@ -231,8 +235,12 @@ async def _drive(args: argparse.Namespace, port: int, app_pid: int) -> dict[str,
     missing = await _read_back(http, tally)
     lat = sorted(tally.latencies)
 
+    def pct_of(values: list[float], q: float) -> float | None:
+        ordered = sorted(values)
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
+
     def pct(q: float) -> float | None:
-        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
+        return pct_of(lat, q)
 
     turns = tally.answered + tally.failed
     return {
@@ -252,6 +260,8 @@ async def _drive(args: argparse.Namespace, port: int, app_pid: int) -> dict[str,
         "p95_s": pct(0.95),
         "p99_s": pct(0.99),
         "mean_s": round(statistics.fmean(lat), 3) if lat else None,
+        "p50_s_answered": pct_of(tally.answered_latencies, 0.50),
+        "p95_s_answered": pct_of(tally.answered_latencies, 0.95),
         "p50_s_rules_turns": round(statistics.median(tally.by_kind["rules"]), 3)
         if tally.by_kind["rules"]
         else None,

@@ -239,6 +239,33 @@ def test_name_index_follows_the_crm(clean_db: Engine, crm: dict[str, int]) -> No
     assert unknown_names(sentence, second) == []
 
 
+def test_names_version_rises_with_writes_to_named_records_only(clean_db: Engine, crm: dict[str, int]) -> None:
+    from sqlalchemy import text, update
+
+    from crm.models import Account
+    from guards.names import unknown_names
+    from tools.names import fingerprint
+
+    with session_scope(clean_db) as s:
+        before = fingerprint(s)
+        s.execute(select(Account.name)).all()
+    with session_scope(clean_db) as s:
+        assert fingerprint(s) == before  # a read changes nothing
+        s.add(Event(kind="note", actor="test", payload={}))
+    with session_scope(clean_db) as s:
+        assert fingerprint(s) == before  # events name nothing the index holds
+        s.execute(update(Account).where(Account.name == "Cancity").values(name="Cancity Group"))
+        assert fingerprint(s) == before + 1  # this transaction sees its own write
+    with session_scope(clean_db) as s:
+        renamed = fingerprint(s)
+        assert renamed == before + 1
+        s.execute(text("UPDATE pipeline_stages SET name = name"))
+        s.rollback()  # a rolled-back write leaves it as it was
+    with session_scope(clean_db) as s:
+        assert fingerprint(s) == renamed
+        assert unknown_names("We met Cancity Group.", name_index(s)) == []  # the rename is seen
+
+
 def test_a_crafted_reply_with_an_invented_figure_is_caught(clean_db: Engine, crm: dict[str, int]) -> None:
     from graphs.guarding import check_with
     from tools.guard_facts import GuardFacts
