@@ -66,7 +66,12 @@ def test_query_vectors_are_cached_by_text(monkeypatch: pytest.MonkeyPatch) -> No
     e.query_cache_size = 2
     calls: list[str] = []
     real = e._embed_query
-    monkeypatch.setattr(e, "_embed_query", lambda text: calls.append(text) or real(text))
+
+    def counted(text: str) -> list[float]:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(e, "_embed_query", counted)
     first = e.embed_query("How many deals did we win?")
     first.append(9.0)  # a caller's change does not reach the cache
     again = e.embed_query("How many deals did we win?")
