@@ -647,7 +647,9 @@ async def chat_service(
     endpoints: Endpoints, settings: Settings | None = None
 ) -> AsyncIterator[ChatService | None]:
     """The app's chat engine for a running stack (None when the stack has no Redis: the chat
-    routes then answer 503). Used by `create_app`'s lifespan and `flowstate chat`."""
+    routes then answer 503). Used by `create_app`'s lifespan and `flowstate chat`. On a llama.cpp
+    model server it also fills the server's prompt cache with the streamed crews' fixed prompts,
+    in the background (`crews.warmup`)."""
     if endpoints.redis_url is None:
         log.warning("no Redis in the running stack: chat is disabled")
         yield None
@@ -662,6 +664,16 @@ async def chat_service(
     tracing = setup_tracing(settings)
     try:
         async with ChatService.open(endpoints.redis_url, settings=settings, endpoints=endpoints) as service:
-            yield service
+            warm = None
+            if service.context.llm.dialect == "llama_cpp":
+                # in the background: the server answers turns meanwhile, one request at a time
+                from crews.warmup import warm_prompt_cache
+
+                warm = asyncio.create_task(warm_prompt_cache(service.context.llm))
+            try:
+                yield service
+            finally:
+                if warm is not None and not warm.done():
+                    warm.cancel()
     finally:
         tracing.shutdown()
