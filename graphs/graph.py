@@ -38,6 +38,7 @@ STATE_EXTRA_TYPES: tuple[type, ...] = (ActionResult,)
 #: Name of the compiled graph (root run name in traces).
 GRAPH_NAME = "flowstate_chat"
 
+
 def build_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
     *,

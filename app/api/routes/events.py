@@ -45,9 +45,7 @@ async def list_events(
     )
 
 
-@router.post(
-    "", response_model=EventOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
-)
+@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED, responses=errors(400, 409))
 async def append_event(session: SessionDep, body: EventCreate) -> EventOut:
     """Append an event; 409 for an unknown account/deal id."""
     return await session.run_sync(repository.append_event, body)
