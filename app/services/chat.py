@@ -203,10 +203,10 @@ class ChatService:
         is disposed on exit. `warm_up` imports CrewAI and the model client first (about 5 s, which
         the first crew turn would otherwise add to its first token), then loads the guards and the
         intent router's example vectors in the background (the first turn would wait seconds for
-        them otherwise). The running
-        loop's default executor gets `settings.chat_threads` threads: crews, guards and lookups
-        run there, each crew holding a thread for its LLM calls, and asyncio's default (CPU
-        count + 4) would cap a 2-core server at about 6 crew runs at once. Raises
+        them otherwise). The running loop's default executor gets `settings.chat_threads`
+        threads: crews, guards and lookups run there, each crew holding a thread for its LLM
+        calls, and asyncio's default (CPU count + 4) would cap a 2-core server at about 6 crew
+        runs at once. Raises
         `graphs.checkpoint.CheckpointStoreError` when Redis does not answer."""
         from app.services.context import build_context
         from app.services.context import warm_up as warm_context
@@ -474,15 +474,24 @@ class ChatService:
         except Exception as exc:  # Redis down while reading the thread
             err = classify_failure(exc, "load_thread")
             return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-        try:
-            async with asyncio.timeout(self.admission_wait_s or None):
-                await self._slots.acquire()
-        except TimeoutError:
+        if not await self._admit():
             return await self._refuse_busy(thread_id, graph_input, resume is None)
         try:
             return await self._admitted(thread_id, message, resume, graph_input, who, queue)
         finally:
             self._slots.release()
+
+    async def _admit(self) -> bool:
+        """Take a place among the `max_active_turns`, waiting up to `admission_wait_s` (0: take
+        a free one or none); False when none freed up in time."""
+        if self._slots.locked() and self.admission_wait_s == 0:
+            return False
+        try:
+            async with asyncio.timeout(self.admission_wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     async def _refuse_busy(
         self, thread_id: str, graph_input: dict[str, Any] | Command[Any], record: bool

@@ -464,6 +464,27 @@ async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_
     assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
 
 
+async def test_no_admission_wait_refuses_at_once_and_admits_when_free(saver: Any, stub_llm: StubLLM) -> None:
+    crew = ThreadCrew(stub_llm.base_url, work_s=0.8)
+    service = ChatService(
+        build_graph(saver), fake_context(crews=crew), saver, max_active_turns=1, admission_wait_s=0
+    )
+    alone = await service.turn(f"free-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION)
+    assert alone.error is None, alone  # a free place is taken without waiting
+
+    async def later() -> Any:
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        result = await service.turn(f"now-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION)
+        return result, time.monotonic() - started
+
+    answered, (refused, took) = await asyncio.gather(
+        service.turn(f"busy-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION), later()
+    )
+    assert answered.error is None and refused.error is not None and refused.error.kind == "busy"
+    assert took < 0.5, took  # at once, not after the running turn (0.8 s)
+
+
 async def test_turns_of_a_thread_serialise_across_engines(saver: Any, stub_llm: StubLLM) -> None:
     # two engines on one Redis stand for two processes: each has its own in-process locks
     crew = ThreadCrew(stub_llm.base_url, work_s=0.6)
