@@ -288,6 +288,7 @@ def pydantic_guard(model: type[BaseModel]) -> _SchemaRunner:
 
 def _build_schema_runner(model: type[BaseModel]) -> _SchemaRunner:
     from guardrails import Guard
+    from guardrails.classes.output_type import OutputTypes
     from jsonschema import Draft202012Validator
     from referencing import Registry
     from referencing import jsonschema as jsonschema_ref
@@ -298,7 +299,9 @@ def _build_schema_runner(model: type[BaseModel]) -> _SchemaRunner:
     uri = f"urn:{schema.get('$id', 'temp-schema')}"
     registry = Registry().with_resources([(uri, jsonschema_ref.DRAFT202012.create_resource(schema))])
     validator = Draft202012Validator({"$ref": uri}, registry=registry)
-    return _SchemaRunner(output_type=guard._output_type, schema=schema, validator=validator)
+    # the output type as the Guard derives it from its schema
+    output_type = OutputTypes.__from_json_schema__(schema)
+    return _SchemaRunner(output_type=output_type, schema=schema, validator=validator)
 
 
 def schema_check(model: type[BaseModel], data: Any) -> tuple[bool, str]:
