@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Turns one app process runs at once; a turn waits for a place at most admission_wait_s, then
     # gets a retryable "busy" error (its message kept in the thread) instead of queueing forever.
     max_active_turns: int = Field(32, alias="FLOWSTATE_MAX_ACTIVE_TURNS", ge=1)
+    # At start-up, send each streamed task's prompt once to a llama.cpp model server, so its prompt
+    # cache holds their fixed instructions before the first draft (crews/warmup.py).
+    llm_warm_prompts: bool = Field(True, alias="FLOWSTATE_LLM_WARM_PROMPTS")
     admission_wait_s: float = Field(30.0, alias="FLOWSTATE_ADMISSION_WAIT_S", ge=0)
 
     # --- tracing (Langfuse over OpenTelemetry; off without keys) --------------------------

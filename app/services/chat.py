@@ -658,7 +658,7 @@ async def chat_service(
     """The app's chat engine for a running stack (None when the stack has no Redis: the chat
     routes then answer 503). Used by `create_app`'s lifespan and `flowstate chat`. On a llama.cpp
     model server it also fills the server's prompt cache with the streamed crews' fixed prompts,
-    in the background (`crews.warmup`)."""
+    in the background (`crews.warmup`; settings.llm_warm_prompts)."""
     if endpoints.redis_url is None:
         log.warning("no Redis in the running stack: chat is disabled")
         yield None
@@ -674,7 +674,7 @@ async def chat_service(
     try:
         async with ChatService.open(endpoints.redis_url, settings=settings, endpoints=endpoints) as service:
             warm = None
-            if service.context.llm.dialect == "llama_cpp":
+            if settings.llm_warm_prompts and service.context.llm.dialect == "llama_cpp":
                 # in the background: the server answers turns meanwhile, one request at a time
                 from crews.warmup import warm_prompt_cache
 

@@ -138,6 +138,8 @@ class TracedTurn:
 async def turn(engine: Engine, database_url: str, redis_url: str) -> AsyncIterator[TracedTurn]:
     seed(engine)
     with pytest.MonkeyPatch.context() as mp, OTLPReceiver() as receiver, StubLLM(script) as stub:
+        # every LLM request and span of this app must be the turn's: no start-up prompt warm-up
+        mp.setenv("FLOWSTATE_LLM_WARM_PROMPTS", "false")
         langfuse_settings(mp, receiver.base_url)  # LANGFUSE_* env on, pointing at the receiver
         endpoints = Endpoints(
             database_url=database_url,
