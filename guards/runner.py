@@ -90,11 +90,11 @@ def validators_for(config: GuardsConfig) -> dict[str, Validator]:
 def warm_up(models: Iterable[type[BaseModel]] = (), config: GuardsConfig | None = None) -> None:
     """Build the validators and the `Guard.for_pydantic` of each crew output model now (about
     0.2 s each) rather than on the first turn; call it at start-up."""
-    from guards.validators import pydantic_guard
+    from guards.validators import schema_runner
 
     validators_for(config or load_guards_config())
     for model in models:
-        pydantic_guard(model)
+        schema_runner(model)
 
 
 def _max_percent(config: GuardsConfig) -> float:

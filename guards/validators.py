@@ -273,7 +273,7 @@ _SCHEMA_RUNNERS: dict[type[BaseModel], _SchemaRunner] = {}
 _BUILD_LOCK = threading.Lock()
 
 
-def pydantic_guard(model: type[BaseModel]) -> _SchemaRunner:
+def schema_runner(model: type[BaseModel]) -> _SchemaRunner:
     """The JSON-schema check of `Guard.for_pydantic(model)`, built once per model (building the
     guard costs ~100 ms)."""
     runner = _SCHEMA_RUNNERS.get(model)
@@ -317,7 +317,7 @@ def schema_check(model: type[BaseModel], data: Any) -> tuple[bool, str]:
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     text = data if isinstance(data, str) else json.dumps(data, default=str)
-    runner = pydantic_guard(model)
+    runner = schema_runner(model)
     parsed, error = parse_llm_output(text, runner.output_type)
     if error or parsed is None or not isinstance(parsed, dict | list):
         return False, f"{model.__name__}: the output is not JSON ({error or 'no JSON value'})"
