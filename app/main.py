@@ -30,7 +30,9 @@ from app.api.routes import (
     documents,
     events,
     health,
+    inbox,
     metrics,
+    outbox,
     pipeline,
     products,
     recommendations,
@@ -52,6 +54,8 @@ API_ROUTERS = (
     deals,
     pipeline,
     reminders,
+    inbox,
+    outbox,
     recommendations,
     events,
     documents,
@@ -149,15 +153,31 @@ def create_app(endpoints: Endpoints) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_async_engine(endpoints.database_url)
         app.state.engine = engine
+        sync_engine = None
         try:
+            if endpoints.temporal_address:
+                from app.services.workflows import open_workflows
+                from crm.db import make_engine
+
+                sync_engine = make_engine(endpoints.database_url)
+                app.state.workflows = await open_workflows(get_settings(), endpoints, sync_engine)
             # the chat engine (LangGraph + Redis checkpointer) loads at start-up, not at import
             from app.services.chat import chat_service
 
-            async with chat_service(endpoints) as chat_engine:
+            if endpoints.redis_url is not None:
+                from app.services.notifications import NotificationHub
+
+                app.state.notifications = NotificationHub(endpoints.redis_url)
+                app.state.notifications.start()
+            async with chat_service(endpoints, workflows=app.state.workflows) as chat_engine:
                 app.state.chat = chat_engine
                 yield
         finally:
+            if app.state.notifications is not None:
+                await app.state.notifications.stop()
             await engine.dispose()
+            if sync_engine is not None:
+                sync_engine.dispose()
 
     app = FastAPI(
         title="Flowstate",
@@ -168,6 +188,12 @@ def create_app(endpoints: Endpoints) -> FastAPI:
     )
     app.state.endpoints = endpoints
     app.state.chat = None
+    # `workflows.client.Workflows` when Temporal is configured and answers (routes start and
+    # signal workflows through it after their commit), else None
+    app.state.workflows = None
+    # `app.services.notifications.NotificationHub` with Redis: `notification` frames on the chat
+    # WebSockets of the person each one is for
+    app.state.notifications = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -7,6 +7,7 @@ Each loader validates the file into a pydantic model and caches it; a malformed 
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,9 @@ class StageDef(BaseModel):
     closed: bool = False
     won: bool = False
     requires: list[DealField] = []
+    # days a deal may sit in this (open) stage before it is stuck: an alert to its owner, and to
+    # the owner's manager at twice as long (the scheduled follow-up agent). None: no limit.
+    max_days: int | None = Field(None, ge=1)
 
 
 class PipelineConfig(BaseModel):
@@ -152,3 +156,65 @@ def load_intents_file(path: Path = CONFIG_DIR / "intents.yaml") -> IntentsFile:
 def intent_names() -> tuple[str, ...]:
     """The intent names of `config/intents.yaml`, in the file's order."""
     return tuple(load_intents_file().intents)
+
+
+# --- time-based work ----------------------------------------------------------------------------
+
+Recipient = Literal["owner", "manager"]
+
+
+class EscalationStep(BaseModel):
+    """One rung of the ladder: `after` the reminder's due time (ISO 8601 duration such as `P1D`,
+    or seconds), notify `notify` again if nobody has acknowledged it."""
+
+    after: dt.timedelta = Field(gt=dt.timedelta(0))
+    notify: Recipient
+
+
+class RemindersConfig(BaseModel):
+    """`config/reminders.yaml`: the escalation ladder (rungs in increasing `after`) and how long
+    a snooze without a time puts a reminder off."""
+
+    escalation: list[EscalationStep] = []
+    snooze: dt.timedelta = Field(dt.timedelta(hours=1), gt=dt.timedelta(0))
+
+    @model_validator(mode="after")
+    def _increasing(self) -> RemindersConfig:
+        afters = [step.after for step in self.escalation]
+        if afters != sorted(set(afters)):
+            raise ValueError("escalation steps must have strictly increasing `after` durations")
+        return self
+
+
+@lru_cache
+def load_reminders(path: Path = CONFIG_DIR / "reminders.yaml") -> RemindersConfig:
+    """The reminder settings of `path`. Raises ValidationError on a malformed file."""
+    return RemindersConfig.model_validate(_read(path))
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+AgentName = Literal["reminder_digest", "follow_up", "closure", "nurture", "upsell"]
+
+
+class AgentSchedule(BaseModel):
+    """When a scheduled agent runs, in each rep's own time zone: at `at` (HH:MM) every
+    `every_days` days, or on the listed `weekdays`; `days` is the agent's own threshold (no touch
+    for, quiet for), where it has one; `max_items` caps what one run files per rep."""
+
+    at: dt.time
+    every_days: int = Field(1, ge=1, le=31)
+    weekdays: list[Weekday] = []
+    days: int | None = Field(None, ge=1)
+    max_items: int = Field(5, ge=1, le=100)
+
+
+class SchedulesConfig(BaseModel):
+    """`config/schedules.yaml`: the scheduled agents."""
+
+    agents: dict[AgentName, AgentSchedule]
+
+
+@lru_cache
+def load_schedules(path: Path = CONFIG_DIR / "schedules.yaml") -> SchedulesConfig:
+    """The scheduled agents of `path`. Raises ValidationError on a malformed file."""
+    return SchedulesConfig.model_validate(_read(path))

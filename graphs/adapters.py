@@ -51,7 +51,14 @@ class CrmActions:
         """Apply `action` and write its Event in one transaction (both or neither); what was
         done, for the rep. Raises `crm.errors.DomainError` when the CRM refuses it."""
         with session_scope(self.engine) as session:
-            return execute(session, action, meta.actor, thread_id=meta.thread_id, embedder=self.embedder)
+            return execute(
+                session,
+                action,
+                meta.actor,
+                thread_id=meta.thread_id,
+                embedder=self.embedder,
+                idempotency_key=meta.idempotency_key,
+            )
 
     def record(self, kind: str, payload: dict[str, Any], meta: ActionMeta) -> None:
         """Append an Event of `kind` with the decision's actor and thread; int `account_id` /

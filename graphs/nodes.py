@@ -110,6 +110,19 @@ def _thread_id() -> str | None:
     return str(tid) if tid is not None else None
 
 
+def _approval_key() -> str | None:
+    """`approval:<thread>:<checkpoint namespace of this approve task>`: the same for every replay
+    of one pending approval (a duplicate resume, a crash before the checkpoint is written), new
+    for the next action of the thread. LangGraph derives the interrupt's id from the same
+    namespace."""
+    try:
+        configurable = get_config().get("configurable", {})
+    except RuntimeError:
+        return None
+    thread, ns = configurable.get("thread_id"), configurable.get("checkpoint_ns")
+    return f"approval:{thread}:{ns}" if thread is not None and ns else None
+
+
 def emit(frame: dict[str, Any]) -> None:
     """Send one frame to the stream of the current run (no-op when nobody streams)."""
     with contextlib.suppress(RuntimeError):  # outside a graph run
@@ -461,7 +474,11 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     status("approve")
     value = ResumeValue.model_validate(raw)
     meta = ActionMeta(
-        actor=state.get("user_id"), thread_id=_thread_id(), decision=value.decision, original=action
+        actor=state.get("user_id"),
+        thread_id=_thread_id(),
+        decision=value.decision,
+        original=action,
+        idempotency_key=_approval_key(),
     )
     if value.decision == "reject":
         payload = {"action": action.model_dump(mode="json"), "decision": "reject", **_refs(action)}

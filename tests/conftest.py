@@ -37,7 +37,10 @@ DATA_TABLES = (
     "products",
     "sales_reps",
     "agent_states",
-    "job_queue",
+    "inbox_items",
+    "outbox_messages",
+    "executed_actions",
+    "workflow_runs",
 )
 
 

@@ -14,11 +14,10 @@ Action kinds and their `params`:
 - create_task: `tasks` = [{`title`, `due` (ISO date or datetime), `owner`?}] (or one `title` +
   `due`); optional `deal_id`, `account_id`, `rep_id`. Decision: a task is a Reminder whose message
   starts with "Task:". Tasks are dated to-dos for a person, and a Reminder already has what they
-  need (due time, owner rep, status pending/done, escalation when overdue); a Job is background
-  work for a worker process, not for a rep.
+  need (due time, owner rep, status pending/done, its workflow that fires and escalates it).
 - queue_email: `subject`, `body`; optional `to` (email address), `contact_id`, `account_id`,
-  `deal_id`. Queued as a Job of kind "email.send" (status "queued") for the mail worker, plus an
-  Event "email.queued". Nothing is sent here.
+  `deal_id`. Written to the outbox (`crm.outbox`, with the request for its delivery workflow),
+  plus an Event "email.queued". Nothing is sent here: the delivery workflow sends it once.
 - accept_discount: `percent` (0 < p <= the policy's `discount.max_percent`); optional `deal` /
   `deal_id`, `account_id`, `requested_percent`, `note`. Writes an Event "discount.accepted" and a
   deal note (a Document of kind "deal_note"; embedded when an embedder is given, else stored
@@ -30,18 +29,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from config.files import load_policies
-from crm import insights, repository
+from config.files import load_pipeline, load_policies
+from crm import insights, outbox, repository, workflow_runs
 from crm.documents import DocumentIn, add_documents
 from crm.embeddings import Embedder
 from crm.errors import Invalid
-from crm.models import Document, Job
-from crm.schemas import EventCreate, ReminderCreate
+from crm.models import Contact, Document, ExecutedAction
+from crm.schemas import EventCreate, ReminderCreate, WorkflowKind
 
 if TYPE_CHECKING:  # the contract type only; tools must not import crews at run time
     from contracts import ProposedAction
@@ -153,6 +155,17 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _workflows(session: Session, kind: WorkflowKind, record_ids: list[int]) -> list[str]:
+    """The ids of the workflows this action asked for (started by the caller after the commit)."""
+    found = (
+        workflow_runs.workflow_id_of(
+            session, kind, **{"reminder_id" if kind == "reminder" else "outbox_id": i}
+        )
+        for i in record_ids
+    )
+    return [wid for wid in found if wid]
+
+
 def _account_of(session: Session, deal_id: int | None, account_id: int | None) -> int | None:
     if account_id is not None or deal_id is None:
         return account_id
@@ -166,10 +179,48 @@ def execute(
     *,
     thread_id: str | None = None,
     embedder: Embedder | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Carry out `action` in the caller's transaction and log it; returns what was done
-    ({"kind", "status": "done", ...ids and values}). Raises crm.errors (NotFound, Invalid,
-    Conflict) when the CRM refuses it; the caller rolls back."""
+    ({"kind", "status": "done", ...ids and values, "workflows": the ids of the workflows it asked
+    for, which the caller starts after its commit}). Raises crm.errors (NotFound, Invalid,
+    Conflict) when the CRM refuses it; the caller rolls back.
+
+    With an `idempotency_key` (where the approval came from), the action runs at most once per
+    key: the key is claimed first in this transaction (a concurrent claim waits for ours to
+    commit or roll back), and a key already claimed returns the stored result with
+    `"replayed": True` and changes nothing.
+    """
+    if idempotency_key is not None:
+        claimed = session.execute(
+            insert(ExecutedAction)
+            .values(key=idempotency_key, kind=action.kind)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(ExecutedAction.key)
+        ).scalar()
+        if claimed is None:
+            stored = session.scalar(
+                select(ExecutedAction.result).where(ExecutedAction.key == idempotency_key)
+            )
+            return {**(stored or {}), "replayed": True}
+    done = _run(session, action, actor, thread_id=thread_id, embedder=embedder, key=idempotency_key)
+    if idempotency_key is not None:
+        row = session.get(ExecutedAction, idempotency_key)
+        assert row is not None
+        row.result = _jsonable(done)
+        session.flush()
+    return done
+
+
+def _run(
+    session: Session,
+    action: ProposedAction,
+    actor: str | None,
+    *,
+    thread_id: str | None,
+    embedder: Embedder | None,
+    key: str | None,
+) -> dict[str, Any]:
     result: dict[str, Any]
     deal_id: int | None = None
     account_id: int | None = None
@@ -187,11 +238,15 @@ def execute(
             close_date=mp.close_date,
         )
         account_id = deal.account_id
+        won = deal.stage == load_pipeline().won_key
+        onboarding = workflow_runs.workflow_id_of(session, "onboarding", deal_id=deal.id) if won else None
         result = {
             "deal_id": deal.id,
             "deal": deal.external_id,
             "stage": deal.stage,
             "stage_name": deal.stage_name,
+            "won": won,
+            "workflows": [onboarding] if onboarding else [],
         }
     elif action.kind == "create_reminder":
         rp: ReminderParams = _params(ReminderParams, action.params)
@@ -207,7 +262,11 @@ def execute(
             ),
         )
         account_id = reminder.account_id
-        result = {"reminder_id": reminder.id, "due_at": reminder.due_at.isoformat()}
+        result = {
+            "reminder_id": reminder.id,
+            "due_at": reminder.due_at.isoformat(),
+            "workflows": _workflows(session, "reminder", [reminder.id]),
+        }
     elif action.kind == "create_task":
         tp: TaskParams = _params(TaskParams, action.params)
         deal_id = tp.resolve(session)
@@ -226,26 +285,26 @@ def execute(
             )
             account_id = reminder.account_id
             ids.append(reminder.id)
-        result = {"reminder_ids": ids, "tasks": len(ids)}
+        result = {"reminder_ids": ids, "tasks": len(ids), "workflows": _workflows(session, "reminder", ids)}
     elif action.kind == "queue_email":
         ep: EmailParams = _params(EmailParams, action.params)
         deal_id = ep.resolve(session)
         account_id = _account_of(session, deal_id, ep.account_id)
-        payload = _jsonable(
-            {
-                "to": ep.to,
-                "contact_id": ep.contact_id,
-                "account_id": account_id,
-                "deal_id": deal_id,
-                "subject": ep.subject,
-                "body": ep.body,
-                "requested_by": actor,
-                "thread_id": thread_id,
-            }
+        to = ep.to
+        if to is None and ep.contact_id is not None:
+            to = session.scalar(select(Contact.email).where(Contact.id == ep.contact_id))
+        rep_id = repository.get_deal(session, deal_id).rep_id if deal_id is not None else None
+        message, _created = outbox.enqueue(
+            session,
+            key or f"email:{uuid.uuid4()}",
+            subject=ep.subject,
+            body=ep.body,
+            to_addr=to,
+            rep_id=rep_id,
+            account_id=account_id,
+            deal_id=deal_id,
+            thread_id=thread_id,
         )
-        job = Job(kind="email.send", payload=payload, status="queued")
-        session.add(job)
-        session.flush()
         repository.append_event(
             session,
             EventCreate(
@@ -254,10 +313,15 @@ def execute(
                 thread_id=thread_id,
                 account_id=account_id,
                 deal_id=deal_id,
-                payload={"job_id": job.id, "to": ep.to, "subject": ep.subject},
+                payload={"outbox_id": message.id, "to": to, "subject": ep.subject},
             ),
         )
-        result = {"job_id": job.id, "to": ep.to, "subject": ep.subject}
+        result = {
+            "outbox_id": message.id,
+            "to": to,
+            "subject": ep.subject,
+            "workflows": _workflows(session, "email", [message.id]),
+        }
     elif action.kind == "accept_discount":
         dp: DiscountParams = _params(DiscountParams, action.params)
         limit = load_policies().discount.max_percent

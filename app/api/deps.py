@@ -10,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, Security
+from fastapi import BackgroundTasks, Depends, HTTPException, Path, Query, Request, Security
 from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.fields import MAX_ID, IsoDate, RecordId, Text
 from crm.db import async_session_scope
 from crm.filters import DealFilter, FilterStatus
+from tools.reminders import ReminderChange
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -121,3 +122,39 @@ PathId = Annotated[RecordId, Path(description="the record's id")]
 QueryId = Annotated[RecordId | None, Query(description="only rows of this record")]
 #: Free text in a query string.
 QueryText = Annotated[Text | None, Query()]
+
+
+# --- workflows: started and signalled after the request's commit -----------------------------
+
+
+class AfterCommit:
+    """Work on Temporal that must follow the request's commit (the records it reads must exist):
+    queued on FastAPI's background tasks, which run after the session dependency has committed
+    and the response is sent. Best effort: what fails here, the dispatch schedule makes up."""
+
+    def __init__(self, request: Request, background: BackgroundTasks) -> None:
+        self.workflows = request.app.state.workflows
+        self.background = background
+
+    def start(self, workflow_ids: list[str]) -> None:
+        """Start the workflows these ids name, if they were asked for and are not running."""
+        if self.workflows is not None and workflow_ids:
+            self.background.add_task(self.workflows.start, workflow_ids)
+
+    def reminder_changed(self, change: ReminderChange) -> None:
+        """Tell a reminder's workflow that it was closed or moved, and its deal's onboarding that
+        a task was closed."""
+        if self.workflows is None or change.signal is None or change.workflow_id is None:
+            return
+        self.background.add_task(
+            self.workflows.reminder_changed,
+            change.workflow_id,
+            change.signal,
+            status=change.status,
+            due_at=change.due_at,
+        )
+        if change.signal == "close" and change.onboarding_workflow_id is not None:
+            self.background.add_task(self.workflows.task_closed, change.onboarding_workflow_id)
+
+
+AfterCommitDep = Annotated[AfterCommit, Depends(AfterCommit)]

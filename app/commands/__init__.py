@@ -7,7 +7,7 @@ import typer
 
 def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
     """Attach every command to `cli` (top level) and `eval_cli` (`flowstate eval ...`)."""
-    from app.commands import chat, data, db, doctor, evaluate, serve
+    from app.commands import chat, data, db, doctor, evaluate, serve, worker
 
     db.register(cli)
     serve.register(cli)
@@ -15,3 +15,4 @@ def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
     data.register(cli)
     evaluate.register(eval_cli)
     chat.register(cli)
+    worker.register(cli)

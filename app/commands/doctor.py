@@ -23,6 +23,7 @@ _FIELDS = {
     "database": ("database_url",),
     "redis": ("redis_url",),
     "llm": ("openai_base_url", "openai_api_key"),
+    "temporal": ("temporal_address", "temporal_ui_url"),
 }
 
 
@@ -39,7 +40,7 @@ def _diagnose(settings: Settings, start: bool) -> list[ComponentStatus]:
     failed: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         if start:
-            for component in ("database", "redis", "llm"):
+            for component in ("database", "redis", "llm", "temporal"):
                 if component not in endpoints.embedded:
                     continue
                 try:
@@ -68,7 +69,7 @@ def doctor(
         ),
     ] = True,
 ) -> None:
-    """Report each component (database, Redis, LLM, embeddings): embedded or external, version,
+    """Report each component (database, Redis, LLM, embeddings, Temporal): embedded or external, version,
     whether it answers, and for the embedded model server how it last crashed (exit code or
     signal, last log lines) and how often it was restarted. Exits 1 if any does not answer."""
     from config.settings import get_settings

@@ -10,6 +10,7 @@ thread in Redis (`app.services.chat`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -18,6 +19,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from config.settings import Settings
     from embedded.stack import Endpoints
+    from embedded.supervisor import Supervisor
 
 console = Console()
 log = logging.getLogger("flowstate.serve")
@@ -138,6 +141,12 @@ def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str) -> T
     table.add_row("Redis", endpoints.describe("redis"))
     table.add_row("model", endpoints.describe("llm"))
     table.add_row("embeddings", endpoints.describe("embeddings"))
+    table.add_row("Temporal", endpoints.describe("temporal"))
+    if endpoints.temporal_ui_url:
+        table.add_row("workflows UI", f"[bold]{endpoints.temporal_ui_url}[/]")
+    table.add_row("outbox", endpoints.describe("smtp"))
+    worker = "a worker process beside the API" if settings.serve_worker else "none (run `flowstate worker`)"
+    table.add_row("workers", worker)
     langfuse = (
         f"on ({settings.langfuse_url or 'https://cloud.langfuse.com'})"
         if settings.langfuse_enabled
@@ -173,7 +182,7 @@ def serve(
     from config.settings import get_settings
     from crm.migrate import upgrade
     from embedded.llm import LLMStartError, ModelAssemblyError
-    from embedded.stack import ServiceUnavailable, running_stack
+    from embedded.stack import ALL_COMPONENTS, ServiceUnavailable, running_stack
 
     # Libraries (pgserver, httpx, alembic) log every step at INFO: only warnings from them.
     logging.basicConfig(
@@ -194,10 +203,12 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         console.print("starting services ...")
-        with running_stack(settings) as endpoints:
+        with running_stack(settings, need=ALL_COMPONENTS) as endpoints, contextlib.ExitStack() as children:
             upgrade(endpoints.database_url)
             demo = _seed_demo_if_empty(endpoints.database_url) if settings.demo_data else "off"
             console.print(_summary(settings, endpoints, demo, url))
+            if settings.serve_worker:
+                children.callback(_start_worker(endpoints, settings).stop)
             if workers > 1:
                 _run_workers(endpoints, app_factory, host, port, workers)
             else:
@@ -226,6 +237,43 @@ def serve(
 #: WebSocket per-message compression: off. Chat frames are a few hundred bytes, which deflate
 #: barely shrinks, and compressing each one cost about 3% of a loaded server's CPU.
 WS_DEFLATE = False
+
+
+def _start_worker(endpoints: Endpoints, settings: Settings) -> Supervisor:
+    """`flowstate worker` as a child process on these endpoints, supervised: restarted with
+    backoff when it dies, its state in `<data_dir>/worker.state.json`, its log in
+    `<data_dir>/worker.log`."""
+    import subprocess
+    import sys
+
+    from embedded._proc import child_options
+    from embedded.supervisor import Supervisor
+
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "worker.log"
+    env = {**os.environ, ENDPOINTS_ENV: endpoints_to_json(endpoints)}
+    command = [sys.executable, "-c", "from app.cli import main; main()", "worker"]
+
+    def spawn(die_with_thread: bool) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as fh:
+            return subprocess.Popen(
+                command,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                **child_options(die_with_thread=die_with_thread),
+            )
+
+    supervisor = Supervisor(
+        "the workflow worker",
+        spawn(False),
+        lambda: spawn(True),
+        state_path=data_dir / "worker.state.json",
+        log_path=log_path,
+    ).start()
+    console.print(f"workflow worker started (log {log_path})")
+    return supervisor
 
 
 def _run_workers(endpoints: Endpoints, app_factory: str, host: str, port: int, workers: int) -> None:

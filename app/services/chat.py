@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
 
     from config.settings import Settings
     from embedded.stack import Endpoints
+    from workflows.client import Workflows
 
 log = logging.getLogger(__name__)
 
@@ -653,12 +655,13 @@ def _pending(snap: Any) -> PendingAction | None:
 
 @contextlib.asynccontextmanager
 async def chat_service(
-    endpoints: Endpoints, settings: Settings | None = None
+    endpoints: Endpoints, settings: Settings | None = None, workflows: Workflows | None = None
 ) -> AsyncIterator[ChatService | None]:
     """The app's chat engine for a running stack (None when the stack has no Redis: the chat
     routes then answer 503). Used by `create_app`'s lifespan and `flowstate chat`. On a llama.cpp
     model server it also fills the server's prompt cache with the streamed crews' fixed prompts,
-    in the background (`crews.warmup`; settings.llm_warm_prompts)."""
+    in the background (`crews.warmup`; settings.llm_warm_prompts). With `workflows`, an approved
+    action starts the workflows it asked for as soon as it has committed."""
     if endpoints.redis_url is None:
         log.warning("no Redis in the running stack: chat is disabled")
         yield None
@@ -673,6 +676,11 @@ async def chat_service(
     tracing = setup_tracing(settings)
     try:
         async with ChatService.open(endpoints.redis_url, settings=settings, endpoints=endpoints) as service:
+            if workflows is not None:
+                from app.services.workflows import StartingActions
+
+                actions = StartingActions(service.context.actions, workflows, asyncio.get_running_loop())
+                service.context = dataclasses.replace(service.context, actions=actions)
             warm = None
             if settings.llm_warm_prompts and service.context.llm.dialect == "llama_cpp":
                 # in the background: the server answers turns meanwhile, one request at a time

@@ -32,4 +32,3 @@ def test_sets_defaults_without_overriding_and_never_disables_otel(
     tokenizers = Path(os.environ["TIKTOKEN_CACHE_DIR"])
     assert tokenizers.parts[-3:] == ("litellm", "litellm_core_utils", "tokenizers")
     assert any(p.stat().st_size > 100_000 for p in tokenizers.iterdir())  # the bundled encodings
-

@@ -10,7 +10,7 @@ from config.files import load_policies
 from contracts import ProposedAction
 from crm.db import session_scope
 from crm.errors import Conflict, Invalid
-from crm.models import Deal, Document, Event, Job, Reminder
+from crm.models import Deal, Document, Event, ExecutedAction, OutboxMessage, Reminder, WorkflowRun
 from tests.tools.conftest import CRM
 from tools.actions import TASK_PREFIX, execute
 
@@ -100,10 +100,38 @@ def test_queue_email(crm_data: CRM, clean_db: Engine) -> None:
     with session_scope(clean_db) as s:
         out = execute(s, action, "ann", thread_id="t2")
     with session_scope(clean_db) as s:
-        job = s.get(Job, out["job_id"])
-        assert job is not None and job.kind == "email.send" and job.status == "queued"
-        assert job.payload["to"] == "dana.diaz@acme.example" and job.payload["subject"] == "Hello"
+        msg = s.get(OutboxMessage, out["outbox_id"])
+        assert msg is not None and msg.status == "queued" and msg.thread_id == "t2"
+        assert msg.to_addr == "dana.diaz@acme.example" and msg.subject == "Hello"
+        assert msg.message_id.startswith("<") and msg.message_id.endswith("@flowstate.local>")
+        run = s.query(WorkflowRun).filter_by(outbox_id=msg.id).one()
+        assert (run.kind, run.status) == ("email", "pending")
+        assert run.workflow_id.startswith(f"email-{msg.id}-") and out["workflows"] == [run.workflow_id]
     assert _events(clean_db)[-2:] == ["email.queued", "action.executed"]
+
+
+def test_an_approval_runs_once_per_key(crm_data: CRM, clean_db: Engine) -> None:
+    """The same approval key (a duplicate resume, a retried activity) runs the action once; the
+    repeat returns the first result, marked replayed."""
+    action = ProposedAction(
+        kind="queue_email",
+        summary="e",
+        params={
+            "to": "x@acme.example",
+            "subject": "Once",
+            "body": "B",
+            "account_id": crm_data.account["Acme"],
+        },
+    )
+    with session_scope(clean_db) as s:
+        first = execute(s, action, "ann", idempotency_key="approval:t9:approve:1")
+    with session_scope(clean_db) as s:
+        again = execute(s, action, "ann", idempotency_key="approval:t9:approve:1")
+    assert again["replayed"] is True and again["outbox_id"] == first["outbox_id"]
+    with session_scope(clean_db) as s:
+        assert s.query(OutboxMessage).count() == 1
+        assert s.get(ExecutedAction, "approval:t9:approve:1") is not None
+    assert _events(clean_db).count("action.executed") == 1
 
 
 def test_accept_discount_within_policy_and_refused_above(crm_data: CRM, clean_db: Engine) -> None:

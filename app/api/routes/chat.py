@@ -16,16 +16,20 @@ server answers with the frames of `ChatEngine.stream`: status, token, discard, i
 final or error. Show the token frames' `content` as it arrives; on `discard` clear what was shown
 of the reply (the re-asked or safe reply follows); the `final` frame's `reply` is the reply. A
 malformed frame, or a request the engine refuses (409/404), gets one
-`{"type": "error", "message", "code"?}` frame and the connection stays open.
+`{"type": "error", "message", "code"?}` frame and the connection stays open. Between turns (or
+during one) a `{"type": "notification", "recipient", "kind", "title", "body", "item_id", ...}`
+frame tells the connection's user (`user_id` of the query or of a message) of something new in
+their inbox: a reminder that fell due, a draft or alert from a workflow.
 
 503 (REST) or an error frame (WS) when the app runs without Redis (no chat engine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -50,8 +54,10 @@ from app.services.chat_types import (
     ChatResult,
     ThreadView,
 )
+from app.services.notifications import NotificationHub
 from contracts import ResumeValue
 from contracts.fields import NonBlank, Text
+from contracts.notifications import Notification
 
 log = logging.getLogger(__name__)
 
@@ -188,27 +194,75 @@ async def chat_socket(websocket: WebSocket, thread_id: str) -> None:
     await websocket.accept()
     chat: ChatEngine | None = getattr(websocket.app.state, "chat", None)
     query_user = websocket.query_params.get("user_id") or None
+    notifications = _Notifications(websocket)
+    if query_user:
+        notifications.follow(query_user)
     try:
         while True:
             raw = await websocket.receive_text()
             if chat is None:
-                await websocket.send_json(
+                await notifications.send(
                     {"type": "error", "message": "chat is not available: no Redis", "code": 503}
                 )
                 continue
             frame, problem = _frame_error(raw)
             if frame is None:
-                await websocket.send_json({"type": "error", "message": problem})
+                await notifications.send({"type": "error", "message": problem})
                 continue
             try:
                 if isinstance(frame, MessageFrame):
+                    if frame.user_id:
+                        notifications.follow(frame.user_id)
                     stream = chat.stream(thread_id, frame.content, frame.user_id or query_user)
                 else:
                     value = ResumeValue(decision=frame.decision, edits=frame.edits)
                     stream = chat.stream(thread_id, resume=value)
                 async for out in stream:
-                    await websocket.send_json(out)
+                    await notifications.send(out)
             except ChatError as exc:
-                await websocket.send_json({"type": "error", "message": str(exc), "code": exc.status_code})
+                await notifications.send({"type": "error", "message": str(exc), "code": exc.status_code})
     except WebSocketDisconnect:
         return
+    finally:
+        await notifications.close()
+
+
+class _Notifications:
+    """The `notification` frames of one connection: the user it speaks for (the `user_id` of the
+    query or of a message frame) gets the notifications meant for them, sent between the chat's
+    own frames (one lock orders every send on the socket)."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.hub: NotificationHub | None = getattr(websocket.app.state, "notifications", None)
+        self.lock = asyncio.Lock()
+        self.queues: list[asyncio.Queue[Notification]] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.users: set[str] = set()
+
+    def follow(self, user: str) -> None:
+        if self.hub is None or user in self.users:
+            return
+        self.users.add(user)
+        queue = self.hub.register(user)
+        self.queues.append(queue)
+        self.tasks.append(asyncio.create_task(self._forward(queue)))
+
+    async def _forward(self, queue: asyncio.Queue[Notification]) -> None:
+        while True:
+            notification = await queue.get()
+            try:
+                await self.send(notification.model_dump(mode="json"))
+            except Exception:  # the connection is gone; the receive loop ends it
+                return
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self.lock:
+            await self.websocket.send_json(frame)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.hub is not None:
+            for queue in self.queues:
+                self.hub.unregister(queue)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
 
-from app.api.deps import DealFilterDep, Limit, Offset, PathId, SessionDep
+from app.api.deps import AfterCommitDep, DealFilterDep, Limit, Offset, PathId, SessionDep
 from app.api.responses import errors, links
-from crm import repository
-from crm.schemas import DealCreate, DealOut, DealUpdate, Page, StageChangeOut, StageMove
+from config.files import load_pipeline
+from crm import repository, workflow_runs
+from crm.schemas import DealCreate, DealOut, DealUpdate, Page, StageChangeOut, StageMove, WorkflowRunOut
 
 router = APIRouter(prefix="/deals", tags=["deals"], responses=errors(422, 503))
 
@@ -68,12 +70,15 @@ async def update_deal(session: SessionDep, deal_id: PathId, body: DealUpdate) ->
 
 
 @router.post("/{deal_id}/stage", response_model=DealOut, responses=errors(400, 404, 409))
-async def move_deal_stage(session: SessionDep, deal_id: PathId, body: StageMove) -> DealOut:
+async def move_deal_stage(
+    session: SessionDep, deal_id: PathId, body: StageMove, after: AfterCommitDep
+) -> DealOut:
     """Move the deal to another stage, recording history and an event. 409 when the stage is
     unknown, the deal is already there, the stage's entry rules (config/pipeline.yaml) are not met,
-    or a closed deal is moved without `reopen: true`."""
-    return await session.run_sync(
-        lambda s: repository.move_deal_stage(
+    or a closed deal is moved without `reopen: true`. Winning the deal starts its onboarding."""
+
+    def _move(s: Session) -> tuple[DealOut, str | None]:
+        deal = repository.move_deal_stage(
             s,
             deal_id,
             body.stage,
@@ -83,10 +88,27 @@ async def move_deal_stage(session: SessionDep, deal_id: PathId, body: StageMove)
             close_date=body.close_date,
             reopen=body.reopen,
         )
-    )
+        won = deal.stage == load_pipeline().won_key
+        return deal, workflow_runs.workflow_id_of(s, "onboarding", deal_id=deal.id) if won else None
+
+    deal, onboarding = await session.run_sync(_move)
+    after.start([onboarding] if onboarding else [])
+    return deal
 
 
 @router.get("/{deal_id}/history", response_model=list[StageChangeOut], responses=errors(404))
 async def deal_history(session: SessionDep, deal_id: PathId) -> list[StageChangeOut]:
     """Stage changes, oldest first."""
     return await session.run_sync(repository.deal_history, deal_id)
+
+
+@router.get("/{deal_id}/workflows", response_model=list[WorkflowRunOut], responses=errors(404))
+async def deal_workflows(session: SessionDep, deal_id: PathId) -> list[WorkflowRunOut]:
+    """What runs (or ran) on Temporal for the deal: its reminders' and emails' workflows, its
+    onboarding; newest first. `workflow_id` is the id to look up in the Temporal UI."""
+
+    def _runs(s: Session) -> list[WorkflowRunOut]:
+        repository.get_deal(s, deal_id)
+        return workflow_runs.for_deal(s, deal_id)
+
+    return await session.run_sync(_runs)

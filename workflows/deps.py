@@ -1,0 +1,31 @@
+"""What the activities need, built once by the worker's entry point from the settings and the
+running stack (plain data; the activities open their own engine and clients from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """- `database_url`, `redis_url` (None: notifications are not published live).
+    - `temporal_address`, `temporal_namespace`, `task_queue`: where the worker polls.
+    - `smtp_url`: smtp://[user:pass@]host:port or smtps://...; `?starttls=true` upgrades a plain
+      connection; `mail_from`: the From address.
+    - `reminders_config`, `schedules_config`: the YAML files of the ladder and the agents.
+    - `dispatch_every_s`: period of the dispatch schedule; `onboarding_check_s`: how often an
+      onboarding looks at its tasks.
+    """
+
+    database_url: str
+    redis_url: str | None
+    temporal_address: str
+    temporal_namespace: str
+    task_queue: str
+    smtp_url: str | None
+    mail_from: str
+    reminders_config: Path
+    schedules_config: Path
+    dispatch_every_s: float = 30.0
+    onboarding_check_s: float = 3600.0

@@ -1,0 +1,134 @@
+"""Starting the workflows the CRM asked for (`crm.workflow_runs`): by the app right after the
+commit that asked, and by the dispatch schedule for any start that was missed.
+
+Each workflow id is unique on the cluster and started with REJECT_DUPLICATE, so a second start
+(the app and the dispatch racing, a retried activity) is refused by Temporal and only marks the
+run as started: nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, select
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from config.files import load_reminders
+from crm import workflow_runs
+from crm.db import session_scope
+from crm.models import Reminder
+from crm.schemas import WorkflowRunOut
+from workflows.deps import WorkerConfig
+from workflows.types import DispatchResult, OnboardingInput, ReminderInput, Rung
+
+log = logging.getLogger(__name__)
+
+#: At most this many requested workflows are started per dispatch.
+DISPATCH_BATCH = 500
+
+
+def _inputs(
+    engine: Engine, config: WorkerConfig, runs: list[WorkflowRunOut]
+) -> list[tuple[WorkflowRunOut, str, Any]]:
+    """(run, workflow type, argument) for each run whose record still exists."""
+    ladder = [
+        Rung(after_s=step.after.total_seconds(), notify=step.notify)
+        for step in load_reminders(config.reminders_config).escalation
+    ]
+    out: list[tuple[WorkflowRunOut, str, Any]] = []
+    reminder_ids = [r.reminder_id for r in runs if r.kind == "reminder" and r.reminder_id is not None]
+    with session_scope(engine) as session:
+        due = dict(
+            session.execute(select(Reminder.id, Reminder.due_at).where(Reminder.id.in_(reminder_ids))).all()
+        )
+    for run in runs:
+        if run.kind == "reminder" and run.reminder_id in due:
+            out.append(
+                (
+                    run,
+                    "reminder",
+                    ReminderInput(reminder_id=run.reminder_id, due_at=due[run.reminder_id], ladder=ladder),
+                )
+            )
+        elif run.kind == "email" and run.outbox_id is not None:
+            out.append((run, "email", run.outbox_id))
+        elif run.kind == "onboarding" and run.deal_id is not None:
+            out.append(
+                (
+                    run,
+                    "onboarding",
+                    OnboardingInput(deal_id=run.deal_id, check_every_s=config.onboarding_check_s),
+                )
+            )
+    return out
+
+
+def _mark(engine: Engine, workflow_ids: list[str]) -> None:
+    with session_scope(engine) as session:
+        for wid in workflow_ids:
+            workflow_runs.set_status(session, wid, "started")
+
+
+async def start_runs(
+    client: Client, engine: Engine, config: WorkerConfig, runs: list[WorkflowRunOut]
+) -> DispatchResult:
+    """Start each requested run (those already running or finished are left alone) and mark them
+    started. Raises what the client raises when the cluster does not answer; runs not marked stay
+    pending for the next dispatch."""
+    if not runs:
+        return DispatchResult()
+    prepared = await asyncio.to_thread(_inputs, engine, config, runs)
+    result = DispatchResult()
+
+    async def _one(run: WorkflowRunOut, wf_type: str, arg: Any) -> str:
+        try:
+            await client.start_workflow(
+                wf_type,
+                arg,
+                id=run.workflow_id,
+                task_queue=config.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            result.started += 1
+        except WorkflowAlreadyStartedError:
+            result.already += 1
+        return run.workflow_id
+
+    done = await asyncio.gather(*(_one(*p) for p in prepared))
+    await asyncio.to_thread(_mark, engine, list(done))
+    return result
+
+
+async def start_pending(client: Client, engine: Engine, config: WorkerConfig) -> DispatchResult:
+    """Start every run still `pending` (at most DISPATCH_BATCH, oldest first)."""
+
+    def _pending() -> list[WorkflowRunOut]:
+        with session_scope(engine) as session:
+            return workflow_runs.pending(session, DISPATCH_BATCH)
+
+    runs = await asyncio.to_thread(_pending)
+    return await start_runs(client, engine, config, runs)
+
+
+async def start_by_ids(
+    client: Client, engine: Engine, config: WorkerConfig, workflow_ids: list[str]
+) -> DispatchResult:
+    """Start the pending runs among `workflow_ids` (what one write just asked for)."""
+    if not workflow_ids:
+        return DispatchResult()
+
+    def _load() -> list[WorkflowRunOut]:
+        with session_scope(engine) as session:
+            return workflow_runs.pending(session, len(workflow_ids), workflow_ids)
+
+    runs = await asyncio.to_thread(_load)
+    return await start_runs(client, engine, config, runs)
+
+
+def requested_by(result: dict[str, Any]) -> list[str]:
+    """The workflow ids an executed action's result asked for (`tools.actions.execute`)."""
+    return [str(w) for w in result.get("workflows") or []]

@@ -1,0 +1,87 @@
+"""The inputs and results of the workflows and activities (pydantic, carried by Temporal's
+pydantic data converter). Each is defined once here and imported by both sides."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Recipient = Literal["owner", "manager"]
+
+
+class Rung(BaseModel):
+    """One escalation rung: `after_s` seconds after the due time, notify `notify` again."""
+
+    after_s: float = Field(gt=0)
+    notify: Recipient
+
+
+class ReminderInput(BaseModel):
+    """A reminder's workflow: fire at `due_at`, then climb `ladder` while nobody acknowledges."""
+
+    reminder_id: int
+    due_at: dt.datetime
+    ladder: list[Rung] = []
+
+
+class FireRequest(BaseModel):
+    """Notify about reminder `reminder_id`, due at `due_at` (as the workflow knows it): `level` 0
+    is the first notification, N the N-th rung, whose recipient is `notify`."""
+
+    reminder_id: int
+    due_at: dt.datetime
+    level: int = Field(ge=0)
+    notify: Recipient = "owner"
+
+
+class FireResult(BaseModel):
+    """What the fire activity found: `fired` (notified; `outbox_id` when an email was queued),
+    `not_due` (the reminder was moved to `due_at`, later), or `closed` (done, cancelled or gone)."""
+
+    status: Literal["fired", "not_due", "closed"]
+    due_at: dt.datetime | None = None
+    outbox_id: int | None = None
+    email_workflow_id: str | None = None
+    item_id: int | None = None
+
+
+class EmailResult(BaseModel):
+    """The outcome of a delivery: `sent` (now or earlier) or `failed` with the reason."""
+
+    status: Literal["sent", "failed"]
+    detail: str = ""
+
+
+class OnboardingInput(BaseModel):
+    """A won deal's onboarding; `check_every_s` is how often it looks at its tasks."""
+
+    deal_id: int
+    check_every_s: float = Field(3600.0, gt=0)
+
+
+class OnboardingTasks(BaseModel):
+    """The reminders (tasks) an onboarding created, and the emails their creation queued."""
+
+    reminder_ids: list[int]
+
+
+class AgentRunInput(BaseModel):
+    """One run of a scheduled agent for the reps of one time zone."""
+
+    agent: str
+    time_zone: str
+
+
+class AgentRunResult(BaseModel):
+    """What a run filed: inbox items per kind."""
+
+    filed: dict[str, int] = {}
+
+
+class DispatchResult(BaseModel):
+    """Workflows started by one dispatch, and those already running."""
+
+    started: int = 0
+    already: int = 0

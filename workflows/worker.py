@@ -1,0 +1,87 @@
+"""The Temporal worker: polls the task queue and runs Flowstate's workflows and activities.
+
+`run_worker(config)` runs until cancelled; at start it puts the schedules in place (the scheduled
+agents per rep time zone and the dispatch). Any number of workers may poll one queue of one
+cluster (`flowstate worker`, the scale-out path); Temporal hands each task to one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from config.files import load_schedules
+from crm.db import session_scope
+from tools.scheduled import rep_time_zones
+from workflows.activities import Activities
+from workflows.client import connect
+from workflows.deps import WorkerConfig
+from workflows.email import EmailWorkflow
+from workflows.onboarding import OnboardingWorkflow
+from workflows.reminders import ReminderWorkflow
+from workflows.runs import AgentRunWorkflow, DispatchWorkflow
+from workflows.schedules import agent_schedules, dispatch_schedule, dispatch_schedule_id, ensure_schedules
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type[Any]] = (
+    ReminderWorkflow,
+    EmailWorkflow,
+    OnboardingWorkflow,
+    AgentRunWorkflow,
+    DispatchWorkflow,
+)
+#: Threads for the sync (database, SMTP) activities of one worker.
+ACTIVITY_THREADS = 16
+
+
+def build_worker(client: Client, activities: Activities, executor: concurrent.futures.Executor) -> Worker:
+    """A Worker on `activities.config.task_queue` with every workflow and activity."""
+    return Worker(
+        client,
+        task_queue=activities.config.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )
+
+
+async def put_schedules(client: Client, activities: Activities) -> list[str]:
+    """The agent schedules for the reps' time zones and the dispatch schedule, on the cluster."""
+    config = activities.config
+
+    def _zones() -> list[str]:
+        with session_scope(activities.engine) as session:
+            return rep_time_zones(session)
+
+    zones = await asyncio.to_thread(_zones)
+    wanted = agent_schedules(load_schedules(config.schedules_config), zones, config.task_queue)
+    wanted[dispatch_schedule_id(config.task_queue)] = dispatch_schedule(
+        config.dispatch_every_s, config.task_queue
+    )
+    return await ensure_schedules(client, wanted)
+
+
+async def run_worker(config: WorkerConfig, *, ready: asyncio.Event | None = None) -> None:
+    """Connect, put the schedules in place, and run the worker until cancelled (`ready` is set
+    once it polls). Raises what the client raises when the cluster does not answer."""
+    client = await connect(config.temporal_address, config.temporal_namespace)
+    activities = Activities(config)
+    with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
+        try:
+            await put_schedules(client, activities)
+            worker = build_worker(client, activities, executor)
+            async with worker:
+                log.info("worker polling %s on %s", config.task_queue, config.temporal_address)
+                if ready is not None:
+                    ready.set()
+                await asyncio.Event().wait()
+        finally:
+            activities.close()
