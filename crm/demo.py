@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Table, exists, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
+from crm import workflow_runs
 from crm.db import session_scope
 from crm.models import (
     Account,
@@ -537,6 +538,13 @@ def seed_demo(
                 for r in data.reminders
             ],
         )
+        # the open reminders get their workflows (fire, escalate) like any other reminder: the
+        # requests are started by the worker's dispatch
+        open_reminders = session.execute(
+            select(Reminder.id, Reminder.deal_id).where(Reminder.status.in_(("pending", "escalated")))
+        ).all()
+        for reminder_id, deal_id in open_reminders:
+            workflow_runs.request(session, "reminder", reminder_id, deal_id=deal_id, reminder_id=reminder_id)
         vectors = embedder.embed_documents([d["content"] for d in data.documents])
         _insert(
             session,

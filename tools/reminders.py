@@ -134,7 +134,7 @@ def fire(
         reminder_id=reminder.id,
         deal_id=reminder.deal_id,
         account_id=reminder.account_id,
-        workflow_id=f"reminder-{reminder.id}",
+        workflow_id=workflow_runs.workflow_id_of(session, "reminder", reminder_id=reminder.id),
         dedupe_key=key,
     )
     outbox_id: int | None = None

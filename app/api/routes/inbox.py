@@ -44,7 +44,7 @@ async def list_inbox(
     )
 
 
-@router.post("/{item_id}", response_model=inbox_tools.Decided, responses=errors(404, 409))
+@router.post("/{item_id}", response_model=inbox_tools.Decided, responses=errors(400, 404, 409))
 async def decide(
     session: SessionDep, item_id: PathId, body: InboxDecision, after: AfterCommitDep
 ) -> inbox_tools.Decided:
