@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from app.services.workflows import StartingActions
 from contracts import ActionMeta, ProposedAction
@@ -33,16 +33,16 @@ class _Workflows:
 async def test_an_executed_action_starts_its_workflows_on_the_loop() -> None:
     action = ProposedAction(kind="create_reminder", summary="r", params={})
     meta = ActionMeta(actor="ann", thread_id="t", decision="approve")
-    workflows = _Workflows()
+    workflows = cast(Any, _Workflows())
     log = _Log({"reminder_id": 3, "workflows": ["reminder-3-abcd1234"]})
-    actions = StartingActions(log, workflows, asyncio.get_running_loop())  # type: ignore[arg-type]
+    actions = StartingActions(log, workflows, asyncio.get_running_loop())
     result = await asyncio.to_thread(actions.execute, action, meta)  # as the approve node runs it
     assert result["reminder_id"] == 3
     await asyncio.sleep(0.05)
     assert workflows.started == [["reminder-3-abcd1234"]]
     await asyncio.to_thread(
         StartingActions(_Log({}), workflows, asyncio.get_running_loop()).execute, action, meta
-    )  # type: ignore[arg-type]
+    )
     await asyncio.sleep(0.05)
     assert workflows.started == [["reminder-3-abcd1234"]]  # nothing asked, nothing started
     actions.record("action.rejected", {}, meta)

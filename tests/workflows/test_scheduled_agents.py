@@ -24,7 +24,7 @@ NOW = dt.datetime(2026, 11, 30, 13, 0, tzinfo=dt.UTC)
 
 def _run(engine: Engine, agent: str) -> dict[str, int]:
     with session_scope(engine) as s:
-        return run_agent(s, agent, load_schedules().agents, "UTC", NOW).counts
+        return run_agent(s, agent, dict(load_schedules().agents.items()), "UTC", NOW).counts
 
 
 def _items(engine: Engine) -> list[InboxItem]:
