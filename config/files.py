@@ -218,3 +218,40 @@ class SchedulesConfig(BaseModel):
 def load_schedules(path: Path = CONFIG_DIR / "schedules.yaml") -> SchedulesConfig:
     """The scheduled agents of `path`. Raises ValidationError on a malformed file."""
     return SchedulesConfig.model_validate(_read(path))
+
+
+class SequenceStep(BaseModel):
+    """One step of a follow-up sequence, `after` the sequence's start: an `email` drafted for
+    `brief`, or a `task` titled `title` ({account}, {product}, {deal} filled in)."""
+
+    after: dt.timedelta = Field(ge=dt.timedelta(0))
+    kind: Literal["email", "task"]
+    brief: str | None = Field(None, min_length=1, max_length=300)
+    title: str | None = Field(None, min_length=1, max_length=300)
+
+    @model_validator(mode="after")
+    def _what(self) -> SequenceStep:
+        if self.kind == "email" and not self.brief:
+            raise ValueError("an email step needs a `brief`")
+        if self.kind == "task" and not self.title:
+            raise ValueError("a task step needs a `title`")
+        return self
+
+
+class SequencesConfig(BaseModel):
+    """`config/sequences.yaml`: the steps of a follow-up sequence, in increasing `after`."""
+
+    steps: list[SequenceStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SequencesConfig:
+        afters = [s.after for s in self.steps]
+        if afters != sorted(afters):
+            raise ValueError("sequence steps must be in order of `after`")
+        return self
+
+
+@lru_cache
+def load_sequences(path: Path = CONFIG_DIR / "sequences.yaml") -> SequencesConfig:
+    """The follow-up sequence of `path`. Raises ValidationError on a malformed file."""
+    return SequencesConfig.model_validate(_read(path))

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # The escalation ladder of reminders, the follow-up sequences and the scheduled agents.
     reminders_config: Path = Field(CONFIG_DIR / "reminders.yaml", alias="FLOWSTATE_REMINDERS_CONFIG")
     schedules_config: Path = Field(CONFIG_DIR / "schedules.yaml", alias="FLOWSTATE_SCHEDULES_CONFIG")
+    sequences_config: Path = Field(CONFIG_DIR / "sequences.yaml", alias="FLOWSTATE_SEQUENCES_CONFIG")
 
     # --- tracing (Langfuse over OpenTelemetry; off without keys) --------------------------
     langfuse_public_key: str | None = Field(None, alias="LANGFUSE_PUBLIC_KEY")

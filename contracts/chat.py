@@ -72,7 +72,15 @@ class Source(BaseModel):
     data: dict[str, Any] = {}
 
 
-ActionKind = Literal["move_stage", "create_reminder", "create_task", "queue_email", "accept_discount"]
+ActionKind = Literal[
+    "move_stage",
+    "create_reminder",
+    "create_task",
+    "queue_email",
+    "accept_discount",
+    "start_sequence",
+    "cancel_sequence",
+]
 
 
 class ProposedAction(BaseModel):

@@ -63,6 +63,14 @@ def set_status(session: Session, workflow_id: str, status: WorkflowRunStatus) ->
     session.execute(update(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id).values(**values))
 
 
+def status_of(session: Session, workflow_id: str) -> WorkflowRunStatus | None:
+    """The recorded status of `workflow_id`, or None when the CRM did not ask for it."""
+    status: WorkflowRunStatus | None = session.scalar(
+        select(WorkflowRun.status).where(WorkflowRun.workflow_id == workflow_id)
+    )
+    return status
+
+
 def workflow_id_of(
     session: Session,
     kind: WorkflowKind,

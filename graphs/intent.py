@@ -358,7 +358,7 @@ _CLOSING_WORK = re.compile(
     r"\b(e-?mails?|messages?|letter|note|proposals?|quotes?|quotation|reply|follow-?up|linkedin|"
     r"intro(duction)?|outreach|talking points|pitch|counter-?offer)|discounts?|\d+ ?% off|"
     r"objections?|negotiat\w*|push back|pushback|counter-?offer|(payment|contract) terms|"
-    r"competitor\w*|cheaper|too expensive)\b",
+    r"competitor\w*|cheaper|too expensive|(follow-?up |e-?mail |outreach )?(sequences?|cadences?)|drip)\b",
     re.I,
 )
 _NBA_WORK = re.compile(

@@ -18,6 +18,9 @@ Action kinds and their `params`:
 - queue_email: `subject`, `body`; optional `to` (email address), `contact_id`, `account_id`,
   `deal_id`. Written to the outbox (`crm.outbox`, with the request for its delivery workflow),
   plus an Event "email.queued". Nothing is sent here: the delivery workflow sends it once.
+- start_sequence: `deal` or `deal_id` (an open deal with no sequence running): asks for its
+  follow-up sequence (`config/sequences.yaml`), started by the caller after the commit.
+- cancel_sequence: `deal` or `deal_id` whose sequence runs: it ends at its next step.
 - accept_discount: `percent` (0 < p <= the policy's `discount.max_percent`); optional `deal` /
   `deal_id`, `account_id`, `requested_percent`, `note`. Writes an Event "discount.accepted" and a
   deal note (a Document of kind "deal_note"; embedded when an embedder is given, else stored
@@ -44,6 +47,7 @@ from crm.embeddings import Embedder
 from crm.errors import Invalid
 from crm.models import Contact, Document, ExecutedAction
 from crm.schemas import EventCreate, ReminderCreate, WorkflowKind
+from tools import sequences
 
 if TYPE_CHECKING:  # the contract type only; tools must not import crews at run time
     from contracts import ProposedAction
@@ -131,6 +135,14 @@ class EmailParams(_DealRef):
     to: str | None = Field(None, max_length=254)
     contact_id: int | None = None
     account_id: int | None = None
+
+
+class SequenceParams(_DealRef):
+    @model_validator(mode="after")
+    def _needs_deal(self) -> SequenceParams:
+        if self.deal is None and self.deal_id is None:
+            raise ValueError("deal or deal_id is required")
+        return self
 
 
 class DiscountParams(_DealRef):
@@ -322,6 +334,20 @@ def _run(
             "subject": ep.subject,
             "workflows": _workflows(session, "email", [message.id]),
         }
+    elif action.kind == "start_sequence":
+        sp: SequenceParams = _params(SequenceParams, action.params)
+        deal_id = sp.resolve(session)
+        assert deal_id is not None
+        account_id = repository.get_deal(session, deal_id).account_id
+        run = sequences.request(session, deal_id)
+        result = {"deal_id": deal_id, "workflows": [run.workflow_id]}
+    elif action.kind == "cancel_sequence":
+        cp: SequenceParams = _params(SequenceParams, action.params)
+        deal_id = cp.resolve(session)
+        assert deal_id is not None
+        account_id = repository.get_deal(session, deal_id).account_id
+        run = sequences.cancel(session, deal_id)
+        result = {"deal_id": deal_id, "cancelled": run.workflow_id}
     elif action.kind == "accept_discount":
         dp: DiscountParams = _params(DiscountParams, action.params)
         limit = load_policies().discount.max_percent

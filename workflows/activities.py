@@ -20,7 +20,7 @@ from crm.db import make_engine, session_scope
 from crm.errors import NotFound
 from crm.schemas import EventCreate
 from tools import reminders
-from workflows import agents, onboarding_plan
+from workflows import agents, onboarding_plan, sequence_steps
 from workflows.deps import WorkerConfig
 from workflows.mail import Undeliverable, build_message, send
 from workflows.starts import start_by_ids, start_pending
@@ -32,6 +32,8 @@ from workflows.types import (
     FireRequest,
     FireResult,
     OnboardingTasks,
+    SequenceStepRequest,
+    SequenceStepResult,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class Activities:
             self.file_onboarding_report,
             self.run_agent,
             self.dispatch_pending,
+            self.sequence_step,
+            self.set_run_status,
         ]
 
     def publish(self, notification: Notification | None) -> None:
@@ -214,6 +218,26 @@ class Activities:
         notification = onboarding_plan.file_report(self.engine, deal_id, reminder_ids)
         workflow_runs_done(self.engine, _workflow_id())
         self.publish(notification)
+
+    # --- follow-up sequences ------------------------------------------------------------------
+
+    @activity.defn(name="sequence_step")
+    async def sequence_step(self, req: SequenceStepRequest) -> SequenceStepResult:
+        """One step of a follow-up sequence (`workflows.sequence_steps`)."""
+        result, notification, started = await sequence_steps.run_step(
+            self.engine, self.config, req, _workflow_id()
+        )
+        if started:
+            await start_by_ids(activity.client(), self.engine, self.config, started)
+        self.publish(notification)
+        return result
+
+    @activity.defn(name="set_run_status")
+    def set_run_status(self, status: str) -> None:
+        """Record how the calling workflow ended (`crm.workflow_runs`)."""
+        with session_scope(self.engine) as session:
+            if workflow_runs.status_of(session, _workflow_id()) != "cancelled":  # the rep's word stands
+                workflow_runs.set_status(session, _workflow_id(), status)  # type: ignore[arg-type]
 
     # --- scheduled agents and the dispatch ----------------------------------------------------
 

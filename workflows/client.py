@@ -65,6 +65,15 @@ class Workflows:
         except Exception as exc:
             log.warning("%s not signalled: %r", workflow_id, exc)
 
+    async def cancel(self, workflow_id: str) -> None:
+        """Send `cancel` to a workflow that takes it (a follow-up sequence); best effort."""
+        try:
+            await asyncio.wait_for(
+                self.client.get_workflow_handle(workflow_id).signal("cancel"), CALL_TIMEOUT_S
+            )
+        except Exception as exc:  # ended already, or Temporal away: its next step sees the status
+            log.warning("%s not cancelled: %r", workflow_id, exc)
+
     async def task_closed(self, workflow_id: str) -> None:
         """Wake a deal's onboarding to look at its tasks (a task was closed)."""
         handle = self.client.get_workflow_handle(workflow_id)

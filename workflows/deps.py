@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm import LLMConfig
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -13,7 +15,10 @@ class WorkerConfig:
     - `temporal_address`, `temporal_namespace`, `task_queue`: where the worker polls.
     - `smtp_url`: smtp://[user:pass@]host:port or smtps://...; `?starttls=true` upgrades a plain
       connection; `mail_from`: the From address.
-    - `reminders_config`, `schedules_config`: the YAML files of the ladder and the agents.
+    - `reminders_config`, `schedules_config`, `sequences_config`: the YAML files of the ladder,
+      the agents and the follow-up sequence.
+    - `llm`: the model the crews draft with (None: email steps of a sequence file an alert that
+      no draft could be written).
     - `dispatch_every_s`: period of the dispatch schedule; `onboarding_check_s`: how often an
       onboarding looks at its tasks.
     """
@@ -27,5 +32,7 @@ class WorkerConfig:
     mail_from: str
     reminders_config: Path
     schedules_config: Path
+    sequences_config: Path | None = None
+    llm: LLMConfig | None = None
     dispatch_every_s: float = 30.0
     onboarding_check_s: float = 3600.0

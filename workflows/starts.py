@@ -17,18 +17,29 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from config.files import load_reminders
+from config.files import SequencesConfig, load_reminders, load_sequences
 from crm import workflow_runs
 from crm.db import session_scope
-from crm.models import Reminder
+from crm.models import Deal, Reminder
 from crm.schemas import WorkflowRunOut
 from workflows.deps import WorkerConfig
-from workflows.types import DispatchResult, OnboardingInput, ReminderInput, Rung
+from workflows.types import (
+    DispatchResult,
+    OnboardingInput,
+    ReminderInput,
+    Rung,
+    SequenceInput,
+    SequenceStepSpec,
+)
 
 log = logging.getLogger(__name__)
 
 #: At most this many requested workflows are started per dispatch.
 DISPATCH_BATCH = 500
+
+
+def _sequence(config: WorkerConfig) -> SequencesConfig:
+    return load_sequences(config.sequences_config) if config.sequences_config else load_sequences()
 
 
 def _inputs(
@@ -41,29 +52,28 @@ def _inputs(
     ]
     out: list[tuple[WorkflowRunOut, str, Any]] = []
     reminder_ids = [r.reminder_id for r in runs if r.kind == "reminder" and r.reminder_id is not None]
+    deal_ids = [r.deal_id for r in runs if r.kind == "sequence" and r.deal_id is not None]
+    steps = [
+        SequenceStepSpec(after_s=s.after.total_seconds(), kind=s.kind, brief=s.brief, title=s.title)
+        for s in _sequence(config).steps
+    ]
     with session_scope(engine) as session:
+        stages = dict(session.execute(select(Deal.id, Deal.stage).where(Deal.id.in_(deal_ids))).all())
         due = dict(
             session.execute(select(Reminder.id, Reminder.due_at).where(Reminder.id.in_(reminder_ids))).all()
         )
     for run in runs:
+        arg: Any = None
         if run.kind == "reminder" and run.reminder_id in due:
-            out.append(
-                (
-                    run,
-                    "reminder",
-                    ReminderInput(reminder_id=run.reminder_id, due_at=due[run.reminder_id], ladder=ladder),
-                )
-            )
+            arg = ReminderInput(reminder_id=run.reminder_id, due_at=due[run.reminder_id], ladder=ladder)
         elif run.kind == "email" and run.outbox_id is not None:
-            out.append((run, "email", run.outbox_id))
+            arg = run.outbox_id
         elif run.kind == "onboarding" and run.deal_id is not None:
-            out.append(
-                (
-                    run,
-                    "onboarding",
-                    OnboardingInput(deal_id=run.deal_id, check_every_s=config.onboarding_check_s),
-                )
-            )
+            arg = OnboardingInput(deal_id=run.deal_id, check_every_s=config.onboarding_check_s)
+        elif run.kind == "sequence" and run.deal_id in stages:
+            arg = SequenceInput(deal_id=run.deal_id, stage=stages[run.deal_id], steps=steps)
+        if arg is not None:
+            out.append((run, run.kind, arg))
     return out
 
 

@@ -85,3 +85,37 @@ class DispatchResult(BaseModel):
 
     started: int = 0
     already: int = 0
+
+
+class SequenceStepSpec(BaseModel):
+    """A step of a follow-up sequence, as the workflow was started with it (`config/sequences.yaml`)."""
+
+    after_s: float = Field(ge=0)
+    kind: Literal["email", "task"]
+    brief: str | None = None
+    title: str | None = None
+
+
+class SequenceInput(BaseModel):
+    """A follow-up sequence for deal `deal_id`, started while it was in `stage`."""
+
+    deal_id: int
+    stage: str
+    steps: list[SequenceStepSpec]
+
+
+class SequenceStepRequest(BaseModel):
+    """Run step `index` of the sequence of `deal_id` (started in `stage`)."""
+
+    deal_id: int
+    stage: str
+    index: int
+    step: SequenceStepSpec
+
+
+class SequenceStepResult(BaseModel):
+    """`done` (a draft or alert filed, or a task created), or `stopped` (the deal changed stage
+    or closed, or is gone: the sequence ends)."""
+
+    status: Literal["done", "stopped"]
+    detail: str = ""

@@ -27,6 +27,7 @@ from workflows.onboarding import OnboardingWorkflow
 from workflows.reminders import ReminderWorkflow
 from workflows.runs import AgentRunWorkflow, DispatchWorkflow
 from workflows.schedules import agent_schedules, dispatch_schedule, dispatch_schedule_id, ensure_schedules
+from workflows.sequence import SequenceWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ WORKFLOWS: Sequence[type[Any]] = (
     ReminderWorkflow,
     EmailWorkflow,
     OnboardingWorkflow,
+    SequenceWorkflow,
     AgentRunWorkflow,
     DispatchWorkflow,
 )

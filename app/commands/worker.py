@@ -8,17 +8,20 @@ import contextlib
 import logging
 import os
 import signal
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from workflows.deps import WorkerConfig
+if TYPE_CHECKING:
+    from workflows.deps import WorkerConfig
 
 console = Console()
 log = logging.getLogger("flowstate.worker")
 
-#: The services a worker needs (no LLM server of its own: crews reach the configured one).
-WORKER_NEEDS = frozenset({"database", "redis", "temporal", "smtp"})
+#: The services a worker needs; the LLM because the closing crew drafts the sequences' emails (an
+#: embedded model server already running for the data directory is reused, not started twice).
+WORKER_NEEDS = frozenset({"database", "redis", "llm", "temporal", "smtp"})
 
 
 def worker() -> None:

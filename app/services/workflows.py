@@ -13,6 +13,7 @@ from config.settings import Settings
 from contracts import ActionMeta, ProposedAction
 from embedded.stack import Endpoints
 from graphs.context import ActionLog
+from llm import LLMConfig
 from workflows.client import Workflows, connect
 from workflows.deps import WorkerConfig
 from workflows.starts import requested_by
@@ -35,6 +36,8 @@ def worker_config(settings: Settings, endpoints: Endpoints) -> WorkerConfig:
         mail_from=settings.mail_from,
         reminders_config=settings.reminders_config,
         schedules_config=settings.schedules_config,
+        sequences_config=settings.sequences_config,
+        llm=LLMConfig.from_endpoints(endpoints, settings) if endpoints.openai_base_url else None,
         dispatch_every_s=settings.dispatch_every_s,
         onboarding_check_s=settings.onboarding_check_s,
     )

@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from config.files import load_policies
+from config.files import load_policies, load_sequences
 from contracts import CrewRequest, CrewResponse, ProposedAction, Source
 from crews.closing.models import (
     ClosingAdvice,
@@ -82,6 +82,9 @@ ADVICE = re.compile(
     r"tips|summar\w*|prepare the contract)\b",
     re.I,
 )
+#: A request for a follow-up sequence (several touches over days), not one email.
+SEQUENCE = re.compile(r"\b(sequence|cadence|drip)\b", re.I)
+STOP = re.compile(r"\b(stop|cancel|end|pause|halt|kill)\b", re.I)
 EMAIL = re.compile(r"\b(e-?mail|write|draft|send|message|letter|note)\b", re.I)
 QUANTITY = re.compile(
     r"\b(\d{1,5})\s*(?:x\s+|units?\b|licen[cs]es?\b|seats?\b|servers?\b|pcs\b|pieces\b|boxes\b|of\b)", re.I
@@ -556,6 +559,60 @@ def _discount_sentence(d: DiscountDecision, product: str | None) -> str:
     )
 
 
+async def _sequence(
+    message: str, ctx: _Context, result: ClosingResult, writer: ReplyWriter, calls: int
+) -> CrewResponse:
+    """Propose `start_sequence` for the deal, or `cancel_sequence` when the rep asks to stop it (no
+    LLM call): the steps, from `config/sequences.yaml`, are written from the configuration, and
+    they are the facts the numbers come from."""
+    data = result.model_dump(mode="json")
+    if ctx.deal is None:
+        who = ctx.account.name if ctx.account else "that account"
+        writer.write(f"{who} has no open deal to follow up. Name the opportunity id of the deal.")
+        return CrewResponse(reply=writer.text, data=data, llm_calls=calls)
+    who = ctx.account.name if ctx.account else ctx.deal.external_id
+    if STOP.search(message):
+        writer.write(
+            f"I can stop the follow-up sequence of {who} (deal {ctx.deal.external_id}): nothing more "
+            "will be drafted for it. Drafts already in your inbox stay there to approve or reject. "
+            "Approve to stop it."
+        )
+        action = ProposedAction(
+            kind="cancel_sequence",
+            summary=f"Stop the follow-up sequence of {who} (deal {ctx.deal.external_id})",
+            params={"deal_id": ctx.deal.id, "account_id": ctx.deal.account_id},
+        )
+        return CrewResponse(
+            reply=writer.text, data=data, sources=ctx.sources(), proposed_action=action, llm_calls=calls
+        )
+    steps = load_sequences().steps
+    plan = [{"step": i + 1, "day": s.after.days, "kind": s.kind} for i, s in enumerate(steps)]
+    facts: list[dict[str, Any]] = [{"sequence": plan, "deal": ctx.deal.external_id}]
+    await writer.ground(facts, ctx.sources())
+    touches = "; ".join(
+        f"day {p['day']}: {'an email drafted for your approval' if p['kind'] == 'email' else 'a call task'}"
+        for p in plan
+    )
+    writer.write(
+        f"I can start a follow-up sequence for {who} (deal {ctx.deal.external_id}): {touches}. "
+        "Each email waits in your inbox for approval, and the sequence stops by itself if the deal "
+        "changes stage or closes. Approve to start it."
+    )
+    action = ProposedAction(
+        kind="start_sequence",
+        summary=f"Start a follow-up sequence for {who} (deal {ctx.deal.external_id})",
+        params={"deal_id": ctx.deal.id, "account_id": ctx.deal.account_id},
+    )
+    return CrewResponse(
+        reply=writer.text,
+        data=data,
+        sources=ctx.sources(),
+        facts=facts,
+        proposed_action=action,
+        llm_calls=calls,
+    )
+
+
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Draft, decide or advise (see the module docstring). Raises
     `crews.streaming.ReplyRejected` when the reply's stream refuses a sentence."""
@@ -591,6 +648,9 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 "Name the account (or the opportunity id) and I'll draft it."
             )
             return CrewResponse(reply=writer.text, data=result.model_dump(mode="json"), llm_calls=usage.calls)
+
+        if SEQUENCE.search(message):
+            return await _sequence(message, ctx, result, writer, usage.calls)
 
         if discount is not None:
             writer.write(_discount_sentence(discount, ctx.product))

@@ -135,3 +135,33 @@ async def test_llm_down_with_real_crews_is_an_honest_error(
         assert [m.role for m in view.messages] == ["user"]
     else:  # the crew finished from what it computed without the model, and says nothing invented
         assert result.reply and [m.role for m in view.messages] == ["user", "assistant"]
+
+
+async def test_real_closing_crew_starts_and_stops_a_follow_up_sequence(
+    redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
+) -> None:
+    """ "Start a follow-up sequence" proposes `start_sequence` (its steps written from the
+    configuration, no model call); approving it asks for the deal's sequence workflow; "stop"
+    proposes `cancel_sequence`, which records the cancellation its next step obeys."""
+    from crm.models import WorkflowRun
+
+    ctx = replace(_context(clean_db, stub), router=FakeRouter(intent="closing"))
+    async with chat_service(redis_url, ctx) as chat:
+        first = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", "amy")
+        assert first.error is None, first.reply
+        assert first.pending_action is not None and first.pending_action.kind == "start_sequence"
+        assert "day 0: an email drafted for your approval" in first.reply
+        started = await chat.resume(first.thread_id, "approve")
+        assert started.action_result is not None and started.action_result.status == "done", started.reply
+        workflow_id = started.action_result.result["workflows"][0]
+        again = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", "amy")
+        refused = await chat.resume(again.thread_id, "approve")
+        assert refused.action_result is not None and refused.action_result.status == "failed"
+        assert "already runs" in (refused.action_result.detail or "")
+        stop = await chat.turn(None, "Stop the follow-up sequence for deal AAAA0001", "amy")
+        assert stop.pending_action is not None and stop.pending_action.kind == "cancel_sequence"
+        await chat.resume(stop.thread_id, "approve")
+    with session_scope(clean_db) as s:
+        run = s.scalars(select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id)).one()
+    assert (run.kind, run.status) == ("sequence", "cancelled")
+    assert stub.count == 0

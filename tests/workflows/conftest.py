@@ -86,6 +86,11 @@ async def worker(worker_config: WorkerConfig) -> AsyncIterator[WorkerConfig]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    # this worker's schedules go with it (the server lives for the whole session)
+    client = await connect(worker_config.temporal_address, worker_config.temporal_namespace)
+    async for listed in await client.list_schedules():
+        if listed.id.startswith(f"{worker_config.task_queue}-"):
+            await client.get_schedule_handle(listed.id).delete()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -16,23 +17,33 @@ from sqlalchemy import Engine, select
 from app.commands.serve import ENDPOINTS_ENV, endpoints_to_json
 from crm import workflow_runs
 from crm.db import session_scope
-from crm.models import OutboxMessage
+from crm.models import InboxItem, OutboxMessage, Reminder
+from crm.repository import create_contact
+from crm.schemas import ContactCreate, InboxDecision
 from embedded.smtp import EmbeddedSmtp, eml_name, sink_messages
 from embedded.stack import Endpoints
+from tests.support.stub_llm import StubLLM
 from tests.tools.conftest import CRM
 from tests.workflows.conftest import eventually
 from tests.workflows.test_reminders import _items, _reminder
+from tests.workflows.test_sequences import DRAFT
+from tools import inbox as inbox_tools
+from tools import sequences
+from tools.actions import TASK_PREFIX
 from workflows.client import Workflows
 from workflows.deps import WorkerConfig
 
 
-def _spawn(config: WorkerConfig, log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    config: WorkerConfig, log: Path, stub: StubLLM | None = None, sequences: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`flowstate worker` as `flowstate serve` starts it (the endpoints in the environment)."""
     endpoints = Endpoints(
         database_url=config.database_url,
         redis_url=config.redis_url,
-        openai_base_url=None,
+        openai_base_url=stub.base_url if stub else None,
         openai_api_key="x",
-        llm_model="m",
+        llm_model=stub.model if stub else "m",
         embedded=frozenset(),
         temporal_address=config.temporal_address,
         temporal_namespace=config.temporal_namespace,
@@ -45,6 +56,7 @@ def _spawn(config: WorkerConfig, log: Path) -> subprocess.Popen[bytes]:
         "FLOWSTATE_REMINDERS_CONFIG": str(config.reminders_config),
         "FLOWSTATE_DISPATCH_EVERY_S": "1",
         "FLOWSTATE_MAIL_FROM": config.mail_from,
+        **({"FLOWSTATE_SEQUENCES_CONFIG": str(sequences)} if sequences else {}),
     }
     with log.open("ab") as fh:
         return subprocess.Popen(
@@ -95,3 +107,76 @@ async def test_a_worker_killed_mid_ladder_finishes_it_once(
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+SEQUENCE_YAML = """steps:
+  - after: 0
+    kind: email
+    brief: a short follow-up
+  - after: 8
+    kind: task
+    title: Call {account} about {product}
+"""
+
+
+async def test_a_worker_killed_mid_sequence_finishes_it_once(
+    crm_data: CRM,
+    clean_db: Engine,
+    worker_config: WorkerConfig,
+    app_workflows: Workflows,
+    smtp_sink: EmbeddedSmtp,
+    tmp_path: Path,
+) -> None:
+    """The draft is approved and its email sent; the worker dies with SIGKILL before the task is
+    due; restarted, it creates the task once, and no email goes out twice."""
+    steps = tmp_path / "sequences.yaml"
+    steps.write_text(SEQUENCE_YAML)
+    log = tmp_path / "worker.log"
+    deal_id = crm_data.deal["D0000005"]
+    with session_scope(clean_db) as s:  # the buyer the drafts go to
+        create_contact(
+            s,
+            ContactCreate(
+                account_id=crm_data.account["Betaco"],
+                first_name="Bea",
+                last_name="Buyer",
+                email="bea@betaco.example",
+            ),
+        )
+    with StubLLM(answers=[DRAFT]) as stub:
+        proc = _spawn(worker_config, log, stub, steps)
+        try:
+            with session_scope(clean_db) as s:
+                wid = sequences.request(s, deal_id).workflow_id
+            # the steps are fixed when the sequence starts: the app's side reads the test's file
+            starter = Workflows(
+                app_workflows.client, clean_db, replace(worker_config, sequences_config=steps)
+            )
+            await starter.start([wid])
+            drafts = await eventually(lambda: _kind(clean_db, "draft"), timeout_s=60)
+            with session_scope(clean_db) as s:
+                decided = inbox_tools.decide(s, drafts[0].id, InboxDecision(decision="approve"), actor="Bob")
+            assert decided.result is not None
+            await app_workflows.start(decided.result["workflows"])
+            await eventually(lambda: (m := _mails(clean_db)) and m[0].status == "sent")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            await asyncio.sleep(2)
+            proc = _spawn(worker_config, log, stub, steps)
+            handle = app_workflows.client.get_workflow_handle(wid)
+            assert await asyncio.wait_for(handle.result(), 60) == "completed"
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+    with session_scope(clean_db) as s:
+        tasks = s.scalars(select(Reminder).where(Reminder.message.startswith(TASK_PREFIX))).all()
+    assert [t.message for t in tasks] == [f"{TASK_PREFIX}Call Betaco about GTX Basic"]
+    assert len(_kind(clean_db, "draft")) == 1
+    mails = _mails(clean_db)
+    assert len(mails) == 1
+    assert [p.name for p in sink_messages(smtp_sink.folder)].count(eml_name(mails[0].message_id)) == 1
+
+
+def _kind(engine: Engine, kind: str) -> list[InboxItem]:
+    with session_scope(engine) as s:
+        return list(s.scalars(select(InboxItem).where(InboxItem.kind == kind)))

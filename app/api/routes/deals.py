@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.orm import Session
 
 from app.api.deps import AfterCommitDep, DealFilterDep, Limit, Offset, PathId, SessionDep
 from app.api.responses import errors, links
 from config.files import load_pipeline
 from crm import repository, workflow_runs
+from crm.errors import NotFound
 from crm.schemas import DealCreate, DealOut, DealUpdate, Page, StageChangeOut, StageMove, WorkflowRunOut
+from tools import sequences
 
 router = APIRouter(prefix="/deals", tags=["deals"], responses=errors(422, 503))
 
@@ -112,3 +114,37 @@ async def deal_workflows(session: SessionDep, deal_id: PathId) -> list[WorkflowR
         return workflow_runs.for_deal(s, deal_id)
 
     return await session.run_sync(_runs)
+
+
+@router.post(
+    "/{deal_id}/sequence",
+    response_model=WorkflowRunOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(404, 409),
+)
+async def start_sequence(session: SessionDep, deal_id: PathId, after: AfterCommitDep) -> WorkflowRunOut:
+    """Start the deal's follow-up sequence (`config/sequences.yaml`: drafted emails that wait in
+    the rep's inbox for approval, then a call task). 409 when the deal is closed or a sequence
+    already runs for it. It stops by itself when the deal changes stage or closes."""
+    run = await session.run_sync(sequences.request, deal_id)
+    after.start([run.workflow_id])
+    return run
+
+
+@router.delete("/{deal_id}/sequence", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
+async def cancel_sequence(session: SessionDep, deal_id: PathId, request: Request) -> None:
+    """Stop the deal's follow-up sequence; 404 when none runs. Drafts already in the inbox stay
+    decidable."""
+
+    def _running(s: Session) -> WorkflowRunOut:
+        repository.get_deal(s, deal_id)
+        run = sequences.running(s, deal_id)
+        if run is None:
+            raise NotFound("follow-up sequence of deal", deal_id)
+        workflow_runs.set_status(s, run.workflow_id, "cancelled")
+        return run
+
+    run = await session.run_sync(_running)
+    workflows = request.app.state.workflows
+    if workflows is not None:
+        await workflows.cancel(run.workflow_id)
