@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from contracts.notifications import Notification
 from crm.errors import Conflict, NotFound
 from crm.models import InboxItem
 from crm.schemas import InboxItemOut, InboxKind, InboxStatus, Page
@@ -69,6 +70,25 @@ def file_item(
         return InboxItemOut.model_validate(row), False
     row = session.get(InboxItem, new_id)
     return InboxItemOut.model_validate(row), True
+
+
+def is_filed(session: Session, dedupe_key: str) -> bool:
+    """Whether an item with this dedupe key exists."""
+    return session.scalar(select(InboxItem.id).where(InboxItem.dedupe_key == dedupe_key)) is not None
+
+
+def notification_of(item: InboxItemOut) -> Notification:
+    """The live notification of a newly filed item (`contracts.notifications`)."""
+    return Notification(
+        recipient=item.recipient,
+        rep_id=item.rep_id,
+        kind=item.kind,
+        title=item.title,
+        body=item.body,
+        item_id=item.id,
+        reminder_id=item.reminder_id,
+        deal_id=item.deal_id,
+    )
 
 
 def list_items(

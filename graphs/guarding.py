@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from contracts import INTENTS, ActionMeta, CrewRequest, CrewResponse, GuardOutcome, Source, Verdict
+from crews.checks import check_response
 from crews.registry import output_model as crew_output_model
 from graphs.canned import GeneralReply
 
@@ -73,21 +74,9 @@ def output_models() -> list[type[BaseModel]]:
 
 
 def check_with(request: CrewRequest, response: CrewResponse, facts: GuardFacts, attempt: int) -> GuardOutcome:
-    """`guards.check_reply` on `response` with the CRM `facts` of the turn; `attempt`: 0 for the
-    crew's first answer, n after the n-th re-ask. Loads Guardrails on first use (~3 s)."""
-    from guards import GuardContext, check_reply
-
-    context = GuardContext(
-        intent=request.intent,
-        message=request.message,
-        known_names=facts.index,
-        allowed_pii=facts.allowed_pii,
-        attempt=attempt,
-        output_model=output_model(request.intent),
-        list_price=facts.list_price,
-    )
-    outcome: GuardOutcome = check_reply(response, context)
-    return outcome
+    """`crews.checks.check_response` with the output model of the request's intent (the canned
+    replies' for "general"); `attempt`: 0 for the crew's first answer, n after the n-th re-ask."""
+    return check_response(request, response, facts, attempt, output_model(request.intent))
 
 
 def sentence_guard_loader(

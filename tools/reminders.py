@@ -173,20 +173,7 @@ def fire(
                 },
             ),
         )
-    notification = (
-        Notification(
-            recipient=person.name,
-            rep_id=person.rep_id,
-            kind="reminder",
-            title=title,
-            body=body,
-            item_id=item.id,
-            reminder_id=reminder.id,
-            deal_id=reminder.deal_id,
-        )
-        if created
-        else None
-    )
+    notification = inbox.notification_of(item) if created else None
     return FireResult(
         status="fired",
         due_at=due_at,

@@ -1,5 +1,7 @@
 """What the scheduled agents file, per rep: SQL picks the records, each becomes an inbox item
-(a digest, an alert, or an action awaiting approval); nothing is sent or changed by itself.
+(a digest, an alert, a drafted email or an action awaiting approval); nothing is sent or changed
+by itself. A deal that needs a touch (follow-up, closure, nurture) gets an email written by a
+`Drafter` (the closing crew, in the workflows) when one is given, else a proposed reminder.
 
 - reminder_digest: the rep's reminders due by the end of their local day, in one digest.
 - follow_up: open deals with no follow-up scheduled that have sat in their stage over `days`
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,9 +72,28 @@ def _label(d: DealOut) -> str:
     return f"{d.account_name or 'no account'}{what}, deal {d.external_id}"
 
 
-class _Run:
+#: Writes a follow-up email for a deal (`brief`: what it is for): the `queue_email` action to
+#: approve and the email's text, or None when it cannot (the closing crew, in the workflows).
+Drafter = Callable[[DealOut, str], "tuple[ProposedAction, str] | None"]
+
+
+@dataclass
+class Proposal:
+    """A deal that needs a touch: filed as a drafted email when a drafter writes one, else as a
+    proposed reminder (`message`) to approve."""
+
+    deal: DealOut
+    title: str
+    message: str
+    body: str
+    brief: str
+    key: str
+
+
+class AgentRun:
     def __init__(self, session: Session, agent: str, rep: SalesRep, now: dt.datetime, filed: Filed) -> None:
         self.session, self.agent, self.rep, self.filed = session, agent, rep, filed
+        self.pending: list[Proposal] = []
         self.local_now = now.astimezone(zone(rep.time_zone))
         self.day = self.local_now.date().isoformat()
         tomorrow = self.local_now.date() + dt.timedelta(days=1)
@@ -107,30 +128,33 @@ class _Run:
         )
         if created:
             self.filed.counts[kind] = self.filed.counts.get(kind, 0) + 1
-            self.filed.notifications.append(
-                Notification(
-                    recipient=item.recipient,
-                    rep_id=item.rep_id,
-                    kind=kind,
-                    title=title,
-                    body=body,
-                    item_id=item.id,
-                    deal_id=item.deal_id,
-                )
-            )
+            self.filed.notifications.append(inbox.notification_of(item))
 
-    def propose_reminder(self, deal: DealOut, title: str, message: str, body: str) -> None:
+    def propose(self, deal: DealOut, title: str, message: str, body: str, brief: str) -> None:
+        """Keep a proposal for `file_proposal` (one filed today already is left out, so a repeated
+        run drafts nothing twice)."""
+        key = f"deal-{deal.id}"
+        if inbox.is_filed(self.session, f"{self.agent}:{key}:{self.day}"):
+            return
+        self.pending.append(Proposal(deal, title, message, body, brief, key))
+
+    def file_proposal(self, p: Proposal, drafted: tuple[ProposedAction, str] | None) -> None:
+        """File `p`: the drafted email to approve, else a reminder to approve."""
+        if drafted is not None:
+            action, text = drafted
+            self.file("draft", p.key, p.title, f"{p.body}\n\n{text}", deal=p.deal, action=action)
+            return
         action = ProposedAction(
             kind="create_reminder",
-            summary=f"Remind me on {self.due.date().isoformat()}: {message}",
+            summary=f"Remind me on {self.due.date().isoformat()}: {p.message}",
             params={
-                "deal_id": deal.id,
+                "deal_id": p.deal.id,
                 "rep_id": self.rep.id,
                 "due_at": self.due.isoformat(),
-                "message": message,
+                "message": p.message,
             },
         )
-        self.file("action", f"deal-{deal.id}", title, body, deal=deal, action=action)
+        self.file("action", p.key, p.title, p.body, deal=p.deal, action=action)
 
 
 def _open_reminder_deals(session: Session, deal_ids: list[int]) -> set[int]:
@@ -164,9 +188,11 @@ def _median_cycle_days(session: Session) -> int | None:
 
 def run_for_rep(
     session: Session, agent: str, rep: SalesRep, schedule: AgentSchedule, now: dt.datetime, filed: Filed
-) -> None:
-    """File what `agent` finds for `rep` (at most `schedule.max_items` items of each kind)."""
-    run = _Run(session, agent, rep, now, filed)
+) -> AgentRun:
+    """File what `agent` finds for `rep` (at most `schedule.max_items` items of each kind); the
+    deals that need an email or a reminder are left in the run's `pending`, for `file_proposal`
+    (after drafting, outside the transaction, when a drafter is given)."""
+    run = AgentRun(session, agent, rep, now, filed)
     cap = schedule.max_items
     pipeline = load_pipeline()
     as_of = analytics.reference_date(session)
@@ -193,12 +219,13 @@ def run_for_rep(
         reminded = _open_reminder_deals(session, [r.deal.id for r in rows])
         picked = [r for r in rows if r.days_in_stage > limit and r.deal.id not in reminded]
         for r in sorted(picked, key=lambda r: -r.days_in_stage)[:cap]:
-            run.propose_reminder(
+            run.propose(
                 r.deal,
                 f"Follow up: {_label(r.deal)}",
                 f"Follow up with {r.deal.account_name or 'the buyer'} on deal {r.deal.external_id}",
                 f"No follow-up is scheduled and it has been in {r.deal.stage_name} "
                 f"for {r.days_in_stage} days.",
+                "a follow-up after a quiet spell, with one clear next step",
             )
         _stuck_alerts(session, run, rows, cap)
     elif agent == "closure":
@@ -214,12 +241,13 @@ def run_for_rep(
         ]
         for r in sorted(late, key=lambda r: r.deal.engage_date)[:cap]:
             age = (as_of - r.deal.engage_date).days
-            run.propose_reminder(
+            run.propose(
                 r.deal,
                 f"Ask for the decision: {_label(r.deal)}",
                 f"Ask {r.deal.account_name or 'the buyer'} for a decision on deal {r.deal.external_id}",
                 f"It is in {r.deal.stage_name}, engaged {age} days ago; "
                 f"won deals close in a median of {cycle} days.",
+                "a polite request for their decision, offering to answer what is still open",
             )
     elif agent == "nurture":
         quiet = schedule.days or 30
@@ -227,11 +255,12 @@ def run_for_rep(
         reminded = _open_reminder_deals(session, [r.deal.id for r in rows])
         picked = [r for r in rows if r.days_in_stage > quiet and r.deal.id not in reminded]
         for r in sorted(picked, key=lambda r: -r.days_in_stage)[:cap]:
-            run.propose_reminder(
+            run.propose(
                 r.deal,
                 f"Re-engage: {_label(r.deal)}",
                 f"Re-engage {r.deal.account_name or 'the lead'} on deal {r.deal.external_id}",
                 f"It has been quiet in {r.deal.stage_name} for {r.days_in_stage} days.",
+                "a light touch to re-engage, with something useful for them",
             )
     elif agent == "upsell":
         for sig in insights.nba_signals(session, rep_id=rep.id, as_of=as_of, limit=50):
@@ -251,9 +280,10 @@ def run_for_rep(
             run.file("action", f"account-{sig.account.id}", sig.action, sig.reason, action=action)
     else:
         raise ValueError(f"unknown agent {agent!r}")
+    return run
 
 
-def _stuck_alerts(session: Session, run: _Run, rows: list[Any], cap: int) -> None:
+def _stuck_alerts(session: Session, run: AgentRun, rows: list[Any], cap: int) -> None:
     """One alert per stuck deal and stage to its owner; one more to the manager past twice the
     stage's `max_days`."""
     limits = {s.key: s.max_days for s in load_pipeline().stages if s.max_days}
@@ -278,17 +308,24 @@ def _stuck_alerts(session: Session, run: _Run, rows: list[Any], cap: int) -> Non
             )
 
 
+def reps_in(session: Session, time_zone: str) -> list[SalesRep]:
+    """The reps whose time zone is `time_zone`, by id."""
+    return list(
+        session.scalars(select(SalesRep).where(SalesRep.time_zone == time_zone).order_by(SalesRep.id))
+    )
+
+
 def run_agent(
     session: Session, agent: str, schedules: Mapping[str, AgentSchedule], time_zone: str, now: dt.datetime
 ) -> Filed:
-    """Run `agent` for every rep whose time zone is `time_zone`. Raises ValueError for an agent
-    not in `schedules`."""
+    """Run `agent` for every rep whose time zone is `time_zone`, in `session`, with no drafting
+    (the deals that need a touch get a proposed reminder). Raises ValueError for an agent not in
+    `schedules`."""
     if agent not in schedules:
         raise ValueError(f"unknown agent {agent!r}; configured: {sorted(schedules)}")
     filed = Filed()
-    reps = session.scalars(
-        select(SalesRep).where(SalesRep.time_zone == time_zone).order_by(SalesRep.id)
-    ).all()
-    for rep in reps:
-        run_for_rep(session, agent, rep, schedules[agent], now, filed)
+    for rep in reps_in(session, time_zone):
+        run = run_for_rep(session, agent, rep, schedules[agent], now, filed)
+        for proposal in run.pending:
+            run.file_proposal(proposal, None)
     return filed

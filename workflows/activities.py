@@ -183,17 +183,7 @@ class Activities:
                 dedupe_key=f"undelivered:{outbox_id}",
             )
         if created:
-            self.publish(
-                Notification(
-                    recipient=owner.name,
-                    rep_id=owner.rep_id,
-                    kind="alert",
-                    title=item.title,
-                    body=item.body,
-                    item_id=item.id,
-                    deal_id=msg.deal_id,
-                )
-            )
+            self.publish(inbox.notification_of(item))
 
     # --- onboarding ---------------------------------------------------------------------------
 

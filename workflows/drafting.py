@@ -45,23 +45,13 @@ def request_for(deal: DealOut, brief: str) -> CrewRequest:
 
 
 def _check(engine: Engine, request: CrewRequest, response: CrewResponse, attempt: int) -> GuardOutcome:
-    # Guardrails and the crews load in seconds: only a worker that drafts pays for them
+    # the crews' registry and Guardrails load in seconds: only a worker that drafts pays for them
+    from crews.checks import check_response
     from crews.registry import output_model
-    from guards import GuardContext, check_reply
 
     with session_scope(engine) as session:
         facts = gather(session, request, response)
-    context = GuardContext(
-        intent=request.intent,
-        message=request.message,
-        known_names=facts.index,
-        allowed_pii=facts.allowed_pii,
-        attempt=attempt,
-        output_model=output_model(request.intent),
-        list_price=facts.list_price,
-    )
-    outcome: GuardOutcome = check_reply(response, context)
-    return outcome
+    return check_response(request, response, facts, attempt, output_model(request.intent))
 
 
 async def draft_email(engine: Engine, llm: LLMConfig, deal: DealOut, brief: str) -> Draft:

@@ -96,12 +96,4 @@ def file_report(engine: Engine, deal_id: int, reminder_ids: list[int]) -> Notifi
                 payload={"tasks": len(reminder_ids), "done": done, "item_id": item.id},
             ),
         )
-        return Notification(
-            recipient=owner.name,
-            rep_id=owner.rep_id,
-            kind="report",
-            title=title,
-            body=body,
-            item_id=item.id,
-            deal_id=deal.id,
-        )
+        return inbox.notification_of(item)

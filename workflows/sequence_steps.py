@@ -66,9 +66,7 @@ def _file(
             workflow_id=workflow_id,
             dedupe_key=key,
         )
-    return Notification(
-        recipient=owner.name, rep_id=owner.rep_id, kind=kind, title=title, item_id=item.id, deal_id=deal.id
-    )
+    return inbox.notification_of(item)
 
 
 def _task(engine: Engine, deal: DealOut, key: str, title: str) -> list[str]:

@@ -111,3 +111,21 @@ async def eventually(check: Callable[[], Any], timeout_s: float = 20.0, every_s:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"not within {timeout_s} s: {check.__doc__ or check}")
         await asyncio.sleep(every_s)
+
+
+def add_buyer(engine: Engine, crm: CRM) -> None:
+    """A contact with an address at Betaco: the closing crew's drafts for its deals go to her."""
+    from crm.db import session_scope
+    from crm.repository import create_contact
+    from crm.schemas import ContactCreate
+
+    with session_scope(engine) as s:
+        create_contact(
+            s,
+            ContactCreate(
+                account_id=crm.account["Betaco"],
+                first_name="Bea",
+                last_name="Buyer",
+                email="bea@betaco.example",
+            ),
+        )

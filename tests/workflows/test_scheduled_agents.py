@@ -79,3 +79,30 @@ async def test_a_scheduled_run_files_into_the_inbox(
     await handle.trigger()
     items = await eventually(lambda: (i := _items(clean_db)) and len(i) >= 2 and i)
     assert {i.kind for i in items} == {"action", "alert"}
+
+
+def test_with_a_model_the_follow_up_agent_files_drafted_emails_once(
+    crm_data: CRM, clean_db: Engine, worker_config: WorkerConfig
+) -> None:
+    """With a model, a deal that needs a touch gets an email drafted by the closing crew (through
+    the guards) instead of a proposed reminder; a second run that day drafts nothing again."""
+    import dataclasses
+
+    from llm import LLMConfig
+    from tests.support.stub_llm import StubLLM
+    from tests.workflows.test_sequences import DRAFT
+    from workflows import agents
+
+    with StubLLM(answers=[DRAFT]) as stub:
+        llm = LLMConfig(base_url=stub.base_url, api_key="x", model=stub.model, timeout_s=20, max_tokens=128)
+        config = dataclasses.replace(worker_config, llm=llm)
+        counts, notifications = agents.run(clean_db, config, "follow_up", "UTC", NOW)
+        assert counts == {"draft": 1, "alert": 1}
+        draft = next(i for i in _items(clean_db) if i.kind == "draft")
+        assert draft.recipient == "Cy Gamma" and draft.deal_id == crm_data.deal["D0000006"]
+        assert draft.action is not None and draft.action["kind"] == "queue_email"
+        assert "86 days" in draft.body and "call this week" in draft.body
+        assert {n.kind for n in notifications} == {"draft", "alert"}
+        calls = stub.count
+        assert agents.run(clean_db, config, "follow_up", "UTC", NOW) == ({}, [])
+        assert stub.count == calls

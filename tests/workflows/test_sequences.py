@@ -16,13 +16,12 @@ from sqlalchemy import Engine, select
 from crm import repository
 from crm.db import session_scope
 from crm.models import InboxItem, OutboxMessage, Reminder, WorkflowRun
-from crm.repository import create_contact
-from crm.schemas import ContactCreate, InboxDecision
+from crm.schemas import InboxDecision
 from embedded.smtp import EmbeddedSmtp, eml_name, sink_messages
 from llm import LLMConfig
 from tests.support.stub_llm import StubLLM
 from tests.tools.conftest import CRM
-from tests.workflows.conftest import eventually
+from tests.workflows.conftest import add_buyer, eventually
 from tools import inbox as inbox_tools
 from tools import sequences
 from tools.actions import TASK_PREFIX
@@ -89,16 +88,7 @@ async def test_a_sequence_drafts_for_approval_and_stops_when_the_deal_moves(
 ) -> None:
     app = app_workflows
     deal_id = crm_data.deal["D0000005"]
-    with session_scope(clean_db) as s:  # the buyer the drafts go to
-        create_contact(
-            s,
-            ContactCreate(
-                account_id=crm_data.account["Betaco"],
-                first_name="Bea",
-                last_name="Buyer",
-                email="bea@betaco.example",
-            ),
-        )  # Bob, Betaco, engaging
+    add_buyer(clean_db, crm_data)  # Bob, Betaco, engaging
     wid = await _start(clean_db, app, deal_id)
     drafts = await eventually(lambda: _items(clean_db, "draft"), timeout_s=40)
     draft = drafts[0]

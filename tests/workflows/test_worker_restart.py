@@ -18,13 +18,12 @@ from app.commands.serve import ENDPOINTS_ENV, endpoints_to_json
 from crm import workflow_runs
 from crm.db import session_scope
 from crm.models import InboxItem, OutboxMessage, Reminder
-from crm.repository import create_contact
-from crm.schemas import ContactCreate, InboxDecision
+from crm.schemas import InboxDecision
 from embedded.smtp import EmbeddedSmtp, eml_name, sink_messages
 from embedded.stack import Endpoints
 from tests.support.stub_llm import StubLLM
 from tests.tools.conftest import CRM
-from tests.workflows.conftest import eventually
+from tests.workflows.conftest import add_buyer, eventually
 from tests.workflows.test_reminders import _items, _reminder
 from tests.workflows.test_sequences import DRAFT
 from tools import inbox as inbox_tools
@@ -133,16 +132,7 @@ async def test_a_worker_killed_mid_sequence_finishes_it_once(
     steps.write_text(SEQUENCE_YAML)
     log = tmp_path / "worker.log"
     deal_id = crm_data.deal["D0000005"]
-    with session_scope(clean_db) as s:  # the buyer the drafts go to
-        create_contact(
-            s,
-            ContactCreate(
-                account_id=crm_data.account["Betaco"],
-                first_name="Bea",
-                last_name="Buyer",
-                email="bea@betaco.example",
-            ),
-        )
+    add_buyer(clean_db, crm_data)
     with StubLLM(answers=[DRAFT]) as stub:
         proc = _spawn(worker_config, log, stub, steps)
         try:
