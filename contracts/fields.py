@@ -32,6 +32,7 @@ import re
 from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -137,6 +138,24 @@ NonBlank = Annotated[str, StringConstraints(pattern=NOT_BLANK_PATTERN)]
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
+
+
+def _time_zone(value: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name such as Europe/Berlin or UTC") from None
+    return value
+
+
+#: An IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`), as zoneinfo knows it.
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$"),
+    AfterValidator(_time_zone),
+]
 
 #: The JSON schema of a `JsonObject` (validation walks the value instead: one error naming the
 #: path, where pydantic's union would report every branch it tried).

@@ -22,7 +22,18 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from contracts.fields import Email, Input, Instant, IsoDate, JsonObject, NonBlank, Omittable, RecordId, Text
+from contracts.fields import (
+    Email,
+    Input,
+    Instant,
+    IsoDate,
+    JsonObject,
+    NonBlank,
+    Omittable,
+    RecordId,
+    Text,
+    TimeZoneName,
+)
 
 T = TypeVar("T")
 
@@ -158,6 +169,7 @@ class SalesRepCreate(_In):
     manager: Text | None = Field(None, max_length=120)
     regional_office: Text | None = Field(None, max_length=80)
     email: Email | None = None
+    time_zone: TimeZoneName = Field("UTC", description="the scheduled agents run at local hours here")
 
 
 class SalesRepUpdate(_In):
@@ -165,6 +177,7 @@ class SalesRepUpdate(_In):
     manager: Text | None = Field(None, max_length=120)
     regional_office: Text | None = Field(None, max_length=80)
     email: Email | None = None
+    time_zone: Omittable[TimeZoneName] = None
 
 
 class SalesRepOut(_Out):
@@ -173,6 +186,7 @@ class SalesRepOut(_Out):
     manager: str | None
     regional_office: str | None
     email: str | None
+    time_zone: str
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -209,6 +209,8 @@ class ReminderChange(BaseModel):
     workflow_id: str | None = None
     onboarding_workflow_id: str | None = None
     signal: Signal | None = None
+    #: workflows to start (a reopened reminder gets a new one: its old one has ended)
+    start: list[str] = []
     status: str | None = None
     due_at: dt.datetime | None = None
 
@@ -270,8 +272,14 @@ def snooze(session: Session, reminder_id: int, until: dt.datetime, actor: str | 
 
 def change_of_update(session: Session, before: ReminderOut, after: ReminderOut) -> ReminderChange:
     """What a plain update (`PATCH /reminders/{id}`) means for the reminder's workflow: a closed
-    status -> close; a new due time on an open reminder -> reschedule; else nothing."""
+    status -> close; a new due time on an open reminder -> reschedule; a closed reminder opened
+    again -> a new workflow (asked for here, in the update's transaction); else nothing."""
     ids = _ids(session, after.id, after.deal_id)
+    if after.status in OPEN_STATUSES and before.status not in OPEN_STATUSES:
+        run = workflow_runs.request(
+            session, "reminder", after.id, deal_id=after.deal_id, reminder_id=after.id
+        )
+        return ReminderChange(reminder=after, start=[run.workflow_id])
     if after.status not in OPEN_STATUSES and before.status in OPEN_STATUSES:
         return ReminderChange(**ids, reminder=after, signal="close", status=after.status)
     if after.due_at != before.due_at and after.status in OPEN_STATUSES:

@@ -6,6 +6,7 @@ action keys), and a message already sent is not sent again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,7 +21,7 @@ from crm.db import make_engine, session_scope
 from crm.errors import NotFound
 from crm.schemas import EventCreate
 from tools import reminders
-from workflows import agents, onboarding_plan, sequence_steps
+from workflows import agents, onboarding_plan, schedules, sequence_steps
 from workflows.deps import WorkerConfig
 from workflows.mail import Undeliverable, build_message, send
 from workflows.starts import start_by_ids, start_pending
@@ -46,6 +47,8 @@ class Activities:
         self.config = config
         self.engine = engine or make_engine(config.database_url)
         self._redis = redis.Redis.from_url(config.redis_url) if config.redis_url else None
+        #: the rep time zones whose agent schedules this worker has put in place
+        self._zones: list[str] | None = None
 
     def close(self) -> None:
         """Release the engine's connections and the Redis client."""
@@ -105,9 +108,9 @@ class Activities:
         try:
             with session_scope(self.engine) as session:
                 row = outbox.lock(session, outbox_id)
-                workflow_runs.set_status(session, _workflow_id(), "started")
                 if row.status == "sent":
                     return EmailResult(status="sent", detail="already sent")
+                workflow_runs.set_status(session, _workflow_id(), "started")
                 if not row.to_addr:
                     raise Undeliverable("the message has no recipient address")
                 msg = build_message(
@@ -241,7 +244,12 @@ class Activities:
 
     @activity.defn(name="dispatch_pending")
     async def dispatch_pending(self) -> DispatchResult:
-        """Start the workflows the CRM asked for that nobody started (`workflows.starts`)."""
+        """Start the workflows the CRM asked for that nobody started (`workflows.starts`); when a
+        rep's time zone appeared, give it its agent schedules."""
+        zones = await asyncio.to_thread(schedules.rep_zones, self.engine)
+        if zones != self._zones:
+            await schedules.put_schedules(activity.client(), self.engine, self.config, zones)
+            self._zones = zones
         return await start_pending(activity.client(), self.engine, self.config)
 
 

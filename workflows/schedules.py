@@ -5,10 +5,12 @@ changed, so every worker start leaves the cluster matching the configuration."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
 
+from sqlalchemy import Engine
 from temporalio.client import (
     Client,
     Schedule,
@@ -24,7 +26,10 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from config.files import AgentSchedule, SchedulesConfig
+from config.files import AgentSchedule, SchedulesConfig, load_schedules
+from crm.db import session_scope
+from tools.scheduled import rep_time_zones
+from workflows.deps import WorkerConfig
 from workflows.types import AgentRunInput
 
 log = logging.getLogger(__name__)
@@ -110,3 +115,22 @@ async def ensure_schedules(client: Client, wanted: dict[str, Schedule]) -> list[
             await client.get_schedule_handle(sid).update(_replace)
     log.info("%d schedules in place", len(wanted))
     return sorted(wanted)
+
+
+def rep_zones(engine: Engine) -> list[str]:
+    """The reps' time zones (["UTC"] without reps), read from the CRM."""
+    with session_scope(engine) as session:
+        return rep_time_zones(session)
+
+
+async def put_schedules(
+    client: Client, engine: Engine, config: WorkerConfig, zones: list[str] | None = None
+) -> list[str]:
+    """The agent schedules for the reps' time zones (`zones`, else read now) and the dispatch
+    schedule, on the cluster; their ids."""
+    zones = zones if zones is not None else await asyncio.to_thread(rep_zones, engine)
+    wanted = agent_schedules(load_schedules(config.schedules_config), zones, config.task_queue)
+    wanted[dispatch_schedule_id(config.task_queue)] = dispatch_schedule(
+        config.dispatch_every_s, config.task_queue
+    )
+    return await ensure_schedules(client, wanted)

@@ -16,9 +16,6 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from config.files import load_schedules
-from crm.db import session_scope
-from tools.scheduled import rep_time_zones
 from workflows.activities import Activities
 from workflows.client import connect
 from workflows.deps import WorkerConfig
@@ -26,7 +23,7 @@ from workflows.email import EmailWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.reminders import ReminderWorkflow
 from workflows.runs import AgentRunWorkflow, DispatchWorkflow
-from workflows.schedules import agent_schedules, dispatch_schedule, dispatch_schedule_id, ensure_schedules
+from workflows.schedules import put_schedules
 from workflows.sequence import SequenceWorkflow
 
 log = logging.getLogger(__name__)
@@ -55,22 +52,6 @@ def build_worker(client: Client, activities: Activities, executor: concurrent.fu
     )
 
 
-async def put_schedules(client: Client, activities: Activities) -> list[str]:
-    """The agent schedules for the reps' time zones and the dispatch schedule, on the cluster."""
-    config = activities.config
-
-    def _zones() -> list[str]:
-        with session_scope(activities.engine) as session:
-            return rep_time_zones(session)
-
-    zones = await asyncio.to_thread(_zones)
-    wanted = agent_schedules(load_schedules(config.schedules_config), zones, config.task_queue)
-    wanted[dispatch_schedule_id(config.task_queue)] = dispatch_schedule(
-        config.dispatch_every_s, config.task_queue
-    )
-    return await ensure_schedules(client, wanted)
-
-
 async def run_worker(
     config: WorkerConfig, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -81,7 +62,7 @@ async def run_worker(
     activities = Activities(config)
     with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
         try:
-            await put_schedules(client, activities)
+            await put_schedules(client, activities.engine, activities.config)
             worker = build_worker(client, activities, executor)
             async with worker:
                 log.info("worker polling %s on %s", config.task_queue, config.temporal_address)

@@ -144,6 +144,8 @@ class AfterCommit:
     def reminder_changed(self, change: ReminderChange) -> None:
         """Tell a reminder's workflow that it was closed or moved, and its deal's onboarding that
         a task was closed."""
+        if change.start:
+            self.start(change.start)
         if self.workflows is None or change.signal is None or change.workflow_id is None:
             return
         self.background.add_task(

@@ -174,3 +174,42 @@ async def test_approving_an_inbox_draft_sends_it_once_and_delete_stops_a_reminde
         assert r.status_code == 204
         assert await asyncio.wait_for(handle.result(), 15) == "deleted"
         assert (await http.get(f"/api/reminders/{rid}")).status_code == 404
+
+
+async def test_a_reminder_closed_and_opened_again_fires_at_its_new_time(
+    server: str, crm_data: CRM, clean_db: Engine, app_workflows: Workflows
+) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=10) as http:
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        r = await http.post(
+            "/api/reminders", json={"rep_id": crm_data.rep["Cy Gamma"], "due_at": later, "message": "x"}
+        )
+        rid = r.json()["id"]
+
+        def runs() -> list[WorkflowRun]:
+            """the reminder's workflow runs"""
+            with session_scope(clean_db) as s:
+                return list(s.scalars(select(WorkflowRun).where(WorkflowRun.reminder_id == rid)))
+
+        first = (await eventually(lambda: (x := runs()) and x[0].status == "started" and x))[0]
+        assert (await http.patch(f"/api/reminders/{rid}", json={"status": "done"})).status_code == 200
+        handle = app_workflows.client.get_workflow_handle(first.workflow_id)
+        assert await asyncio.wait_for(handle.result(), 15) == "done"
+        soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+        r = await http.patch(f"/api/reminders/{rid}", json={"status": "pending", "due_at": soon})
+        assert r.status_code == 200, r.text
+        await eventually(lambda: len(runs()) == 2)
+        page = await eventually(
+            lambda: (
+                (p := httpx.get(f"http://{server}/api/inbox", params={"recipient": "Cy Gamma"}).json())[
+                    "total"
+                ]
+                and p
+            )
+        )
+        assert page["items"][0]["reminder_id"] == rid
+
+        r = await http.post("/api/reps", json={"name": "Zed Zone", "time_zone": "Mars/Olympus"})
+        assert r.status_code == 422 and r.json()["field"] == "time_zone"
+        r = await http.post("/api/reps", json={"name": "Zed Zone", "time_zone": "Europe/Berlin"})
+        assert r.status_code == 201 and r.json()["time_zone"] == "Europe/Berlin"
