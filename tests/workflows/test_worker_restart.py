@@ -95,7 +95,10 @@ async def test_a_worker_killed_mid_ladder_finishes_it_once(
         proc = _spawn(worker_config, log)
         items = await eventually(lambda: (i := _items(clean_db, rid)) and len(i) == 3 and i, timeout_s=60)
         assert [i.recipient for i in items] == ["Ann Alpha", "Ann Alpha", "Mia Manager"]
-        mails = await eventually(lambda: (m := _mails(clean_db)) and all(x.status == "sent" for x in m) and m)
+        # an email activity the kill interrupted is retried after its 60 s start-to-close timeout
+        mails = await eventually(
+            lambda: (m := _mails(clean_db)) and all(x.status == "sent" for x in m) and m, timeout_s=120
+        )
         assert len(mails) == 2
         names = [p.name for p in sink_messages(smtp_sink.folder)]
         for mail in mails:
