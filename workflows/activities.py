@@ -88,13 +88,7 @@ class Activities:
         with session_scope(self.engine) as session:
             fired = reminders.fire(session, req.reminder_id, req.due_at, req.level, req.notify)
         self.publish(fired.notification)
-        return FireResult(
-            status=fired.status,
-            due_at=fired.due_at,
-            outbox_id=fired.outbox_id,
-            email_workflow_id=fired.email_workflow_id,
-            item_id=fired.item_id,
-        )
+        return fired.model_copy(update={"notification": None})  # published; not for the history
 
     # --- the outbox ---------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# the fire activity's result is the domain's own type, re-exported for the workflow
+from tools.reminders import FireResult as FireResult
+
 Recipient = Literal["owner", "manager"]
 
 
@@ -34,17 +37,6 @@ class FireRequest(BaseModel):
     due_at: dt.datetime
     level: int = Field(ge=0)
     notify: Recipient = "owner"
-
-
-class FireResult(BaseModel):
-    """What the fire activity found: `fired` (notified; `outbox_id` when an email was queued),
-    `not_due` (the reminder was moved to `due_at`, later), or `closed` (done, cancelled or gone)."""
-
-    status: Literal["fired", "not_due", "closed"]
-    due_at: dt.datetime | None = None
-    outbox_id: int | None = None
-    email_workflow_id: str | None = None
-    item_id: int | None = None
 
 
 class EmailResult(BaseModel):
