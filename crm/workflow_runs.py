@@ -71,24 +71,34 @@ def status_of(session: Session, workflow_id: str) -> WorkflowRunStatus | None:
     return status
 
 
-def workflow_id_of(
-    session: Session,
-    kind: WorkflowKind,
-    *,
-    reminder_id: int | None = None,
-    outbox_id: int | None = None,
-    deal_id: int | None = None,
-) -> str | None:
-    """The id of the latest workflow of `kind` asked for the given record, or None."""
-    stmt = select(WorkflowRun.workflow_id).where(WorkflowRun.kind == kind)
-    for col, val in (
-        (WorkflowRun.reminder_id, reminder_id),
-        (WorkflowRun.outbox_id, outbox_id),
-        (WorkflowRun.deal_id, deal_id),
-    ):
-        if val is not None:
-            stmt = stmt.where(col == val)
-    return session.scalar(stmt.order_by(WorkflowRun.id.desc()).limit(1))
+#: The record a workflow of each kind is for: a reminder, an outbox message, or a deal.
+RECORD_COLUMN = {
+    "reminder": WorkflowRun.reminder_id,
+    "email": WorkflowRun.outbox_id,
+    "onboarding": WorkflowRun.deal_id,
+    "sequence": WorkflowRun.deal_id,
+}
+
+
+def workflow_ids_of(session: Session, kind: WorkflowKind, record_ids: list[int]) -> list[str]:
+    """The ids of the latest workflow of `kind` asked for each of `record_ids`, in their order
+    (records without one are left out); one query."""
+    if not record_ids:
+        return []
+    column = RECORD_COLUMN[kind]
+    rows = session.execute(
+        select(column, WorkflowRun.workflow_id)
+        .where(WorkflowRun.kind == kind, column.in_(record_ids))
+        .order_by(WorkflowRun.id)
+    ).all()
+    latest = dict(rows)  # ordered by id: a later request of the same record wins
+    return [latest[i] for i in record_ids if i in latest]
+
+
+def workflow_id_of(session: Session, kind: WorkflowKind, record_id: int) -> str | None:
+    """The id of the latest workflow of `kind` asked for record `record_id`, or None."""
+    found = workflow_ids_of(session, kind, [record_id])
+    return found[0] if found else None
 
 
 def for_deal(session: Session, deal_id: int) -> list[WorkflowRunOut]:

@@ -46,7 +46,7 @@ from crm.documents import DocumentIn, add_documents
 from crm.embeddings import Embedder
 from crm.errors import Invalid
 from crm.models import Contact, Document, ExecutedAction
-from crm.schemas import EventCreate, ReminderCreate, WorkflowKind
+from crm.schemas import EventCreate, ReminderCreate
 from tools import sequences
 
 if TYPE_CHECKING:  # the contract type only; tools must not import crews at run time
@@ -167,17 +167,6 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _workflows(session: Session, kind: WorkflowKind, record_ids: list[int]) -> list[str]:
-    """The ids of the workflows this action asked for (started by the caller after the commit)."""
-    found = (
-        workflow_runs.workflow_id_of(
-            session, kind, **{"reminder_id" if kind == "reminder" else "outbox_id": i}
-        )
-        for i in record_ids
-    )
-    return [wid for wid in found if wid]
-
-
 def _account_of(session: Session, deal_id: int | None, account_id: int | None) -> int | None:
     if account_id is not None or deal_id is None:
         return account_id
@@ -251,7 +240,7 @@ def _run(
         )
         account_id = deal.account_id
         won = deal.stage == load_pipeline().won_key
-        onboarding = workflow_runs.workflow_id_of(session, "onboarding", deal_id=deal.id) if won else None
+        onboarding = workflow_runs.workflow_id_of(session, "onboarding", deal.id) if won else None
         result = {
             "deal_id": deal.id,
             "deal": deal.external_id,
@@ -277,7 +266,7 @@ def _run(
         result = {
             "reminder_id": reminder.id,
             "due_at": reminder.due_at.isoformat(),
-            "workflows": _workflows(session, "reminder", [reminder.id]),
+            "workflows": workflow_runs.workflow_ids_of(session, "reminder", [reminder.id]),
         }
     elif action.kind == "create_task":
         tp: TaskParams = _params(TaskParams, action.params)
@@ -297,7 +286,11 @@ def _run(
             )
             account_id = reminder.account_id
             ids.append(reminder.id)
-        result = {"reminder_ids": ids, "tasks": len(ids), "workflows": _workflows(session, "reminder", ids)}
+        result = {
+            "reminder_ids": ids,
+            "tasks": len(ids),
+            "workflows": workflow_runs.workflow_ids_of(session, "reminder", ids),
+        }
     elif action.kind == "queue_email":
         ep: EmailParams = _params(EmailParams, action.params)
         deal_id = ep.resolve(session)
@@ -332,7 +325,7 @@ def _run(
             "outbox_id": message.id,
             "to": to,
             "subject": ep.subject,
-            "workflows": _workflows(session, "email", [message.id]),
+            "workflows": workflow_runs.workflow_ids_of(session, "email", [message.id]),
         }
     elif action.kind == "start_sequence":
         sp: SequenceParams = _params(SequenceParams, action.params)

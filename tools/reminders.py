@@ -134,7 +134,7 @@ def fire(
         reminder_id=reminder.id,
         deal_id=reminder.deal_id,
         account_id=reminder.account_id,
-        workflow_id=workflow_runs.workflow_id_of(session, "reminder", reminder_id=reminder.id),
+        workflow_id=workflow_runs.workflow_id_of(session, "reminder", reminder.id),
         dedupe_key=key,
     )
     outbox_id: int | None = None
@@ -151,7 +151,7 @@ def fire(
             deal_id=reminder.deal_id,
         )
         outbox_id = message.id
-        email_workflow = workflow_runs.workflow_id_of(session, "email", outbox_id=message.id)
+        email_workflow = workflow_runs.workflow_id_of(session, "email", message.id)
     if created:
         if reminder.fired_at is None:
             reminder.fired_at = now
@@ -289,9 +289,9 @@ def change_of_update(session: Session, before: ReminderOut, after: ReminderOut) 
 
 def _ids(session: Session, reminder_id: int, deal_id: int | None) -> dict[str, str | None]:
     """The workflow ids a change of this reminder concerns: its own, its deal's onboarding."""
-    onboarding = workflow_runs.workflow_id_of(session, "onboarding", deal_id=deal_id) if deal_id else None
+    onboarding = workflow_runs.workflow_id_of(session, "onboarding", deal_id) if deal_id else None
     return {
-        "workflow_id": workflow_runs.workflow_id_of(session, "reminder", reminder_id=reminder_id),
+        "workflow_id": workflow_runs.workflow_id_of(session, "reminder", reminder_id),
         "onboarding_workflow_id": onboarding,
     }
 

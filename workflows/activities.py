@@ -24,7 +24,7 @@ from tools import reminders
 from workflows import agents, onboarding_plan, schedules, sequence_steps
 from workflows.deps import WorkerConfig
 from workflows.mail import Undeliverable, build_message, send
-from workflows.starts import start_by_ids, start_pending
+from workflows.starts import start_requested
 from workflows.types import (
     AgentRunInput,
     AgentRunResult,
@@ -187,10 +187,8 @@ class Activities:
     @activity.defn(name="create_onboarding_tasks")
     async def create_onboarding_tasks(self, deal_id: int) -> OnboardingTasks:
         """The won deal's onboarding plan as tasks (once per deal), their workflows started."""
-        import asyncio
-
         ids, wanted = await asyncio.to_thread(onboarding_plan.create_tasks, self.engine, deal_id)
-        await start_by_ids(activity.client(), self.engine, self.config, wanted)
+        await start_requested(activity.client(), self.engine, self.config, wanted)
         return OnboardingTasks(reminder_ids=ids)
 
     @activity.defn(name="count_open_reminders")
@@ -202,9 +200,7 @@ class Activities:
     @activity.defn(name="file_onboarding_report")
     def file_onboarding_report(self, deal_id: int, reminder_ids: list[int]) -> None:
         """File the onboarding's status report in the rep's inbox, once."""
-        notification = onboarding_plan.file_report(self.engine, deal_id, reminder_ids)
-        workflow_runs_done(self.engine, _workflow_id())
-        self.publish(notification)
+        self.publish(onboarding_plan.file_report(self.engine, deal_id, reminder_ids, _workflow_id()))
 
     # --- follow-up sequences ------------------------------------------------------------------
 
@@ -215,7 +211,7 @@ class Activities:
             self.engine, self.config, req, _workflow_id()
         )
         if started:
-            await start_by_ids(activity.client(), self.engine, self.config, started)
+            await start_requested(activity.client(), self.engine, self.config, started)
         self.publish(notification)
         return result
 
@@ -244,15 +240,9 @@ class Activities:
         if zones != self._zones:
             await schedules.put_schedules(activity.client(), self.engine, self.config, zones)
             self._zones = zones
-        return await start_pending(activity.client(), self.engine, self.config)
+        return await start_requested(activity.client(), self.engine, self.config)
 
 
 def _workflow_id() -> str:
     """The id of the workflow the running activity belongs to."""
     return str(activity.info().workflow_id)
-
-
-def workflow_runs_done(engine: Engine, workflow_id: str) -> None:
-    """Mark a requested workflow completed."""
-    with session_scope(engine) as session:
-        workflow_runs.set_status(session, workflow_id, "completed")

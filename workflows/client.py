@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from embedded.temporal import connect_config
 from workflows.deps import WorkerConfig
-from workflows.starts import start_by_ids
+from workflows.starts import start_requested
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Workflows:
             return
         try:
             await asyncio.wait_for(
-                start_by_ids(self.client, self.engine, self.config, workflow_ids), CALL_TIMEOUT_S
+                start_requested(self.client, self.engine, self.config, workflow_ids), CALL_TIMEOUT_S
             )
         except Exception as exc:  # the dispatch schedule starts them later
             log.warning("could not start %s now (the dispatch will): %r", workflow_ids, exc)

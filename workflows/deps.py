@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.settings import CONFIG_DIR
 from llm import LLMConfig
 
 
@@ -32,7 +33,7 @@ class WorkerConfig:
     mail_from: str
     reminders_config: Path
     schedules_config: Path
-    sequences_config: Path | None = None
+    sequences_config: Path = CONFIG_DIR / "sequences.yaml"
     llm: LLMConfig | None = None
     dispatch_every_s: float = 30.0
     onboarding_check_s: float = 3600.0

@@ -7,28 +7,15 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from contracts import ProposedAction
 from contracts.notifications import Notification
-from crews.delivery.flow import build_plan
-from crm import inbox, repository
+from crews.delivery.flow import plan_of, plan_tasks
+from crm import inbox, repository, workflow_runs
 from crm.db import session_scope
-from crm.models import Contact, Reminder
+from crm.models import Reminder
 from crm.schemas import EventCreate
 from tools import actions, reminders
-
-
-def _contact_name(session: Session, account_id: int | None) -> str | None:
-    if account_id is None:
-        return None
-    row = session.execute(
-        select(Contact.first_name, Contact.last_name)
-        .where(Contact.account_id == account_id)
-        .order_by(Contact.id)
-        .limit(1)
-    ).first()
-    return f"{row.first_name} {row.last_name}" if row else None
 
 
 def create_tasks(engine: Engine, deal_id: int, today: dt.date | None = None) -> tuple[list[int], list[str]]:
@@ -38,12 +25,8 @@ def create_tasks(engine: Engine, deal_id: int, today: dt.date | None = None) -> 
     today = today or dt.date.today()
     with session_scope(engine) as session:
         deal = repository.get_deal(session, deal_id)
-        plan = build_plan(deal, _contact_name(session, deal.account_id), today)
-        tasks = [
-            {"title": f"{m.name}: {t.title}", "due": max(t.due, today).isoformat(), "owner": t.owner}
-            for m in plan.milestones
-            for t in m.tasks
-        ]
+        plan = plan_of(session, deal, today)
+        tasks = plan_tasks(plan, not_before=today)
         action = ProposedAction(
             kind="create_task",
             summary=f"Onboarding tasks for {plan.account or plan.deal}",
@@ -53,9 +36,12 @@ def create_tasks(engine: Engine, deal_id: int, today: dt.date | None = None) -> 
         return [int(i) for i in result.get("reminder_ids", [])], [str(w) for w in result.get("workflows", [])]
 
 
-def file_report(engine: Engine, deal_id: int, reminder_ids: list[int]) -> Notification | None:
-    """File the onboarding's status report (tasks done and cancelled) in the rep's inbox and write
-    an Event "onboarding.completed", once; the notification when it was filed now."""
+def file_report(
+    engine: Engine, deal_id: int, reminder_ids: list[int], workflow_id: str
+) -> Notification | None:
+    """File the onboarding's status report (tasks done and cancelled) in the rep's inbox, write an
+    Event "onboarding.completed" and record workflow `workflow_id` completed, once; the
+    notification when it was filed now."""
     with session_scope(engine) as session:
         deal = repository.get_deal(session, deal_id)
         rows = (
@@ -81,9 +67,10 @@ def file_report(engine: Engine, deal_id: int, reminder_ids: list[int]) -> Notifi
             body=body,
             deal_id=deal.id,
             account_id=deal.account_id,
-            workflow_id=f"onboarding-{deal_id}",
+            workflow_id=workflow_id,
             dedupe_key=f"onboarding-report:{deal_id}",
         )
+        workflow_runs.set_status(session, workflow_id, "completed")
         if not created:
             return None
         repository.append_event(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import NamedTuple
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from config.files import load_pipeline
 from contracts import ProposedAction
@@ -15,7 +16,6 @@ from contracts.notifications import Notification
 from crm import inbox, repository, workflow_runs
 from crm.db import session_scope
 from crm.errors import NotFound
-from crm.models import InboxItem
 from tools import actions, reminders
 from tools.deals import DealOut
 from workflows.deps import WorkerConfig
@@ -23,22 +23,22 @@ from workflows.drafting import Draft, draft_email
 from workflows.types import SequenceStepRequest, SequenceStepResult
 
 
-def _deal(engine: Engine, deal_id: int) -> DealOut | None:
+class _State(NamedTuple):
+    deal: DealOut | None
+    cancelled: bool
+    filed: bool
+
+
+def _state(engine: Engine, deal_id: int, workflow_id: str, key: str) -> _State:
+    """The deal (None when gone), whether the rep cancelled the sequence, and whether this step's
+    item is filed already (a retry), read in one transaction."""
     with session_scope(engine) as session:
         try:
-            return repository.get_deal(session, deal_id)
+            deal: DealOut | None = repository.get_deal(session, deal_id)
         except NotFound:
-            return None
-
-
-def _cancelled(engine: Engine, workflow_id: str) -> bool:
-    with session_scope(engine) as session:
-        return workflow_runs.status_of(session, workflow_id) == "cancelled"
-
-
-def _filed(engine: Engine, key: str) -> bool:
-    with session_scope(engine) as session:
-        return session.scalar(select(InboxItem.id).where(InboxItem.dedupe_key == key)) is not None
+            deal = None
+        cancelled = workflow_runs.status_of(session, workflow_id) == "cancelled"
+        return _State(deal, cancelled, inbox.is_filed(session, key))
 
 
 def _file(
@@ -88,16 +88,16 @@ async def run_step(
     engine: Engine, config: WorkerConfig, req: SequenceStepRequest, workflow_id: str
 ) -> tuple[SequenceStepResult, Notification | None, list[str]]:
     """(result, the notification of a newly filed item, workflow ids to start)."""
-    deal = await asyncio.to_thread(_deal, engine, req.deal_id)
+    key = f"{workflow_id}:step-{req.index}"
+    deal, cancelled, filed = await asyncio.to_thread(_state, engine, req.deal_id, workflow_id, key)
     if deal is None:
         return SequenceStepResult(status="stopped", detail="the deal is gone"), None, []
-    if await asyncio.to_thread(_cancelled, engine, workflow_id):
+    if cancelled:
         return SequenceStepResult(status="stopped", detail="the rep cancelled it"), None, []
     if deal.stage != req.stage:
         stage = load_pipeline().get(deal.stage)
         name = stage.name if stage else deal.stage
         return SequenceStepResult(status="stopped", detail=f"the deal moved to {name}"), None, []
-    key = f"{workflow_id}:step-{req.index}"
     if req.step.kind == "task":
         title = (req.step.title or "Follow up").format(
             account=deal.account_name or "the client",
@@ -106,7 +106,7 @@ async def run_step(
         )
         started = await asyncio.to_thread(_task, engine, deal, key, title)
         return SequenceStepResult(status="done", detail="task created"), None, started
-    if await asyncio.to_thread(_filed, engine, key):  # a retry after the item was filed
+    if filed:  # a retry after the item was filed
         return SequenceStepResult(status="done", detail="already filed"), None, []
     if config.llm is None:
         draft = Draft(problem="no model is configured to write the draft")

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from config.files import SequencesConfig, load_reminders, load_sequences
+from config.files import load_reminders, load_sequences
 from crm import workflow_runs
 from crm.db import session_scope
 from crm.models import Deal, Reminder
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 DISPATCH_BATCH = 500
 
 
-def _sequence(config: WorkerConfig) -> SequencesConfig:
-    return load_sequences(config.sequences_config) if config.sequences_config else load_sequences()
-
-
 def _inputs(
     engine: Engine, config: WorkerConfig, runs: list[WorkflowRunOut]
 ) -> list[tuple[WorkflowRunOut, str, Any]]:
@@ -55,7 +51,7 @@ def _inputs(
     deal_ids = [r.deal_id for r in runs if r.kind == "sequence" and r.deal_id is not None]
     steps = [
         SequenceStepSpec(after_s=s.after.total_seconds(), kind=s.kind, brief=s.brief, title=s.title)
-        for s in _sequence(config).steps
+        for s in load_sequences(config.sequences_config).steps
     ]
     with session_scope(engine) as session:
         stages = dict(session.execute(select(Deal.id, Deal.stage).where(Deal.id.in_(deal_ids))).all())
@@ -113,27 +109,18 @@ async def start_runs(
     return result
 
 
-async def start_pending(client: Client, engine: Engine, config: WorkerConfig) -> DispatchResult:
-    """Start every run still `pending` (at most DISPATCH_BATCH, oldest first)."""
-
-    def _pending() -> list[WorkflowRunOut]:
-        with session_scope(engine) as session:
-            return workflow_runs.pending(session, DISPATCH_BATCH)
-
-    runs = await asyncio.to_thread(_pending)
-    return await start_runs(client, engine, config, runs)
-
-
-async def start_by_ids(
-    client: Client, engine: Engine, config: WorkerConfig, workflow_ids: list[str]
+async def start_requested(
+    client: Client, engine: Engine, config: WorkerConfig, workflow_ids: list[str] | None = None
 ) -> DispatchResult:
-    """Start the pending runs among `workflow_ids` (what one write just asked for)."""
-    if not workflow_ids:
+    """Start the runs still `pending`: those among `workflow_ids` (what one write just asked for),
+    or every one (at most DISPATCH_BATCH, oldest first: the dispatch)."""
+    if workflow_ids is not None and not workflow_ids:
         return DispatchResult()
+    limit = DISPATCH_BATCH if workflow_ids is None else len(workflow_ids)
 
     def _load() -> list[WorkflowRunOut]:
         with session_scope(engine) as session:
-            return workflow_runs.pending(session, len(workflow_ids), workflow_ids)
+            return workflow_runs.pending(session, limit, workflow_ids)
 
     runs = await asyncio.to_thread(_load)
     return await start_runs(client, engine, config, runs)

@@ -46,7 +46,7 @@ from tools.sources import deal_source
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ONBOARDING", "build_plan", "run"]
+__all__ = ["ONBOARDING", "build_plan", "plan_of", "plan_tasks", "run"]
 
 #: The onboarding template: (milestone, days after the close date, owner role, tasks). Owner roles:
 #: "rep" (the deal's sales rep), "customer" (the account's contact), or a team name. The offsets
@@ -129,6 +129,30 @@ def build_plan(deal: DealOut, contact: str | None, as_of: dt.date) -> Onboarding
     )
 
 
+def plan_of(session: Session, deal: DealOut, as_of: dt.date) -> OnboardingPlan:
+    """`build_plan` for `deal` with the account's first contact on file as the customer's owner."""
+    contact = None
+    if deal.account_id is not None:
+        people = accounts.contacts(session, deal.account_id, limit=1)
+        if people:
+            contact = f"{people[0].first_name} {people[0].last_name}"
+    return build_plan(deal, contact, as_of)
+
+
+def plan_tasks(plan: OnboardingPlan, not_before: dt.date | None = None) -> list[dict[str, Any]]:
+    """Every task of the plan as `create_task` items ({"title": "<milestone>: <task>", "due": ISO
+    date, "owner"}), a due date before `not_before` moved to it."""
+    return [
+        {
+            "title": f"{m.name}: {t.title}",
+            "due": (max(t.due, not_before) if not_before else t.due).isoformat(),
+            "owner": t.owner,
+        }
+        for m in plan.milestones
+        for t in m.tasks
+    ]
+
+
 def _find_won_deal(session: Session, request: CrewRequest) -> tuple[DealOut | None, str | None]:
     """(won deal, None) or (None, why not). When the product named has no won deal with the
     account, the account's latest won deal is used and the second item says so."""
@@ -166,14 +190,7 @@ def _gather(session: Session, request: CrewRequest) -> dict[str, Any]:
     deal, why = _find_won_deal(session, request)
     if deal is None:
         return {"deal": None, "why": why}
-    note = why
-    contact = None
-    if deal.account_id is not None:
-        people = accounts.contacts(session, deal.account_id, limit=1)
-        if people:
-            contact = f"{people[0].first_name} {people[0].last_name}"
-    plan = build_plan(deal, contact, reference_date(session))
-    return {"deal": deal, "plan": plan, "note": note}
+    return {"deal": deal, "plan": plan_of(session, deal, reference_date(session)), "note": why}
 
 
 def _plan_lines(plan: OnboardingPlan, with_status: bool) -> str:
@@ -343,11 +360,7 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 },
             )
         else:
-            tasks = [
-                {"title": f"{m.name}: {t.title}", "due": t.due.isoformat(), "owner": t.owner}
-                for m in plan.milestones
-                for t in m.tasks
-            ]
+            tasks = plan_tasks(plan)
             action = ProposedAction(
                 kind="create_task",
                 summary=f"Create {len(tasks)} onboarding tasks for {plan.account or plan.deal}",

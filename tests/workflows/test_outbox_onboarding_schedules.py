@@ -117,11 +117,16 @@ async def test_a_won_deal_gets_its_onboarding_tasks_and_report(
     assert all(t.rep_id == crm_data.rep["Bob Beta"] for t in tasks)
     assert min(t.due_at for t in tasks).date() >= today
     assert any("(owner: Delivery team)" in t.message for t in tasks)
-    with session_scope(clean_db) as s:
-        runs = s.scalars(
-            select(WorkflowRun).where(WorkflowRun.kind == "reminder", WorkflowRun.deal_id == deal_id)
-        )
-        assert sorted(r.status for r in runs) == ["started"] * 9
+
+    def task_runs() -> list[str]:
+        """the statuses of the tasks' workflows (started right after the tasks are written)"""
+        with session_scope(clean_db) as s:
+            runs = s.scalars(
+                select(WorkflowRun).where(WorkflowRun.kind == "reminder", WorkflowRun.deal_id == deal_id)
+            )
+            return sorted(r.status for r in runs)
+
+    await eventually(lambda: task_runs() == ["started"] * 9)
     for task in tasks:
         with session_scope(clean_db) as s:
             change = reminders.complete(s, task.id, "Bob Beta")

@@ -27,7 +27,7 @@ ANN_EMAIL = "ann.alpha@example.com"
 
 def _workflow_id(engine: Engine, reminder_id: int) -> str:
     with session_scope(engine) as s:
-        wid = workflow_runs.workflow_id_of(s, "reminder", reminder_id=reminder_id)
+        wid = workflow_runs.workflow_id_of(s, "reminder", reminder_id)
     assert wid is not None
     return wid
 

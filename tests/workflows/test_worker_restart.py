@@ -84,7 +84,7 @@ async def test_a_worker_killed_mid_ladder_finishes_it_once(
     try:
         rid, _due = _reminder(clean_db, crm_data, due_in_s=12)  # the worker takes seconds to start
         with session_scope(clean_db) as s:
-            wid = workflow_runs.workflow_id_of(s, "reminder", reminder_id=rid)
+            wid = workflow_runs.workflow_id_of(s, "reminder", rid)
         assert wid is not None
         await app_workflows.start([wid])
         await eventually(lambda: _items(clean_db, rid), timeout_s=40)

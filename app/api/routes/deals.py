@@ -91,7 +91,7 @@ async def move_deal_stage(
             reopen=body.reopen,
         )
         won = deal.stage == load_pipeline().won_key
-        return deal, workflow_runs.workflow_id_of(s, "onboarding", deal_id=deal.id) if won else None
+        return deal, workflow_runs.workflow_id_of(s, "onboarding", deal.id) if won else None
 
     deal, onboarding = await session.run_sync(_move)
     after.start([onboarding] if onboarding else [])

@@ -69,7 +69,7 @@ async def create_reminder(session: SessionDep, body: ReminderCreate, after: Afte
 
     def _create(s: Session) -> tuple[ReminderOut, str | None]:
         out = repository.create_reminder(s, body)
-        return out, workflow_runs.workflow_id_of(s, "reminder", reminder_id=out.id)
+        return out, workflow_runs.workflow_id_of(s, "reminder", out.id)
 
     out, workflow_id = await session.run_sync(_create)
     after.start([workflow_id] if workflow_id else [])
