@@ -13,7 +13,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.flowstate-synced
 
-.PHONY: help run test lint typecheck sync doctor bench
+.PHONY: help run test lint typecheck sync doctor bench chromium
 
 help:
 	@echo "make run    set up, then start Flowstate (embedded services unless configured) on FLOWSTATE_PORT"
@@ -25,7 +25,7 @@ help:
 run: $(STAMP)
 	$(VENV)/bin/flowstate serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
@@ -45,6 +45,15 @@ bench: $(STAMP)
 	@set -e; for script in bench/bench_*.py; do echo ">>> $$script"; $(VENV)/bin/python $$script; done
 
 sync: $(STAMP)
+
+# The web workspace's end-to-end tests (tests/web) drive Debian's Chromium through Playwright (no
+# browser download); they fail without it, so `make test` installs it when it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo ">>> installing Debian's chromium and chromium-driver (the workspace's browser tests)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y chromium chromium-driver \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; }; }
 
 $(UV):
 	@echo ">>> bootstrapping uv $(UV_VERSION) into $(TOOLS)/"

@@ -18,9 +18,14 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
-from app.api.deps import require_bearer, require_token
+from app import web
+from app.api.auth import caller_for_openapi, current_caller
+from app.api.body_limit import BodyLimit
 from app.api.errors import register_error_handlers
+from app.api.limits import Limiter, RestLimit
+from app.api.redact import install_log_redaction
 from app.api.responses import API_PREFIX, errors
 from app.api.routes import (
     accounts,
@@ -38,11 +43,13 @@ from app.api.routes import (
     recommendations,
     reminders,
     reps,
+    session,
 )
+from app.api.ws_limits import check_origin
 from config.settings import get_settings
 from contracts.fields import PATTERN_RULES
 from crm.db import make_async_engine
-from crm.errors import Conflict, DomainError, Invalid, NotFound
+from crm.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from embedded.stack import Endpoints
 
 #: Routers mounted under /api (each module's `router` carries its own sub-prefix and tags).
@@ -102,6 +109,8 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     # Conflict before Invalid: an Inconsistent value is both, and answers 409 naming its field.
     if isinstance(exc, NotFound):
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+    if isinstance(exc, Forbidden):
+        return JSONResponse(status_code=403, content={"detail": exc.reason, "field": exc.field})
     if isinstance(exc, Conflict):
         field = exc.field if isinstance(exc, Invalid) else None
         return JSONResponse(status_code=409, content={"detail": str(exc), "field": field})
@@ -142,9 +151,13 @@ def create_app(endpoints: Endpoints) -> FastAPI:
 
     The lifespan opens an async engine on `endpoints.database_url` (`app.state.engine`) and disposes
     it on shutdown; `app.state.endpoints` keeps the endpoints for routes that need other services.
-    Errors (bodies and statuses in `app.api.responses`): `NotFound` -> 404, `Conflict` and
+    Errors (bodies and statuses in `app.api.responses`): `NotFound` -> 404, `Forbidden` -> 403
+    `{"detail", "field"}` (outside the caller's scope), `Conflict` and
     `Inconsistent` -> 409 `{"detail", "field"}`, `Invalid` and request validation -> 422
     `{"detail": [issues], "message", "field"}`; a 405 lists every method of the path in `Allow`.
+    A body over `FLOWSTATE_MAX_BODY_BYTES` -> 413, JSON nested too deeply -> 400
+    (`app.api.body_limit`); over a rate limit -> 429 with `Retry-After` (`app.api.limits`). CORS
+    answers only for `FLOWSTATE_CORS_ORIGINS`; the access log never shows `token=` / `key=` values.
     With `FLOWSTATE_API_TOKEN` set, /api declares a bearer scheme and 401 in the OpenAPI schema.
     OpenAPI UI at /docs, schema at /openapi.json.
     """
@@ -175,10 +188,12 @@ def create_app(endpoints: Endpoints) -> FastAPI:
         finally:
             if app.state.notifications is not None:
                 await app.state.notifications.stop()
+            await app.state.limiter.close()
             await engine.dispose()
             if sync_engine is not None:
                 sync_engine.dispose()
 
+    settings = get_settings()
     app = FastAPI(
         title="Flowstate",
         version=_version(),
@@ -186,6 +201,24 @@ def create_app(endpoints: Endpoints) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
     )
+    # rate limits and the cap on concurrent chat turns (app.api.limits), shared through Redis
+    app.state.limiter = Limiter(settings, endpoints.redis_url)
+    # 413 for a body over FLOWSTATE_MAX_BODY_BYTES (documents take more), 400 for JSON nested so
+    # deep that parsing it would end in a 500 (app.api.body_limit)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, by_path={"/api/documents": documents.MAX_BODY_BYTES}
+    )
+    if settings.cors_origins:
+        # closed unless configured: only the listed origins may call the API from a browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+        )
+    install_log_redaction()  # no token or sign-in key in the access log (app.api.redact)
     app.state.endpoints = endpoints
     app.state.chat = None
     # `workflows.client.Workflows` when Temporal is configured and answers (routes start and
@@ -202,10 +235,16 @@ def create_app(endpoints: Endpoints) -> FastAPI:
     app.include_router(metrics.router)  # GET /metrics (Prometheus), beside /health
     token = get_settings().api_token
     app.state.api_token = token.get_secret_value() if token is not None else None
-    # Without a token the API is open: no scheme and no 401 in the OpenAPI schema.
-    auth = [Depends(require_bearer)] if token is not None else []
-    unauthorized = errors(401) if token is not None else None
+    # Every /api route and the chat WebSocket need a credential (app.api.auth): there is no open
+    # mode. The sign-in routes themselves are open.
+    auth = [Depends(caller_for_openapi), RestLimit]
     for module in API_ROUTERS:
-        app.include_router(module.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
-    app.include_router(chat.ws_router, dependencies=[Depends(require_token)])
+        app.include_router(
+            module.router, prefix=API_PREFIX, dependencies=auth, responses=errors(401, 403, 413, 429)
+        )
+    app.include_router(session.api_router, prefix=API_PREFIX, dependencies=auth, responses=errors(429))
+    app.include_router(session.router)
+    # a foreign browser origin is refused before the credential is looked at (app.api.ws_limits)
+    app.include_router(chat.ws_router, dependencies=[Depends(check_origin), Depends(current_caller)])
+    web.install(app)  # the workspace pages and their /static assets
     return app

@@ -51,12 +51,16 @@ from contracts import (
     ProposedAction,
     Source,
 )
+from contracts.identity import Caller
 from crews.registry import CrewDeps
 from graphs.checkpoint import open_checkpointer
 from graphs.context import ChatContext
 from graphs.graph import STATE_EXTRA_TYPES, build_graph
 from graphs.intent import IntentResult
 from llm import LLMConfig
+
+#: Who the benchmark's turns run as (an admin: every deal in scope).
+BENCH = Caller(username="bench", display_name="Bench", role="admin")
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -131,29 +135,31 @@ async def run(redis_url: str, turns: int, warmup: int) -> dict[str, Any]:
         chat = ChatService(build_graph(saver), ctx, saver)
         thread: str | None = None
         for i in range(warmup):
-            await chat.turn(None, f"How many deals has Darcel Schlecht won? ({i})")
+            await chat.turn(None, f"How many deals has Darcel Schlecht won? ({i})", caller=BENCH)
         times: list[float] = []
         frames: list[str] = []
         for i in range(turns):
             message = f"How many deals has Darcel Schlecht won? ({i})"
             start = time.perf_counter()
             if i % 2 == 0:
-                result = await chat.turn(None, message, "bench")
+                result = await chat.turn(None, message, caller=BENCH)
                 thread = result.thread_id
             else:
-                result = await chat.turn(thread, message, "bench")
+                result = await chat.turn(thread, message, caller=BENCH)
             times.append((time.perf_counter() - start) * 1000)
             assert result.error is None and result.reply == REPLY, result
         long_times: list[float] = []
         long_thread: str | None = None
         for i in range(50):
             start = time.perf_counter()
-            result = await chat.turn(long_thread, f"How many deals has Darcel Schlecht won? ({i})", "bench")
+            result = await chat.turn(
+                long_thread, f"How many deals has Darcel Schlecht won? ({i})", caller=BENCH
+            )
             long_times.append((time.perf_counter() - start) * 1000)
             long_thread = result.thread_id
         # streaming path (WebSocket): frames per turn, same work
         start = time.perf_counter()
-        async for frame in chat.stream(None, "How many deals has Darcel Schlecht won?", "bench"):
+        async for frame in chat.stream(None, "How many deals has Darcel Schlecht won?", caller=BENCH):
             frames.append(frame["type"])
         stream_ms = (time.perf_counter() - start) * 1000
         # remove this run's keys only (the Redis may be shared)

@@ -255,3 +255,22 @@ class SequencesConfig(BaseModel):
 def load_sequences(path: Path = CONFIG_DIR / "sequences.yaml") -> SequencesConfig:
     """The follow-up sequence of `path`. Raises ValidationError on a malformed file."""
     return SequencesConfig.model_validate(_read(path))
+
+
+ReadWidth = Literal["own", "team", "all"]
+
+
+class AccessConfig(BaseModel):
+    """Who reads what beyond their role's own scope (`config/access.yaml`). `read` maps a role to
+    `own` (a rep: their deals; a manager: their team's), `team` (a rep reads their manager's
+    whole team) or `all`; acting is never widened. `client_event_kinds` is the closed list of
+    event kinds REST clients may write (every other kind is the system's own)."""
+
+    read: dict[Literal["rep", "manager"], ReadWidth] = {}
+    client_event_kinds: list[str] = Field(min_length=1)
+
+
+@lru_cache
+def load_access(path: Path = CONFIG_DIR / "access.yaml") -> AccessConfig:
+    """The access rules; cached."""
+    return AccessConfig.model_validate(_read(path))

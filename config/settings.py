@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -20,6 +20,8 @@ CONFIG_DIR = Path(__file__).resolve().parent
 #: Values that mark a secret as "not set yet"; refused outside development
 #: (the same rule as fastapi/full-stack-fastapi-template's `_check_default_secret`).
 PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "xxx", "your-key-here"})
+#: Shortest FLOWSTATE_API_TOKEN accepted: 16 characters of a random token are ~96 bits.
+MIN_API_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -40,7 +42,26 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", alias="FLOWSTATE_HOST")
     port: int = Field(8000, alias="FLOWSTATE_PORT", ge=1, le=65535)
     demo_data: bool = Field(True, alias="FLOWSTATE_DEMO_DATA")
+    # the token of a built-in admin (scripts, CI, existing clients): `Authorization: Bearer`
     api_token: SecretStr | None = Field(None, alias="FLOWSTATE_API_TOKEN")
+    # browser origins allowed to open the chat WebSocket and to send cookie-authenticated writes,
+    # besides the app's own (comma-separated, e.g. "https://crm.example.com"); CORS stays closed
+    # unless cors_origins lists origins
+    allowed_origins: Annotated[list[str], NoDecode] = Field([], alias="FLOWSTATE_ALLOWED_ORIGINS")
+    cors_origins: Annotated[list[str], NoDecode] = Field([], alias="FLOWSTATE_CORS_ORIGINS")
+    # session cookies carry the Secure flag (set it behind HTTPS; auto: when the request is https)
+    secure_cookies: Literal["auto", "always", "never"] = Field("auto", alias="FLOWSTATE_SECURE_COOKIES")
+    # the largest request body (and chat WebSocket text frame) accepted, in bytes: 413 beyond it
+    # (POST /api/documents has a larger limit of its own, app.api.routes.documents.MAX_BODY_BYTES)
+    max_body_bytes: int = Field(64 * 1024, alias="FLOWSTATE_MAX_BODY_BYTES", ge=1024)
+    # rate limits (the `limits` library's notation, e.g. "600/minute", "10/second;1000/hour"),
+    # 429 with Retry-After beyond them: /api requests per user, chat turns per user, sign-in
+    # attempts per client address
+    rate_limit: str = Field("600/minute", alias="FLOWSTATE_RATE_LIMIT")
+    chat_rate_limit: str = Field("30/minute", alias="FLOWSTATE_CHAT_RATE_LIMIT")
+    login_rate_limit: str = Field("10/minute", alias="FLOWSTATE_LOGIN_RATE_LIMIT")
+    # chat turns one user may have running at once (REST and WebSocket together)
+    max_turns_per_user: int = Field(2, alias="FLOWSTATE_MAX_TURNS_PER_USER", ge=1)
 
     # --- LLM (one door: the OpenAI API) -------------------------------------------------
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
@@ -103,6 +124,9 @@ class Settings(BaseSettings):
     langfuse_secret_key: SecretStr | None = Field(None, alias="LANGFUSE_SECRET_KEY")
     langfuse_base_url: str | None = Field(None, alias="LANGFUSE_BASE_URL")
     langfuse_host: str | None = Field(None, alias="LANGFUSE_HOST")
+    # false: e-mail addresses and phone numbers in traces are masked before they leave the process
+    # (observability.masking); true: traces carry the raw prompts and replies
+    trace_raw: bool = Field(False, alias="FLOWSTATE_TRACE_RAW")
 
     @property
     def llm_is_embedded(self) -> bool:
@@ -119,8 +143,35 @@ class Settings(BaseSettings):
         """`LANGFUSE_BASE_URL`, else the older `LANGFUSE_HOST` name."""
         return self.langfuse_base_url or self.langfuse_host
 
+    @field_validator("allowed_origins", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """"a, b" -> ["a", "b"]: origins are written comma-separated in the environment."""
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rate_limit", "chat_rate_limit", "login_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """A rate limit the `limits` library reads ("30/minute"); ValueError otherwise."""
+        from limits import parse_many
+
+        parse_many(value)
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
+        token = self.api_token.get_secret_value().strip() if self.api_token is not None else None
+        if token == "":
+            # empty means unset: no built-in admin token, and never an open API
+            self.api_token = None
+        elif token is not None and (token.lower() in PLACEHOLDER_SECRETS or len(token) < MIN_API_TOKEN_CHARS):
+            # in every environment: this token is an admin's key to everything
+            raise ValueError(
+                f"FLOWSTATE_API_TOKEN must be a real secret of at least {MIN_API_TOKEN_CHARS} "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         if self.environment == "development":
             return self
         for name, value in (

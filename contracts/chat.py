@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from config.files import intent_names
+from contracts.identity import Caller
 
 #: The intents of `config/intents.yaml`, in the file's order (adding an intent is an entry there
 #: plus its crew folder, no code change here).
@@ -100,12 +101,15 @@ class Turn(BaseModel):
 
 class CrewRequest(BaseModel):
     """What a crew gets: the rep's message, who asks, the resolved entities and recent history.
+    `user_id`: the name events record for the asker (`Caller.actor`); `caller`: who asks, whose
+    scope the crew's tools read and act within (None: work no person started, every deal).
     `feedback`: set only when the guards re-ask the crew: why its previous answer was not shown
     and how to answer instead; crews add it to the model's prompt."""
 
     message: str
     intent: Intent
     user_id: str | None = None
+    caller: Caller | None = None
     thread_id: str | None = None
     entities: Entities = Entities()
     history: list[Turn] = []

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.chat import ProposedAction
 from contracts.fields import JsonObject
 
 #: The rep's answer to a proposed action.
 ApprovalDecision = Literal["approve", "reject", "edit"]
+#: What a thread's pending action came to: a decision, or "defer" (moved to the inbox when a new
+#: message came while it waited).
+ActionDecision = Literal["approve", "reject", "edit", "defer"]
 
 
 class TurnError(BaseModel):
@@ -33,13 +36,15 @@ class TurnError(BaseModel):
 class ActionResult(BaseModel):
     """What happened to a proposed action after the rep's decision.
 
-    `status` is "done" (approved or edited, then executed), "rejected" (nothing changed) or
-    "failed" (approved but the CRM refused it: `detail` says why). `action` is the action as
-    executed (with the rep's edits merged into `params`); `result` what `execute` returned.
+    `status` is "done" (approved or edited, then executed), "rejected" (nothing changed),
+    "failed" (approved but the CRM refused it: `detail` says why) or "deferred" (moved to the
+    inbox, not run: `result["inbox_item_id"]` is the item that runs it once approved there).
+    `action` is the action as executed (with the rep's edits merged into `params`); `result`
+    what `execute` returned.
     """
 
-    decision: ApprovalDecision
-    status: Literal["done", "rejected", "failed"]
+    decision: ActionDecision
+    status: Literal["done", "rejected", "failed", "deferred"]
     action: ProposedAction
     detail: str = ""
     result: dict[str, Any] = {}
@@ -50,7 +55,9 @@ class ResumeValue(BaseModel):
 
     `decision`: "approve" (run as proposed), "edit" (run with `edits` merged into the action's
     `params`; `edits` required and non-empty, as the JSON schema's if/then says) or "reject"
-    (change nothing).
+    (change nothing). `action_id`: the action decided on, the `id` of the interrupt frame (and
+    of the thread's `pending_action`): a decision on any other action is refused, so a stale
+    screen cannot approve what it did not show.
     """
 
     model_config = ConfigDict(
@@ -62,6 +69,7 @@ class ResumeValue(BaseModel):
     )
 
     decision: ApprovalDecision
+    action_id: str = Field(min_length=1, max_length=200, description="the pending action's `id`")
     edits: JsonObject | None = None
 
     @model_validator(mode="after")
@@ -71,11 +79,21 @@ class ResumeValue(BaseModel):
         return self
 
 
+class DeferValue(BaseModel):
+    """The value a paused graph is resumed with when its pending action moves to the inbox
+    (a new message came while it waited): `inbox_item_id` is the item that carries it now."""
+
+    decision: Literal["defer"] = "defer"
+    action_id: str
+    inbox_item_id: int
+
+
 class ActionMeta(BaseModel):
     """Who decided an action, in which conversation, how: stored with its Event.
 
-    `actor`: the rep (None when anonymous); `decision`: "approve" | "edit" | "reject", or a guard
-    decision for a `guard.verdicts` Event; `original`: the action as the crew proposed it, before
+    `actor`: who decided (`contracts.identity.Caller.actor`; None when no one is known);
+    `decision`: "approve" | "edit" | "reject" | "defer", or a guard decision for a
+    `guard.verdicts` Event; `original`: the action as the crew proposed it, before
     the rep's edits; `idempotency_key`: where the approval came from (thread and interrupt, inbox
     item, workflow and step): the action runs at most once per key (None: no such guarantee)."""
 

@@ -309,9 +309,12 @@ def parent_account(session: Session, account: int | str) -> AccountBrief | None:
     return AccountBrief.model_validate(session.get(Account, child.parent_account_id))
 
 
-def account_profile(session: Session, account: int | str) -> AccountProfile:
+def account_profile(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> AccountProfile:
     """An account (id or name) with parent, direct subsidiaries, number of contacts and its deal
-    metrics (`deal_metrics` over its deals). NotFound if no such account."""
+    metrics (`deal_metrics` over its deals; with `rep_ids`, only those reps' deals: the caller's
+    scope). NotFound if no such account."""
     row = get_by_ref(session, Account, account)
     n_contacts = session.scalar(select(func.count()).where(Contact.account_id == row.id)) or 0
     return AccountProfile(
@@ -319,7 +322,7 @@ def account_profile(session: Session, account: int | str) -> AccountProfile:
         parent=parent_account(session, row.id),
         subsidiaries=subsidiaries(session, row.id),
         contacts=n_contacts,
-        metrics=deal_metrics(session, DealFilter(account=row.id))[0],
+        metrics=deal_metrics(session, DealFilter(account=row.id, rep_ids=rep_ids))[0],
     )
 
 

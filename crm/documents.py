@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from contracts.fields import Input, JsonObject, NonBlank, RecordId
@@ -94,11 +94,18 @@ def add_documents(session: Session, embedder: Embedder, docs: Sequence[DocumentI
 
 
 def search_by_vector(
-    session: Session, vector: Sequence[float], k: int = 5, account_id: int | None = None
+    session: Session,
+    vector: Sequence[float],
+    k: int = 5,
+    account_id: int | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> list[DocumentHit]:
     """The `k` documents nearest to `vector` by cosine distance, best first; optionally only
-    those of `account_id`. Documents without an embedding are skipped."""
-    ef = max(EF_SEARCH_MIN, 2 * k) if account_id is None else max(200, 10 * k)
+    those of `account_id`, and only those `scope` lets the caller read
+    (`crm.access.documents_condition`). Documents without an embedding are skipped."""
+    # a filter applies after the index scan: look at more candidates so k of them survive it
+    filtered = account_id is not None or scope is not None
+    ef = max(200, 10 * k) if filtered else max(EF_SEARCH_MIN, 2 * k)
     # SET LOCAL lasts until the end of the current transaction only.
     session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
     distance = Document.embedding.cosine_distance(list(vector))
@@ -117,6 +124,8 @@ def search_by_vector(
     )
     if account_id is not None:
         stmt = stmt.where(Document.account_id == account_id)
+    if scope is not None:
+        stmt = stmt.where(scope)
     return [
         DocumentHit(
             id=r.id,

@@ -1,7 +1,7 @@
 """Domain exceptions of the CRM. The API maps them to HTTP statuses (see `app/main.py`):
-`NotFound` -> 404, `Conflict` (and `Inconsistent`) -> 409, `Invalid` -> 422; chat tools turn them
-into plain sentences. Each message names the entity or field, so a client (or a rep) can fix the
-request.
+`NotFound` -> 404, `Forbidden` -> 403, `Conflict` (and `Inconsistent`) -> 409, `Invalid` -> 422;
+chat tools turn them into plain sentences. Each message names the entity or field, so a client
+(or a rep) can fix the request.
 
 422 means the request is wrong in itself, whatever the data: sending it again can never succeed.
 409 means it is well formed but does not fit the data as it stands (a duplicate name, a record or
@@ -33,6 +33,18 @@ class Conflict(DomainError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        super().__init__(reason)
+
+
+class Forbidden(DomainError):
+    """The caller may see the record but not do this to it (a deal of another rep, a role that may
+    not change the catalogue). Records outside what the caller may read are `NotFound` instead, so
+    their existence is not disclosed. `field` names the value at fault when there is one (e.g. the
+    `rep_id` of a deal created for another team)."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
         super().__init__(reason)
 
 

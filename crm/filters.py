@@ -30,6 +30,8 @@ class DealFilter(BaseModel):
     - `engaged_from/to`, `closed_from/to`: inclusive date bounds on engage_date / close_date;
       deals without that date are excluded once a bound is given. A range whose end is before its
       start is `Invalid(field of the end)`.
+    - `rep_ids`: only deals of these reps: the caller's reading scope (`Caller.read_rep_ids`),
+      set by the API from the credential, never from a query string; None = every rep.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,6 +49,7 @@ class DealFilter(BaseModel):
     engaged_to: dt.date | None = None
     closed_from: dt.date | None = None
     closed_to: dt.date | None = None
+    rep_ids: frozenset[int] | None = Field(None, description="only deals of these reps (the caller's scope)")
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -101,6 +104,8 @@ def deal_conditions(session: Session, f: DealFilter) -> list[ColumnElement[bool]
     stage and `Invalid(field, reason)` for a date range whose end is before its start."""
     pipeline = load_pipeline()
     conds: list[ColumnElement[bool]] = []
+    if f.rep_ids is not None:
+        conds.append(Deal.rep_id.in_(f.rep_ids))
     if f.rep is not None:
         conds.append(Deal.rep_id == _ref(session, SalesRep, f.rep, "rep"))
     if f.account is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -101,10 +101,14 @@ def list_items(
     deal_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[InboxItemOut]:
     """Items newest first; each argument narrows the list (`status=None`: every status).
-    `recipient` matches the person's name case-insensitively."""
+    `recipient` matches the person's name case-insensitively; `scope` is the caller's
+    (`crm.access.inbox_condition`)."""
     stmt = select(InboxItem)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if recipient is not None:
         stmt = stmt.where(func.lower(InboxItem.recipient) == recipient.strip().lower())
     for col, val in (

@@ -376,3 +376,49 @@ class WorkflowRun(Base):
     created_at: Mapped[dt.datetime] = _created()
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = _updated()
+
+
+class User(Base):
+    """A person who signs in: `role` admin | manager | rep. A rep is linked to their `sales_reps`
+    row (`rep_id`); a manager to the name the reps' `manager` field carries (`manager_name`).
+    `password_hash` is an argon2id hash (None: the user signs in with tokens only)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin','manager','rep')", name="users_role"),
+        CheckConstraint("role <> 'rep' OR rep_id IS NOT NULL", name="users_rep_has_rep_id"),
+        CheckConstraint("role <> 'manager' OR manager_name IS NOT NULL", name="users_manager_has_name"),
+    )
+    id: Mapped[int] = _id()
+    username: Mapped[str] = mapped_column(String(80), nullable=False, unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), nullable=False)
+    role: Mapped[str] = mapped_column(String(10), nullable=False)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("sales_reps.id", ondelete="SET NULL"), index=True)
+    manager_name: Mapped[str | None] = mapped_column(String(120))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(nullable=False, server_default="false")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Credential(Base):
+    """A secret a user presents, stored as its SHA-256 (the secret itself is shown once):
+    `kind` 'token' (an API token for REST and WebSocket clients), 'session' (a web session
+    cookie) or 'login_link' (a one-time sign-in link, consumed on use). `expires_at` None: no
+    expiry; `revoked_at` set: no longer valid."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (
+        CheckConstraint("kind IN ('token','session','login_link')", name="credentials_kind"),
+    )
+    id: Mapped[int] = _id()
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    secret_sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    label: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = _created()
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -107,9 +107,13 @@ def list_messages(
     rep_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[OutboxMessageOut]:
-    """Messages newest first; each argument narrows the list."""
+    """Messages newest first; each argument narrows the list (`scope`: the caller's,
+    `crm.access.owned_condition`)."""
     stmt = select(OutboxMessage)
+    if scope is not None:
+        stmt = stmt.where(scope)
     for col, val in (
         (OutboxMessage.status, status),
         (OutboxMessage.deal_id, deal_id),

@@ -199,11 +199,15 @@ def list_accounts(
     parent_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[AccountOut]:
     """Accounts ordered by name (case-insensitive). `q`: case-insensitive substring of the name; `sector`:
-    case-insensitive exact; `parent_id`: direct subsidiaries of that account."""
+    case-insensitive exact; `parent_id`: direct subsidiaries of that account; `scope`: the
+    caller's (`crm.access.accounts_condition`)."""
     _check_page(limit, offset)
     stmt = _account_select()
+    if scope is not None:
+        stmt = stmt.where(scope)
     if q:
         stmt = stmt.where(Account.name.icontains(q.strip(), autoescape=True))
     if sector:
@@ -292,10 +296,14 @@ def list_contacts(
     q: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[ContactOut]:
-    """Contacts ordered by last name, first name, id. `q`: substring of name or email."""
+    """Contacts ordered by last name, first name, id. `q`: substring of name or email; `scope`:
+    the caller's (`crm.access.contacts_condition`)."""
     _check_page(limit, offset)
     stmt = _contact_select()
+    if scope is not None:
+        stmt = stmt.where(scope)
     if account_id is not None:
         stmt = stmt.where(Contact.account_id == account_id)
     if q:
@@ -576,8 +584,9 @@ def _enter(state: dict[str, Any], target: StageDef, today: dt.date, what: str) -
     Fills what the move itself implies: engage_date = today when entering an open stage that
     requires it (the rep is engaging now), close_date = today when entering a closed stage, and
     value = 0 when entering a lost stage (the close value of a lost deal, as in the export).
-    Then every field in `target.requires` must be set: Conflict naming the missing ones (a won deal
-    needs an explicit close value: we never guess it from the list price). Returns the fills.
+    Then every field in `target.requires` must be set: Inconsistent (a Conflict) naming the missing
+    ones, its `field` the first (a won deal needs an explicit close value: we never guess it from
+    the list price). Returns the fills.
     """
     filled: dict[str, Any] = {}
     if not target.closed and "engage_date" in target.requires and state["engage_date"] is None:
@@ -589,7 +598,9 @@ def _enter(state: dict[str, Any], target: StageDef, today: dt.date, what: str) -
     state.update(filled)
     missing = [f for f in target.requires if state[_REQUIRE_ATTR[f]] is None]
     if missing:
-        raise Conflict(f"cannot {what} {target.name}: it requires {', '.join(missing)}, not set")
+        # Inconsistent, not a bare Conflict: the 409 names the rule (`field`) a client can point at
+        reason = f"cannot {what} {target.name}: it requires {', '.join(missing)}, not set"
+        raise Inconsistent(missing[0], reason)
     engage, close = state["engage_date"], state["close_date"]
     if engage is not None and close is not None and close < engage:
         raise Inconsistent("close_date", f"{close} is before engage_date {engage}")
@@ -792,10 +803,14 @@ def list_reminders(
     due_before: dt.datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[ReminderOut]:
-    """Reminders ordered by due time (earliest first), then id; each argument narrows the list."""
+    """Reminders ordered by due time (earliest first), then id; each argument narrows the list
+    (`scope`: the caller's, `crm.access.owned_condition`)."""
     _check_page(limit, offset)
     stmt = select(Reminder)
+    if scope is not None:
+        stmt = stmt.where(scope)
     for col, val in (
         (Reminder.rep_id, rep_id),
         (Reminder.account_id, account_id),
@@ -875,10 +890,14 @@ def list_recommendations(
     status: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[RecommendationOut]:
-    """Recommendations, highest priority first, then newest first (id descending)."""
+    """Recommendations, highest priority first, then newest first (id descending); `scope`: the
+    caller's (`crm.access.owned_condition`)."""
     _check_page(limit, offset)
     stmt = select(Recommendation)
+    if scope is not None:
+        stmt = stmt.where(scope)
     for col, val in (
         (Recommendation.rep_id, rep_id),
         (Recommendation.account_id, account_id),
@@ -952,11 +971,15 @@ def list_events(
     since: dt.datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: ColumnElement[bool] | None = None,
 ) -> Page[EventOut]:
     """Events, newest first (occurred_at, then id, descending). `kind` is exact, or a prefix when it
-    ends with "*" ("deal.*" = every deal event); `since` is inclusive."""
+    ends with "*" ("deal.*" = every deal event); `since` is inclusive; `scope`: the caller's
+    (`crm.access.events_condition`)."""
     _check_page(limit, offset)
     stmt = select(Event)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if kind:
         if kind.endswith("*"):
             stmt = stmt.where(Event.kind.startswith(kind[:-1], autoescape=True))

@@ -21,7 +21,9 @@ import datetime as dt
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic.json_schema import SkipJsonSchema
 
+from config.files import load_access
 from contracts.fields import (
     Email,
     Input,
@@ -209,7 +211,9 @@ class DealCreate(_In):
         None, description="not before engage_date; only for a closed stage (won or lost)"
     )
     value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
-    created_by: Text | None = Field(None, max_length=120)
+    # who creates it: the API sets it from the credential (never from the body), so the OpenAPI
+    # schema does not offer it and a value sent anyway is replaced
+    created_by: SkipJsonSchema[Text | None] = Field(None, max_length=120)
 
 
 class DealUpdate(_In):
@@ -242,20 +246,30 @@ class DealOut(_Out):
     updated_at: dt.datetime
 
 
-class StageMove(_In):
+class _MoveTo(_In):
+    stage: NonBlank = Field(max_length=80, description="stage key or name")
+    note: Text | None = Field(None, max_length=2000)
+    value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
+    close_date: IsoDate | None = Field(None, description="only when moving to a closed stage")
+
+
+class StageMove(_MoveTo):
     """Move a deal to `stage` (key or display name).
 
     Entry rules come from `config/pipeline.yaml` (`requires`). `value` / `close_date` given here
     are set together with the move (e.g. the close value when a deal is won). Moving a closed
-    (won/lost) deal anywhere needs `reopen: true`.
+    (won/lost) deal anywhere needs `reopen: true`. Who moved it is the caller, from the credential.
     """
 
-    stage: NonBlank = Field(max_length=80, description="stage key or name")
-    note: Text | None = Field(None, max_length=2000)
-    changed_by: Text | None = Field(None, max_length=120)
-    value: float | None = Field(None, ge=0, le=MAX_VALUE, description="USD")
-    close_date: IsoDate | None = Field(None, description="only when moving to a closed stage")
     reopen: StrictBool = False
+
+
+class StageProposal(_MoveTo):
+    """The params of a proposed stage move: those of the `move_stage` action (`tools.actions`),
+    under the same entry rules as `StageMove`; `reason` is kept as the `note` when there is none.
+    A closed deal is not reopened by a proposal."""
+
+    reason: Text | None = Field(None, max_length=2000, description="why; kept as the note")
 
 
 class StageChangeOut(_Out):
@@ -343,9 +357,23 @@ class RecommendationOut(_Out):
     updated_at: dt.datetime
 
 
+def _client_event_kinds(schema: dict[str, Any]) -> None:
+    # read when the schema is generated (not at import), so it follows config/access.yaml
+    schema["enum"] = list(load_access().client_event_kinds)
+
+
 class EventCreate(_In):
-    kind: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_.\-]*$")
-    actor: Text | None = Field(None, max_length=120)
+    """An event to log. Flowstate itself logs any kind; through the API, `kind` must be one of
+    `config/access.yaml` `client_event_kinds` (the schema's enum) and the actor is the caller (the
+    OpenAPI schema does not offer `actor`; a value sent anyway is replaced)."""
+
+    kind: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[a-z][a-z0-9_.\-]*$",
+        json_schema_extra=_client_event_kinds,
+    )
+    actor: SkipJsonSchema[Text | None] = Field(None, max_length=120)
     thread_id: Text | None = Field(None, max_length=120)
     account_id: RecordId | None = None
     deal_id: RecordId | None = None
@@ -475,12 +503,26 @@ class InboxItemOut(_Out):
 class InboxDecision(_In):
     """A person's decision on an inbox item. approve / edit (with `edits` to the action's params) /
     reject apply to drafts and actions; done / snooze (until `until`, else the configured snooze)
-    to reminders; dismiss to alerts, digests and reports."""
+    to reminders; dismiss to alerts, digests and reports. Who decides is the caller, from the
+    credential (recorded in `decided_by` and as the actor of what the decision does)."""
 
     decision: InboxDecisionKind
     edits: JsonObject | None = None
     until: Instant | None = Field(None, description="snooze until this time (ISO, with offset)")
-    actor: Text | None = Field(None, min_length=1, max_length=120, description="who decides")
+
+
+#: The `ActionKind`s a client may propose on a deal (their params are typed below).
+ProposalKind = Literal["move_stage"]
+
+
+class ProposalCreate(_In):
+    """An action on a deal proposed for approval (`POST /api/deals/{deal_id}/proposals`): it is
+    filed in the proposer's inbox as a `ProposedAction` and runs once when approved there. The
+    deal is the one in the path. So far the one kind is `move_stage`, with `StageProposal` params
+    (typed, so that a request the schema accepts is refused only by the data: a 409)."""
+
+    kind: ProposalKind = Field(description="the ActionKind proposed")
+    params: StageProposal
 
 
 class OutboxMessageOut(_Out):

@@ -40,6 +40,7 @@ from contracts import (
     Intent,
     ProposedAction,
 )
+from contracts.identity import Caller
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -118,6 +119,10 @@ class ChatContext:
       timeout, because a crew makes up to three LLM calls).
     - `history_turns`: earlier messages handed to the crews (prompts stay short).
     - `stream_chunk_chars`: approximate size of the token frames the reply is streamed in.
+    - `caller`: who this run is for (`contracts.identity.Caller`): the crews' tools read and act
+      within the caller's scope, and a decision on an action records `caller.actor`. Set per
+      run by the engine (`dataclasses.replace(ctx, caller=...)`: plain data, never
+      checkpointed); None for work no person started (every deal is in scope).
     """
 
     engine: Engine | None
@@ -132,6 +137,7 @@ class ChatContext:
     crew_timeout_s: float | None = None
     history_turns: int = 6
     stream_chunk_chars: int = 16
+    caller: Caller | None = None
 
     @property
     def crew_deadline_s(self) -> float:

@@ -52,6 +52,8 @@ from contracts import (
     TurnError,
     Verdict,
 )
+from contracts.identity import Caller
+from contracts.outcomes import DeferValue
 from crews.streaming import ReplyRejected, streaming_to
 from graphs import canned
 from graphs.context import ChatContext
@@ -80,6 +82,8 @@ from graphs.state import (
     response_of,
 )
 from graphs.streaming import GuardedReplyStream, chunks, frame_writer, publish_reply
+from tools.deals import deal_of_action
+from tools.session import run_in_session
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +169,18 @@ def _meta(intent: Intent | None, response: CrewResponse | None, **extra: Any) ->
     }
 
 
-def crew_request(state: ChatState, intent: Intent, history_turns: int) -> CrewRequest:
+def crew_request(
+    state: ChatState, intent: Intent, history_turns: int, caller: Caller | None = None
+) -> CrewRequest:
     """The :class:`CrewRequest` for the current turn of `state` (with the last `history_turns`
-    earlier messages, and the guards' `feedback` when the crew is being re-asked)."""
+    earlier messages, and the guards' `feedback` when the crew is being re-asked), for `caller`
+    (the run's `ChatContext.caller`: the crew's tools work within its scope)."""
     messages = state.get("messages", [])
     return CrewRequest(
         message=last_user_message(messages),
         intent=intent,
-        user_id=state.get("user_id"),
+        user_id=caller.actor if caller is not None else state.get("user_id"),
+        caller=caller,
         thread_id=_thread_id(),
         entities=entities_of(state),
         history=history(messages, history_turns),
@@ -267,7 +275,7 @@ def make_crew_node(intent: Intent) -> NodeFn:
         ctx = _ctx(runtime)
         status(intent, crew=intent)
         attempt = state.get("attempt") or 0
-        request = crew_request(state, intent, ctx.history_turns)
+        request = crew_request(state, intent, ctx.history_turns, ctx.caller)
         verdicts = list(state.get("verdicts") or [])
         stream: GuardedReplyStream | None = None
         try:
@@ -324,7 +332,7 @@ def make_canned_node(intent: Intent) -> NodeFn:
     async def canned_node(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
         ctx = _ctx(runtime)
         status(intent, crew=intent)  # the frame clients have always been sent for this step
-        return {"response": canned.answer(crew_request(state, intent, ctx.history_turns))}
+        return {"response": canned.answer(crew_request(state, intent, ctx.history_turns, ctx.caller))}
 
     canned_node.__name__ = canned_node.__qualname__ = f"{intent}_canned"
     canned_node.__doc__ = f"Answer the {intent} intent with a canned reply and store it."
@@ -350,7 +358,7 @@ async def guard(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, An
     attempt = state.get("attempt") or 0
     if attempt == 0:  # a re-asked answer is checked within the same "checking" step
         status("guard")
-    request = crew_request(state, state.get("intent") or "general", ctx.history_turns)
+    request = crew_request(state, state.get("intent") or "general", ctx.history_turns, ctx.caller)
     first = first_response_of(state) or response or CrewResponse(reply="")
     verdicts = list(state.get("verdicts") or [])
     reask_error = state.get("reask_error")
@@ -463,7 +471,11 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     Interrupt value: `{"action": ProposedAction as dict, "reply": str}`. Resume value:
     :class:`contracts.ResumeValue` as a dict. approve/edit -> `ctx.actions.execute` (which writes
     the change and its Event); reject -> Event "action.rejected", nothing changes; a change the
-    CRM refuses -> Event "action.failed". The outcome is kept in `action_result`.
+    CRM refuses, or one on a deal outside the deciding caller's scope (`ctx.caller`) -> Event
+    "action.failed". A :class:`contracts.outcomes.DeferValue` (the action was filed in the
+    inbox because a new message came) -> Event "action.deferred", nothing changes here. Every
+    Event records the one who decided (`ctx.caller.actor`), not whoever wrote earlier in the
+    thread. The outcome is kept in `action_result`.
     """
     ctx = _ctx(runtime)
     action = pending_action_of(state)
@@ -472,9 +484,12 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     response = response_of(state)
     raw = interrupt({"action": action.model_dump(mode="json"), "reply": response.reply if response else ""})
     status("approve")
+    actor = ctx.caller.actor if ctx.caller is not None else state.get("user_id")
+    if isinstance(raw, dict) and raw.get("decision") == "defer":
+        return await _deferred(ctx, action, DeferValue.model_validate(raw), actor)
     value = ResumeValue.model_validate(raw)
     meta = ActionMeta(
-        actor=state.get("user_id"),
+        actor=actor,
         thread_id=_thread_id(),
         decision=value.decision,
         original=action,
@@ -493,6 +508,7 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     if value.decision == "edit" and value.edits:
         final = action.model_copy(update={"params": {**action.params, **value.edits}})
     try:
+        await _check_scope(ctx, final)
         outcome = await asyncio.to_thread(ctx.actions.execute, final, meta)
     except Exception as exc:
         detail = _refusal(exc)
@@ -523,6 +539,54 @@ async def approve(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, 
     return {"pending_action": None, "action_result": result}
 
 
+class OutOfScope(Exception):
+    """An action on a deal the deciding caller may not change."""
+
+
+async def _check_scope(ctx: ChatContext, action: ProposedAction) -> None:
+    """Raise OutOfScope when `action` is about a deal whose rep is outside `ctx.caller`'s
+    `act_rep_ids` (the crews propose no such action; this holds for an edited one too)."""
+    caller = ctx.caller
+    if caller is None or caller.act_rep_ids is None or ctx.engine is None:
+        return
+    engine = ctx.engine
+    deal = await run_in_session(engine, lambda s: deal_of_action(s, action))
+    if deal is not None and not caller.may_act_for_rep(deal.rep_id):
+        raise OutOfScope(f"deal {deal.external_id} belongs to another team; you can't change it")
+
+
+async def _deferred(
+    ctx: ChatContext, action: ProposedAction, value: DeferValue, actor: str | None
+) -> dict[str, Any]:
+    """The pending action moved to the inbox (item `value.inbox_item_id`): Event
+    "action.deferred"; nothing changes until it is approved there."""
+    meta = ActionMeta(
+        actor=actor,
+        thread_id=_thread_id(),
+        decision="defer",
+        original=action,
+        idempotency_key=f"inbox:{value.inbox_item_id}",
+    )
+    payload = {
+        "action": action.model_dump(mode="json"),
+        "decision": "defer",
+        "inbox_item_id": value.inbox_item_id,
+        **_refs(action),
+    }
+    try:
+        await asyncio.to_thread(ctx.actions.record, "action.deferred", payload, meta)
+    except Exception as exc:  # the item is filed either way
+        log.warning("could not record action.deferred: %r", exc)
+    result = ActionResult(
+        decision="defer",
+        status="deferred",
+        action=action,
+        detail="moved to your inbox",
+        result={"inbox_item_id": value.inbox_item_id},
+    )
+    return {"pending_action": None, "action_result": result}
+
+
 def _refs(action: ProposedAction) -> dict[str, Any]:
     """account_id / deal_id of an action's params, for the Event's foreign keys."""
     return {k: action.params[k] for k in ("account_id", "deal_id") if isinstance(action.params.get(k), int)}
@@ -532,7 +596,7 @@ def _refusal(exc: BaseException) -> str:
     """Why an action could not be carried out, in one sentence."""
     from crm.errors import DomainError
 
-    if isinstance(exc, DomainError):
+    if isinstance(exc, DomainError | OutOfScope):
         return str(exc)
     err = classify_failure(exc, "approve")
     return err.message
@@ -551,6 +615,9 @@ def outcome_text(result: ActionResult) -> str:
         return f"Done: {summary}."
     if result.status == "rejected":
         return f"Cancelled: {summary}. Nothing was changed."
+    if result.status == "deferred":
+        item = result.result.get("inbox_item_id")
+        return f"Moved to your inbox (item {item}): {summary}. Approve it there to go ahead."
     return f"Could not do it: {summary}. {result.detail}".rstrip()
 
 

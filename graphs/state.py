@@ -6,7 +6,11 @@ Shape (every key optional while a turn is being built up):
   appends and de-duplicates by id). Each assistant message carries
   `additional_kwargs["flowstate"] = {"intent", "sources", "action"}` (see :func:`turn_meta`), so
   the thread can be shown with the intent of every turn.
-- `user_id`: the rep who sent the latest message (None when anonymous).
+- `user_id`: who sent the latest message (`Caller.actor`; None for work no person started).
+- `owner`: whose thread this is (`owner_key` of the caller of its first turn), set once and
+  never reset: turns, resumes and reads by anyone else are refused as if the thread did not
+  exist (`app.services.chat`). The caller itself is not kept here: it travels with each run in
+  the runtime context (`graphs.context.ChatContext.caller`).
 - `entities`: :class:`contracts.Entities` resolved so far; a follow-up ("and his manager?")
   reuses the previous turn's entities, so this key is *not* reset between turns.
 - `intent`, `routing` (how the router decided: method, confidence, llm_calls), `response` (the
@@ -39,6 +43,7 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMes
 from langgraph.graph.message import add_messages
 
 from contracts import ActionResult, CrewResponse, Entities, Intent, ProposedAction, Turn, TurnError
+from contracts.identity import Caller
 
 #: Key under `AIMessage.additional_kwargs` where a turn's metadata lives.
 META_KEY = "flowstate"
@@ -49,6 +54,7 @@ class ChatState(TypedDict, total=False):
 
     messages: Annotated[list[AnyMessage], add_messages]
     user_id: str | None
+    owner: str | None
     entities: Entities
     intent: Intent | None
     routing: dict[str, Any]
@@ -64,6 +70,12 @@ class ChatState(TypedDict, total=False):
     reask_error: str | None
     streamed: str
     stream_failures: list[dict[str, Any]] | None
+
+
+def owner_key(caller: Caller) -> str:
+    """The `owner` a thread records for `caller`: `user:<id>` for a user, `token:<username>` for
+    the built-in admin of the API token (which has no user id)."""
+    return f"user:{caller.user_id}" if caller.user_id is not None else f"token:{caller.username}"
 
 
 def turn_input(message: str, user_id: str | None) -> dict[str, Any]:

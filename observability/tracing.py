@@ -32,7 +32,10 @@ LiteLLM instrumentor is installed; OpenInference's LangChain instrumentor is del
 next to the CallbackHandler). At export, :func:`enrich_generation_spans` (Langfuse's
 `mask_otel_spans` hook) marks OpenInference LLM spans as Langfuse generations (model, usage,
 input, output in Langfuse's attributes) and adds `cost_details` in USD to every generation whose
-model is in the price table (`config/prices.yaml`; 0 for the local model).
+model is in the price table (`config/prices.yaml`; 0 for the local model). Unless
+`FLOWSTATE_TRACE_RAW` is true, e-mail addresses and phone numbers are masked as well, in what the
+SDK records (`Langfuse(mask=...)`) and in every exported span's attributes
+(:func:`enrich_and_mask_spans`; see `observability.masking`).
 
 The tracer provider is Flowstate's own (not the global OpenTelemetry one), so nothing else in the
 process exports through it and :meth:`Tracing.shutdown` undoes everything (tests rely on it).
@@ -55,6 +58,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from observability.masking import mask_attributes, mask_data
 from observability.metrics import verdict_fields
 from observability.prices import PriceTable, active_price_table, use_price_table
 
@@ -574,7 +578,9 @@ def setup_tracing(
             base_url=settings.langfuse_url,
             environment=environment,
             tracer_provider=provider,
-            mask_otel_spans=enrich_generation_spans,
+            # personal data masked unless FLOWSTATE_TRACE_RAW (observability.masking)
+            mask=None if settings.trace_raw else mask_data,
+            mask_otel_spans=enrich_generation_spans if settings.trace_raw else enrich_and_mask_spans,
             span_exporter=span_exporter,
             flush_interval=flush_interval_s,
         )
@@ -677,3 +683,29 @@ def enrich_generation_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResu
     except Exception:
         _warn_once("enrich", "could not add generation details at export")
         return None
+
+
+def enrich_and_mask_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult | None:
+    """The export hook when traces are masked: :func:`generation_patch`, then
+    `observability.masking.mask_attributes` over every span's attributes (those the patch sets
+    included). Fails closed: if masking raises, so does the hook, and Langfuse drops the batch
+    rather than export it unmasked; a failure of the enrichment alone only skips it."""
+    from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
+
+    try:
+        prices = active_price_table()
+    except Exception:
+        _warn_once("enrich", "could not add generation details at export")
+        prices = None
+    patches = {}
+    for identifier, span in params.spans.items():
+        patch: dict[str, Any] = {}
+        if prices is not None:
+            try:
+                patch = generation_patch(span.attributes, prices)
+            except Exception:
+                _warn_once("enrich", "could not add generation details at export")
+        patch.update(mask_attributes({**span.attributes, **patch}))
+        if patch:
+            patches[identifier] = OtelSpanPatch(set_attributes=patch)
+    return MaskOtelSpansResult(span_patches=patches) if patches else None

@@ -16,6 +16,15 @@ from sqlalchemy import Engine, text
 from llm import LLMConfig
 
 os.environ.setdefault("FLOWSTATE_ENV", "test")
+#: The built-in admin token of the test session (the API has no open mode): clients send AUTH.
+TEST_API_TOKEN = os.environ.setdefault("FLOWSTATE_API_TOKEN", "test-admin-token-0123456789")
+AUTH = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+# Every test speaks as that one admin, on one Redis: rate limits and the turn cap high enough that
+# the suite never trips them (tests/app/test_limits.py sets low ones of its own).
+os.environ.setdefault("FLOWSTATE_RATE_LIMIT", "1000000/minute")
+os.environ.setdefault("FLOWSTATE_CHAT_RATE_LIMIT", "1000000/minute")
+os.environ.setdefault("FLOWSTATE_LOGIN_RATE_LIMIT", "1000000/minute")
+os.environ.setdefault("FLOWSTATE_MAX_TURNS_PER_USER", "1000")
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
@@ -41,6 +50,8 @@ DATA_TABLES = (
     "outbox_messages",
     "executed_actions",
     "workflow_runs",
+    "credentials",
+    "users",
 )
 
 

@@ -34,10 +34,12 @@ __all__ = [
 
 
 @traced()
-def account_profile(session: Session, account: int | str) -> AccountProfile:
-    """An account (id or exact name) with parent, subsidiaries, contact count and deal metrics.
-    Raises NotFound."""
-    return analytics.account_profile(session, account)
+def account_profile(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> AccountProfile:
+    """An account (id or exact name) with parent, subsidiaries, contact count and deal metrics
+    (of the deals of `rep_ids` only: the caller's `read_rep_ids`; None: all). Raises NotFound."""
+    return analytics.account_profile(session, account, rep_ids=rep_ids)
 
 
 @traced()
@@ -89,11 +91,22 @@ class AccountHistory(BaseModel):
 
 
 @traced()
-def account_history(session: Session, account: int | str, limit: int = 5) -> AccountHistory:
-    """The last `limit` deals and events of an account (id or name). Raises NotFound."""
+def account_history(
+    session: Session, account: int | str, limit: int = 5, *, rep_ids: frozenset[int] | None = None
+) -> AccountHistory:
+    """The last `limit` deals and events of an account (id or name); with `rep_ids` (the caller's
+    `read_rep_ids`), only those reps' deals and the events of those deals or of no deal.
+    Raises NotFound."""
     row = get_by_ref(session, Account, account)
-    deals = insights.account_deals(session, row.id, limit=limit)
-    events = list(repository.list_events(session, account_id=row.id, limit=limit).items)
+    if rep_ids is None:
+        deals = insights.account_deals(session, row.id, limit=limit)
+        events = list(repository.list_events(session, account_id=row.id, limit=limit).items)
+    else:
+        # an account has tens of deals, not thousands: read them all and keep the caller's
+        mine = [d for d in insights.account_deals(session, row.id, limit=10_000) if d.rep_id in rep_ids]
+        ids = {d.id for d in mine}
+        listed = repository.list_events(session, account_id=row.id, limit=10 * limit).items
+        deals, events = mine[:limit], [e for e in listed if e.deal_id is None or e.deal_id in ids][:limit]
     return AccountHistory(
         account=AccountBrief(id=row.id, name=row.name, sector=row.sector), deals=deals, events=events
     )

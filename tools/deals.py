@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from contracts import ProposedAction
 from crm import insights, repository
 from crm.errors import DomainError
 from crm.filters import DealFilter
@@ -22,6 +23,7 @@ __all__ = [
     "StageMoveCheck",
     "account_deals",
     "check_stage_move",
+    "deal_of_action",
     "find_deal",
     "find_products",
     "list_deals",
@@ -40,6 +42,19 @@ def list_deals(
 ) -> list[DealOut]:
     """Deals matching `filter`, sorted (`crm.repository.DEAL_SORTS`, "-" = descending)."""
     return list(repository.list_deals(session, filter, limit=limit, sort=sort).items)
+
+
+def deal_of_action(session: Session, action: ProposedAction) -> DealOut | None:
+    """The deal an action is about (its params' `deal_id`, else `deal`: id or opportunity id),
+    or None when it names none, or one that does not exist (the action itself then fails)."""
+    for key in ("deal_id", "deal"):
+        ref = action.params.get(key)
+        if isinstance(ref, int | str) and not isinstance(ref, bool) and str(ref).strip():
+            try:
+                return find_deal(session, ref)
+            except DomainError:
+                return None
+    return None
 
 
 class StageMoveCheck(BaseModel):

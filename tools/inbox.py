@@ -19,6 +19,7 @@ from crm import inbox
 from crm.errors import Invalid
 from crm.schemas import InboxDecision, InboxItemOut
 from tools import actions, reminders
+from tools.deals import deal_of_action
 from tools.reminders import ReminderChange
 
 
@@ -29,6 +30,29 @@ class Decided(BaseModel):
     item: InboxItemOut
     result: dict[str, Any] | None = None
     change: ReminderChange | None = None
+
+
+def file_chat_action(
+    session: Session, action: ProposedAction, *, recipient: str, thread_id: str, action_id: str
+) -> InboxItemOut:
+    """File the action a chat thread was waiting on in `recipient`'s inbox (kind "action"): a new
+    message came before the decision, so the decision moves to the inbox, where approving it runs
+    the action once (`decide`, key `inbox:<id>`). Idempotent per thread and action (dedupe key
+    `chat:<thread_id>:<action_id>`): filing again returns the same item."""
+    deal = deal_of_action(session, action)
+    item, _ = inbox.file_item(
+        session,
+        recipient=recipient,
+        kind="action",
+        title=action.summary,
+        body=f"Proposed in chat thread {thread_id}; moved here when a new message came before a decision.",
+        rep_id=deal.rep_id if deal is not None else None,
+        action=action.model_dump(mode="json"),
+        deal_id=deal.id if deal is not None else None,
+        account_id=deal.account_id if deal is not None else None,
+        dedupe_key=f"chat:{thread_id}:{action_id}",
+    )
+    return item
 
 
 def decide(

@@ -76,9 +76,13 @@ def metric_value(row: MetricsRow, metric: str) -> float | int | None:
 
 
 def scope_phrase(f: DealFilter, entities: Entities, date_field: str) -> str:
-    """How the filtered deals are described: " for Kary Hendrixson with Yearin in March 2017"."""
+    """How the filtered deals are described: " for Kary Hendrixson with Yearin in March 2017";
+    " in your pipeline" (one rep) or " in your team's pipeline" when `rep_ids` limits the deals to
+    the caller's scope."""
     parts = []
     names = {e.kind: e.key for e in reversed(entities.items)}
+    if f.rep_ids is not None:
+        parts.append("in your pipeline" if len(f.rep_ids) <= 1 else "in your team's pipeline")
     if f.rep is not None:
         parts.append(f"for {names.get('rep', f.rep)}")
     if f.manager is not None:
@@ -101,7 +105,8 @@ def scope_phrase(f: DealFilter, entities: Entities, date_field: str) -> str:
 
 
 def _filter_facts(f: DealFilter) -> dict[str, Any]:
-    return f.model_dump(mode="json", exclude_none=True)
+    # the caller's scope is said in words (scope_phrase); its rep ids are no figure of the answer
+    return f.model_dump(mode="json", exclude_none=True, exclude={"rep_ids"})
 
 
 def _single(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
@@ -361,10 +366,20 @@ def _deal_list(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> 
     return Answer(draft, facts, [deal_source(d) for d in shown], data={"total": page.total})
 
 
-def compute(session: Session, plan: QueryPlan, entities: Entities, message: str = "") -> Answer:
-    """Run `plan` against the CRM (`message` tells a stage from the same word used as a verb).
-    Raises crm.errors.Invalid when a filter value is unknown."""
+def compute(
+    session: Session,
+    plan: QueryPlan,
+    entities: Entities,
+    message: str = "",
+    *,
+    rep_ids: frozenset[int] | None = None,
+) -> Answer:
+    """Run `plan` against the CRM (`message` tells a stage from the same word used as a verb),
+    over the deals of `rep_ids` only (the caller's `read_rep_ids`; None: every deal), so "our win
+    rate" asked by a rep is theirs. Raises crm.errors.Invalid when a filter value is unknown."""
     f = deal_filter(plan, entities, message)
+    if rep_ids is not None:
+        f = f.model_copy(update={"rep_ids": rep_ids})
     scope = scope_phrase(f, entities, plan.date_field)
     if plan.metric == "stuck_deals":
         return _stuck(session, plan, f, scope)

@@ -6,13 +6,10 @@ dates and offset date-times), so their limits are in the OpenAPI schema like the
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, HTTPException, Path, Query, Request, Security
-from fastapi.requests import HTTPConnection
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import BackgroundTasks, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.fields import MAX_ID, IsoDate, RecordId, Text
@@ -31,38 +28,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 #: The request's session. scope="function": the transaction commits *before* the response is sent,
 #: so a client that reads right after a 201 sees its write, and a failed commit is a 500, not a lie.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-#: The bearer scheme of /api in the OpenAPI schema (present only when a token is configured).
-bearer_scheme = HTTPBearer(
-    auto_error=False, scheme_name="token", description="the value of FLOWSTATE_API_TOKEN"
-)
-
-
-def require_token(conn: HTTPConnection) -> None:
-    """Bearer-token auth for /api and /ws when `FLOWSTATE_API_TOKEN` is set (else open: the
-    embedded default listens on 127.0.0.1 only). HTTP clients send `Authorization: Bearer <token>`;
-    WebSocket clients, which browsers cannot give headers, may send `?token=<token>` instead.
-    Raises HTTPException 401 (a WebSocket handshake is refused) on a missing or wrong token."""
-    expected = conn.app.state.api_token
-    if expected is None:
-        return
-    header = conn.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else conn.query_params.get("token", "")
-    if not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong API token (FLOWSTATE_API_TOKEN)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-def require_bearer(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
-) -> None:
-    """`require_token` for HTTP routes, declaring the bearer scheme in the OpenAPI schema (the
-    check itself reads the header, or `?token=`, as `require_token` does). Raises 401."""
-    require_token(request)
 
 
 def _ref(value: str | None) -> int | str | None:

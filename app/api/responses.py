@@ -3,12 +3,15 @@ OpenAPI document, so every status a route can answer is listed there with its re
 
 Statuses (the handlers are in `app.main`):
 - 400: the body is not JSON (or not UTF-8);
-- 401: a missing or wrong API token, when `FLOWSTATE_API_TOKEN` is set;
+- 401: no credential, or one that is unknown, revoked or expired (`app.api.auth`);
+- 403: the caller may not do this (their role or scope), or a cookie write came from a foreign origin;
 - 404: the record named in the path does not exist;
 - 409: the request is well formed but does not fit the data as it stands (a duplicate, a record or
   stage it names that does not exist, a rule of the pipeline); `field` names the value at fault
   when there is one;
+- 413: the body is larger than the route accepts (`app.main`, FastAPI's `max_body_size`);
 - 422: the request is wrong in itself (`ValidationErrorBody`);
+- 429: a rate limit or the cap on concurrent chat turns, with `Retry-After` (`app.api.limits`);
 - 503: a service behind the API does not answer (the database; Redis for chat).
 
 `links(...)`: the OpenAPI links from a response that carries a record to the operations that take
@@ -54,13 +57,16 @@ class ValidationErrorBody(BaseModel):
 
 _DESCRIPTIONS: dict[int, str] = {
     400: "The body is not valid JSON (or not UTF-8).",
-    401: "Missing or wrong API token (FLOWSTATE_API_TOKEN is set): send `Authorization: Bearer <token>`.",
+    401: "No valid credential: sign in, or send `Authorization: Bearer <API token>`.",
+    403: "Signed in, but not allowed: the record is outside the caller's scope, or the role may not do this.",
     404: "No record with this id.",
     409: (
         "Well formed, but does not fit the data as it stands: a duplicate, a record or stage it names "
         "that does not exist, a rule of the pipeline. `field` names the value at fault when there is one."
     ),
+    413: "The request body is larger than this route accepts (`FLOWSTATE_MAX_BODY_BYTES`).",
     422: "The request is wrong in itself: one entry per problem in `detail`, all of them in `message`.",
+    429: "Too many requests or chat turns for now (a rate limit): retry after `Retry-After` seconds.",
     503: "A service behind the API does not answer (the database; Redis for chat). Try again later.",
 }
 

@@ -7,7 +7,7 @@ import typer
 
 def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
     """Attach every command to `cli` (top level) and `eval_cli` (`flowstate eval ...`)."""
-    from app.commands import chat, data, db, doctor, evaluate, serve, worker
+    from app.commands import chat, data, db, doctor, evaluate, serve, users, worker
 
     db.register(cli)
     serve.register(cli)
@@ -16,3 +16,4 @@ def register_all(cli: typer.Typer, eval_cli: typer.Typer) -> None:
     evaluate.register(eval_cli)
     chat.register(cli)
     worker.register(cli)
+    users.register(cli)

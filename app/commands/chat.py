@@ -24,6 +24,7 @@ from rich.panel import Panel
 
 if TYPE_CHECKING:
     from app.services.chat_types import ChatEngine
+    from contracts.identity import Caller
 
 console = Console()
 
@@ -150,7 +151,29 @@ async def _loop(send: Send, thread: str, new_thread: Callable[[], str]) -> None:
         pending = await _show(send({"type": "message", "content": text, "thread": thread}))
         while pending:
             decision = await asyncio.to_thread(_ask_decision, pending)
-            pending = await _show(send({**decision, "thread": thread}))
+            pending = await _show(send({**decision, "action_id": pending.get("id"), "thread": thread}))
+
+
+def _local_caller(database_url: str, user: str | None) -> Caller:
+    """Who a local chat runs as: the Flowstate user named `user` (their role and scope), else
+    the server's own identity (`contracts.identity.SYSTEM`: whoever runs the CLI on the server
+    can read the database anyway). Exits when no such user exists."""
+    from contracts.identity import SYSTEM
+    from crm import users
+    from crm.db import make_engine, session_scope
+
+    if not user:
+        return SYSTEM
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            found = [u for u in users.list_users(session) if u.username == user.strip().lower()]
+            if not found:
+                console.print(f"[red]no Flowstate user {user!r} (flowstate users list)[/]")
+                raise typer.Exit(2)
+            return users.caller_of(session, found[0])
+    finally:
+        engine.dispose()
 
 
 async def _local(thread: str, user: str | None) -> None:
@@ -163,6 +186,7 @@ async def _local(thread: str, user: str | None) -> None:
 
     settings = get_settings()
     with running_stack(settings) as endpoints:
+        caller = _local_caller(endpoints.database_url, user)
         async with chat_service(endpoints, settings) as engine:
             if engine is None:
                 console.print("[red]chat needs Redis[/]")
@@ -172,10 +196,12 @@ async def _local(thread: str, user: str | None) -> None:
             async def send(frame: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
                 try:
                     if frame["type"] == "message":
-                        stream = chat.stream(frame["thread"], frame["content"], user)
+                        stream = chat.stream(frame["thread"], frame["content"], caller=caller)
                     else:
-                        value = ResumeValue(decision=frame["decision"], edits=frame.get("edits"))
-                        stream = chat.stream(frame["thread"], resume=value)
+                        value = ResumeValue(
+                            decision=frame["decision"], action_id=frame["action_id"], edits=frame.get("edits")
+                        )
+                        stream = chat.stream(frame["thread"], caller=caller, resume=value)
                     async for out in stream:
                         yield out
                 except ChatError as exc:
@@ -189,14 +215,19 @@ async def _remote(url: str, thread: str, user: str | None) -> None:
     import websockets
 
     from app.services.chat_types import new_thread_id
+    from config.settings import get_settings
 
     base = url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
     sockets: dict[str, Any] = {}
 
     async def socket_for(thread_id: str) -> Any:
         if thread_id not in sockets:
-            query = f"?user_id={user}" if user else ""
-            sockets[thread_id] = await websockets.connect(f"{base}/ws/chat/{thread_id}{query}", max_size=None)
+            # who speaks is the connection's credential: FLOWSTATE_API_TOKEN, sent as a bearer token
+            token = get_settings().api_token
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
+            sockets[thread_id] = await websockets.connect(
+                f"{base}/ws/chat/{thread_id}", max_size=None, additional_headers=headers
+            )
         return sockets[thread_id]
 
     async def send(frame: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -220,7 +251,8 @@ def chat(
         str | None, typer.Option("--thread", help="Continue this conversation (default: a new one)")
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", help="Your name (kept with the thread and its events)")
+        str | None,
+        typer.Option("--user", help="Chat as this Flowstate user (their scope; in process only)"),
     ] = None,
     url: Annotated[
         str | None,

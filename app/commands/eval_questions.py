@@ -81,11 +81,13 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
 Post = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
-def http_post(timeout_s: float) -> Post:
-    """A JSON POST with httpx; raises on a non-200 answer."""
+def http_post(timeout_s: float, token: str | None = None) -> Post:
+    """A JSON POST with httpx, sending `Authorization: Bearer <token>` when a token is given (a
+    user's API token, or FLOWSTATE_API_TOKEN); raises on a non-200 answer."""
     import httpx
 
-    client = httpx.Client(timeout=timeout_s)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = httpx.Client(timeout=timeout_s, headers=headers)
 
     def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         r = client.post(url, json=body)
@@ -194,7 +196,8 @@ def questions_command(
                 f"calls={row['llm_calls']} | {row['message'][:60]} | {row['reply'][:160]!r}"
             )
 
-    summary = run_questions(base, items, http_post(timeout_s), show)
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    summary = run_questions(base, items, http_post(timeout_s, token), show)
     if as_json:
         typer.echo(json.dumps({"file": file.name, "url": base, **summary}))
     else:

@@ -91,6 +91,47 @@ def _seed_demo_if_empty(database_url: str) -> str:
         engine.dispose()
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class NoUsers(RuntimeError):
+    """Refusing to serve a non-loopback address while no user exists."""
+
+
+def _first_admin(database_url: str, host: str, url: str) -> str:
+    """With no users yet: on a loopback address, create the first admin (`admin`, no password)
+    and return a one-time sign-in link for the summary table (valid 24 h; `flowstate users link
+    admin` gives a new one); on any other address, refuse to start (raises NoUsers)."""
+    from app.commands.users import sign_in_url
+    from crm import users
+    from crm.db import make_engine, session_scope
+
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            if users.count_users(session) > 0:
+                return "existing users (flowstate users list)"
+            if not _is_loopback(host):
+                raise NoUsers(
+                    f"refusing to listen on {host} with no users: anyone who reaches the port would "
+                    "be admin. Add users first (`flowstate users add NAME --role admin`), or listen "
+                    "on 127.0.0.1."
+                )
+            users.add_user(session, "admin", role="admin", display_name="Administrator")
+            issued = users.issue(session, "admin", "login_link", label="first start")
+            return f"[bold]{sign_in_url(url, issued.secret)}[/]  (first admin; one-time, 24 h)"
+    finally:
+        engine.dispose()
+
+
 def _load_factory(spec: str) -> Callable[[Endpoints], Any]:
     module_name, _, attr = spec.partition(":")
     try:
@@ -133,7 +174,7 @@ def worker_app() -> Any:
     return factory(endpoints_from_json(text))
 
 
-def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str) -> Table:
+def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str, sign_in: str) -> Table:
     table = Table(title="Flowstate", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("uses", overflow="fold")
@@ -156,6 +197,7 @@ def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str) -> T
     table.add_row("demo data", demo)
     table.add_row("data dir", str(settings.data_dir))
     table.add_row("URL", f"[bold green]{url}[/]  (API docs {url}/docs, health {url}/health)")
+    table.add_row("sign in", sign_in)
     return table
 
 
@@ -206,7 +248,8 @@ def serve(
         with running_stack(settings, need=ALL_COMPONENTS) as endpoints, contextlib.ExitStack() as children:
             upgrade(endpoints.database_url)
             demo = _seed_demo_if_empty(endpoints.database_url) if settings.demo_data else "off"
-            console.print(_summary(settings, endpoints, demo, url))
+            sign_in = _first_admin(endpoints.database_url, host, url)
+            console.print(_summary(settings, endpoints, demo, url, sign_in))
             if settings.serve_worker:
                 children.callback(_start_worker(endpoints, settings).stop)
             if workers > 1:
@@ -219,12 +262,13 @@ def serve(
                     log_level="info",
                     timeout_graceful_shutdown=10,
                     ws_per_message_deflate=WS_DEFLATE,
+                    ws_max_size=WS_MAX_SIZE,
                 )
                 # uvicorn handles SIGINT/SIGTERM itself while running and re-raises the signal
                 # after its graceful shutdown, which lands in KeyboardInterrupt here and stops the
                 # stack.
                 uvicorn.Server(config).run()
-    except (ServiceUnavailable, LLMStartError, ModelAssemblyError) as exc:
+    except (ServiceUnavailable, LLMStartError, ModelAssemblyError, NoUsers) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
@@ -237,6 +281,10 @@ def serve(
 #: WebSocket per-message compression: off. Chat frames are a few hundred bytes, which deflate
 #: barely shrinks, and compressing each one cost about 3% of a loaded server's CPU.
 WS_DEFLATE = False
+#: The largest WebSocket message the server reads at all (uvicorn closes the connection, 1009,
+#: beyond it; its default is 16 MiB). Text frames over FLOWSTATE_MAX_BODY_BYTES below this get an
+#: error frame and the connection stays open (app.api.ws_limits).
+WS_MAX_SIZE = 1024 * 1024
 
 
 def _start_worker(endpoints: Endpoints, settings: Settings) -> Supervisor:
@@ -293,6 +341,7 @@ def _run_workers(endpoints: Endpoints, app_factory: str, host: str, port: int, w
         log_level="info",
         timeout_graceful_shutdown=10,
         ws_per_message_deflate=WS_DEFLATE,
+        ws_max_size=WS_MAX_SIZE,
     )
 
 

@@ -10,6 +10,17 @@ in it, CrewAI's instrumentation the crews') and counts it in Prometheus (turns b
 outcome, latency, guard failures by validator); `observability.llm_meter.usage_scope` counts the
 turn's LLM requests and tokens at the HTTP boundary (the one source of `ChatResult.usage`).
 
+Every turn, resume and read is for a `contracts.identity.Caller` (from the credential, never
+from a request body). A thread belongs to the caller of its first turn (`owner` in its state,
+`graphs.state.owner_key`): anyone else's turn, decision or read is refused as ThreadNotFound
+(404: a thread id leaks nothing), except that an admin may read every thread. The caller
+travels with each run in the runtime context (`ChatContext.caller`, never checkpointed): the
+crews' tools read and act within its scope, and the Event of a decided action records
+`caller.actor`. A decision names the action it decides (`ResumeValue.action_id`, the interrupt's
+id): another id is NotThePendingAction (409). A message that comes while an action waits moves
+the action to the caller's inbox (`tools.inbox.file_chat_action`; approving it there runs it
+once) and clears the thread's interrupt before the message is answered, in the same call.
+
 A turn runs in its own asyncio task and hands frames to the caller through a queue, so a client
 that disconnects mid-turn does not cancel it (the answer lands in the thread). Turns of one thread
 run one at a time, in this process (an asyncio lock) and across processes (a lock in Redis,
@@ -61,10 +72,11 @@ from langgraph.types import Command
 from redis.exceptions import RedisError
 
 from app.services.chat_types import (
-    ActionPending,
     ChatError,
     ChatResult,
+    DeferredAction,
     NothingPending,
+    NotThePendingAction,
     PendingAction,
     StoreUnavailable,
     ThreadBusy,
@@ -75,7 +87,9 @@ from app.services.chat_types import (
     check_thread_id,
     new_thread_id,
 )
-from contracts import CrewResponse, Intent, ResumeValue, Source, TurnError
+from contracts import CrewResponse, Intent, ProposedAction, ResumeValue, Source, TurnError
+from contracts.identity import Caller
+from contracts.outcomes import DeferValue
 from graphs.checkpoint import DEFAULT_PREFIX, ThreadLockTimeout, thread_lock
 from graphs.context import ChatContext
 from graphs.failures import busy_error, classify_failure, deadline_error, failure_reply
@@ -86,6 +100,7 @@ from graphs.state import (
     entities_of,
     error_of,
     last_user_message,
+    owner_key,
     response_of,
     turn_input,
     turn_meta,
@@ -94,6 +109,8 @@ from graphs.state import (
 from observability.llm_meter import MeterUsage, usage_scope
 from observability.tracing import get_tracing
 from observability.turn import Outcome, observe_turn
+from tools.inbox import file_chat_action
+from tools.session import run_in_session
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -280,40 +297,45 @@ class ChatService:
 
     # ---------------------------------------------------------------- public API
 
-    async def turn(self, thread_id: str | None, message: str, user_id: str | None = None) -> ChatResult:
-        """Answer `message` in thread `thread_id` (None: a new thread). A message identical to
-        the thread's last, unanswered one (its turn failed) retries that turn instead of adding
-        it again. Raises ActionPending (an action waits for a decision), InvalidThreadId."""
-        return await self._collect(self._events(thread_id, message=message, user_id=user_id))
+    async def turn(self, thread_id: str | None, message: str, *, caller: Caller) -> ChatResult:
+        """Answer `caller`'s `message` in thread `thread_id` (None: a new thread, owned by
+        `caller`). A message identical to the thread's last, unanswered one (its turn failed)
+        retries that turn instead of adding it again. When an action waits for a decision, it is
+        filed in `caller`'s inbox first (`ChatResult.deferred_action`; approving it there runs it)
+        and the message is answered. Raises ThreadNotFound (another's thread), InvalidThreadId."""
+        return await self._collect(self._events(thread_id, caller, message=message))
 
-    async def resume(self, thread_id: str, decision: str, edits: dict[str, Any] | None = None) -> ChatResult:
-        """Carry out the rep's decision on the pending action ("approve" | "reject" | "edit" with
-        `edits` merged into the action's params). Raises ThreadNotFound, NothingPending, and
-        pydantic.ValidationError for a malformed decision."""
-        value = ResumeValue.model_validate({"decision": decision, "edits": edits})
-        return await self._collect(self._events(thread_id, resume=value))
+    async def resume(self, thread_id: str, value: ResumeValue, *, caller: Caller) -> ChatResult:
+        """Carry out `caller`'s decision on the pending action `value.action_id` ("approve" |
+        "reject" | "edit" with `edits` merged into the action's params); the action's Event
+        records `caller.actor`. Raises ThreadNotFound (unknown, or another's thread),
+        NothingPending, NotThePendingAction (`action_id` is not the pending action's id)."""
+        return await self._collect(self._events(thread_id, caller, resume=value))
 
     async def stream(
         self,
         thread_id: str | None,
         message: str | None = None,
-        user_id: str | None = None,
         *,
+        caller: Caller,
         resume: ResumeValue | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The frames of a turn (`message`) or a resume (`resume`), the last one "final" or
-        "error". Raises ChatError subclasses before the first frame (see :meth:`turn`)."""
-        async for event in self._events(thread_id, message=message, user_id=user_id, resume=resume):
+        """The frames of a turn (`message`) or a resume (`resume`) by `caller`, the last one
+        "final" or "error". Raises ChatError subclasses before the first frame (see :meth:`turn`
+        and :meth:`resume`)."""
+        async for event in self._events(thread_id, caller, message=message, resume=resume):
             yield event.frame() if isinstance(event, ChatResult) else event
 
-    async def get_thread(self, thread_id: str) -> ThreadView:
-        """The conversation `thread_id`; raises ThreadNotFound."""
+    async def get_thread(self, thread_id: str, *, caller: Caller) -> ThreadView:
+        """The conversation `thread_id`, for its owner or an admin (admins may read every thread,
+        to review and support; only the owner writes in it). Raises ThreadNotFound (unknown, or
+        another's thread: said the same way)."""
         check_thread_id(thread_id)
         try:
             snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
         except RedisError as exc:
             raise StoreUnavailable(thread_id) from exc
-        if snap.created_at is None or not snap.values:
+        if snap.created_at is None or not snap.values or not may_read(snap.values, caller):
             raise ThreadNotFound(thread_id)
         values: dict[str, Any] = snap.values
         messages = []
@@ -356,9 +378,9 @@ class ChatService:
     async def _events(
         self,
         thread_id: str | None,
+        caller: Caller,
         *,
         message: str | None = None,
-        user_id: str | None = None,
         resume: ResumeValue | None = None,
     ) -> AsyncIterator[dict[str, Any] | ChatResult]:
         if (message is None) == (resume is None):
@@ -369,7 +391,7 @@ class ChatService:
             thread_id = new_thread_id()
         check_thread_id(thread_id)
         queue: asyncio.Queue[dict[str, Any] | ChatResult | _Raise | _Ended] = asyncio.Queue()
-        task = asyncio.create_task(self._drive(thread_id, message, user_id, resume, queue))
+        task = asyncio.create_task(self._drive(thread_id, message, caller, resume, queue))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda t: queue.put_nowait(_Ended(t)))
@@ -389,34 +411,40 @@ class ChatService:
                 return
 
     async def _prepare(
-        self, thread_id: str, message: str | None, user_id: str | None, resume: ResumeValue | None
-    ) -> tuple[dict[str, Any] | Command[Any], str | None]:
-        """The graph input of this run and the rep it runs for; raises ChatError subclasses."""
+        self, thread_id: str, message: str | None, caller: Caller, resume: ResumeValue | None
+    ) -> tuple[dict[str, Any] | Command[Any], PendingAction | None]:
+        """The graph input of this run, and the pending action a new message moves to the inbox
+        (None: nothing waits, or this run decides it); raises ChatError subclasses."""
         snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
         exists = snap.created_at is not None
         values: dict[str, Any] = snap.values or {}
+        if exists and not may_write(values, caller):
+            raise ThreadNotFound(thread_id)
         pending = _pending(snap)
         if resume is not None:
             if not exists:
                 raise ThreadNotFound(thread_id)
             if pending is None:
                 raise NothingPending(thread_id)
-            return Command(resume=resume.model_dump()), values.get("user_id")
+            if resume.action_id != pending.id:
+                raise NotThePendingAction(thread_id, resume.action_id, pending.id)
+            return Command(resume=resume.model_dump()), None
         assert message is not None
-        if pending is not None:
-            raise ActionPending(thread_id, pending.summary)
-        who = user_id if user_id is not None else values.get("user_id")
+        who = caller.actor
         msgs = values.get("messages", [])
-        if exists and unanswered(msgs) and last_user_message(msgs) == message:
+        if pending is None and exists and unanswered(msgs) and last_user_message(msgs) == message:
             # the last turn failed on this very message: run it again rather than repeat it
-            return {"user_id": who, **TURN_RESET}, who
-        return turn_input(message, who), who
+            return {"user_id": who, **TURN_RESET}, None
+        graph_input = turn_input(message, who)
+        if not exists:
+            graph_input["owner"] = owner_key(caller)
+        return graph_input, pending
 
     async def _drive(
         self,
         thread_id: str,
         message: str | None,
-        user_id: str | None,
+        caller: Caller,
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
     ) -> None:
@@ -428,20 +456,20 @@ class ChatService:
         if local is None:
             local = self._locks[thread_id] = asyncio.Lock()
         async with local:
-            last = await self._locked(thread_id, message, user_id, resume, queue)
+            last = await self._locked(thread_id, message, caller, resume, queue)
         queue.put_nowait(last)
 
     async def _locked(
         self,
         thread_id: str,
         message: str | None,
-        user_id: str | None,
+        caller: Caller,
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
     ) -> ChatResult | _Raise:
         """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client)."""
         if self._redis is None:
-            return await self._run(thread_id, message, user_id, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue)
         lock = thread_lock(
             self._redis,
             thread_id,
@@ -457,29 +485,31 @@ class ChatService:
             except Exception as exc:  # Redis down: nothing can be read or saved
                 err = classify_failure(exc, "lock_thread")
                 return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-            return await self._run(thread_id, message, user_id, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue)
 
     async def _run(
         self,
         thread_id: str,
         message: str | None,
-        user_id: str | None,
+        caller: Caller,
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
     ) -> ChatResult | _Raise:
         """The turn itself, under the thread's locks, within the turn deadline: streams its
         frames to `queue` and returns its result (a ChatError as `_Raise`)."""
         try:
-            graph_input, who = await self._prepare(thread_id, message, user_id, resume)
+            graph_input, waiting = await self._prepare(thread_id, message, caller, resume)
         except ChatError as exc:
             return _Raise(exc)
         except Exception as exc:  # Redis down while reading the thread
             err = classify_failure(exc, "load_thread")
             return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
         if not await self._admit():
-            return await self._refuse_busy(thread_id, graph_input, resume is None)
+            # a message that would move a waiting action is not recorded: the action stays
+            record = resume is None and waiting is None
+            return await self._refuse_busy(thread_id, graph_input, record)
         try:
-            return await self._admitted(thread_id, message, resume, graph_input, who, queue)
+            return await self._admitted(thread_id, message, resume, graph_input, caller, waiting, queue)
         finally:
             self._slots.release()
 
@@ -521,13 +551,27 @@ class ChatService:
         message: str | None,
         resume: ResumeValue | None,
         graph_input: dict[str, Any] | Command[Any],
-        who: str | None,
+        caller: Caller,
+        waiting: PendingAction | None,
         queue: asyncio.Queue[Any],
     ) -> ChatResult:
-        """The graph run of an admitted turn, within the turn deadline."""
+        """The graph run of an admitted turn, within the turn deadline; `waiting`: the pending
+        action to move to `caller`'s inbox first (see :meth:`_defer`)."""
+        who = caller.actor
+        context = dataclasses.replace(self.context, caller=caller)
         turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
         with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
             config = self.config_for_turn(thread_id, who)
+            deferred: DeferredAction | None = None
+            if waiting is not None:
+                try:
+                    async with asyncio.timeout(self.turn_deadline_s):
+                        deferred = await self._defer(thread_id, waiting, context, config)
+                except Exception as exc:  # the action still waits; the message was not recorded
+                    log.exception("could not move the pending action of thread %s to the inbox", thread_id)
+                    err = classify_failure(exc, "defer_action")
+                    observed.finish(intent=None, outcome="error", verdicts=(), output=failure_reply(err))
+                    return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
             replies: list[str] = []
             crash: TurnError | None = None
             deadline = asyncio.timeout(self.turn_deadline_s)
@@ -536,7 +580,7 @@ class ChatService:
                     async for mode, data in self.graph.astream(
                         graph_input,
                         config,
-                        context=self.context,
+                        context=context,
                         stream_mode=["custom", "updates"],
                         durability="sync",
                     ):
@@ -560,6 +604,8 @@ class ChatService:
             except Exception as exc:
                 err = crash or classify_failure(exc, "load_thread")
                 result = ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err, usage=usage)
+            if deferred is not None:
+                result = result.model_copy(update={"deferred_action": deferred})
             observed.finish(
                 intent=result.intent,
                 outcome=_outcome(result),
@@ -568,6 +614,32 @@ class ChatService:
                 output=result.reply,
             )
         return result
+
+    async def _defer(
+        self, thread_id: str, waiting: PendingAction, context: ChatContext, config: RunnableConfig
+    ) -> DeferredAction:
+        """Move the action the thread waits on to the inbox of `context.caller` (its owner, who
+        just wrote a new message): file it (`tools.inbox.file_chat_action`, once per thread and
+        action), then resume the graph with a `DeferValue`, which records "action.deferred" and
+        clears the interrupt (the thread shows what happened to the action). The frames of that
+        run are not sent: the new message's answer is what the client streams."""
+        caller = context.caller
+        assert caller is not None and waiting.id is not None
+        if context.engine is None:
+            raise RuntimeError("no CRM database: a waiting action cannot be filed in the inbox")
+        engine, action_id = context.engine, waiting.id
+        action = ProposedAction.model_validate(waiting.model_dump(exclude={"id"}))
+        item = await run_in_session(
+            engine,
+            lambda s: file_chat_action(
+                s, action, recipient=caller.person, thread_id=thread_id, action_id=action_id
+            ),
+        )
+        value = DeferValue(action_id=action_id, inbox_item_id=item.id)
+        await self.graph.ainvoke(
+            Command(resume=value.model_dump()), config, context=context, durability="sync"
+        )
+        return DeferredAction(**waiting.model_dump(), inbox_item_id=item.id)
 
     async def _cancelled(self, thread_id: str, metered: MeterUsage, *, record: bool) -> TurnError:
         """After the turn deadline cancelled the graph run: refuse the LLM requests still to
@@ -641,6 +713,20 @@ def _outcome(result: ChatResult) -> Outcome:
     if any(v.get("action") == "refused" for v in result.verdicts):
         return "safe_reply"
     return "answered"
+
+
+def may_read(values: dict[str, Any], caller: Caller) -> bool:
+    """Whether `caller` may read the thread of state `values`: its owner, or any admin."""
+    return caller.role == "admin" or may_write(values, caller)
+
+
+def may_write(values: dict[str, Any], caller: Caller) -> bool:
+    """Whether `caller` may write in (send to, decide in) the thread of state `values`: its owner
+    only. A thread that records no owner (started before owners were recorded) is the admins'."""
+    owner = values.get("owner")
+    if owner is None:
+        return caller.role == "admin"
+    return bool(owner == owner_key(caller))
 
 
 def _pending(snap: Any) -> PendingAction | None:

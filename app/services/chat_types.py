@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from contracts import ActionResult, Entities, Intent, ResumeValue, Source, TurnError
+from contracts.identity import Caller
 
 #: Longest message accepted (characters): the local model reads ~120 tokens/s, and a chat
 #: message is a question, not a document.
@@ -33,7 +34,8 @@ class ChatError(Exception):
 
 
 class ThreadNotFound(ChatError):
-    """No conversation with this id (never started, or expired after the checkpoint TTL)."""
+    """No conversation with this id (never started, or expired after the checkpoint TTL), or
+    one that belongs to someone else (said the same way, so thread ids leak nothing)."""
 
     status_code = 404
 
@@ -50,15 +52,16 @@ class NothingPending(ChatError):
         super().__init__(f"thread {thread_id!r} has no action waiting for a decision")
 
 
-class ActionPending(ChatError):
-    """A new message while an action waits for the rep's decision."""
+class NotThePendingAction(ChatError):
+    """A decision naming an action (`action_id`) that is not the one the thread waits on: a
+    stale screen, or an action already decided or moved to the inbox."""
 
     status_code = 409
 
-    def __init__(self, thread_id: str, summary: str) -> None:
+    def __init__(self, thread_id: str, action_id: str, pending_id: str | None) -> None:
         super().__init__(
-            f"thread {thread_id!r} has an action waiting for a decision ({summary}): "
-            "approve, edit or reject it first"
+            f"action_id: {action_id[:60]!r} is not the action thread {thread_id!r} waits on "
+            f"(that is {pending_id!r}); reload the thread and decide on it"
         )
 
 
@@ -125,6 +128,13 @@ class PendingAction(BaseModel):
     params: dict[str, Any] = {}
 
 
+class DeferredAction(PendingAction):
+    """The action a thread was waiting on when a new message came: it was filed in the caller's
+    inbox as item `inbox_item_id` (approving it there runs it once) and the thread moved on."""
+
+    inbox_item_id: int
+
+
 class ChatResult(BaseModel):
     """The outcome of one turn (or one resume).
 
@@ -133,7 +143,8 @@ class ChatResult(BaseModel):
     waiting for approval, or None; `action_result`: what happened to the action this run decided;
     `error`: why the turn failed (None when it did not); `usage`: LLM calls and tokens of this run;
     `data`: the crew's typed output; `verdicts`: the guards' verdicts of every attempt (dicts
-    tagged with `attempt`).
+    tagged with `attempt`); `deferred_action`: the action that was waiting when this message
+    came, now in the caller's inbox (None when nothing was waiting).
     """
 
     thread_id: str
@@ -146,6 +157,7 @@ class ChatResult(BaseModel):
     usage: TurnUsage = TurnUsage()
     data: dict[str, Any] = {}
     verdicts: list[dict[str, Any]] = []
+    deferred_action: DeferredAction | None = None
 
     def frame(self) -> dict[str, Any]:
         """The last stream frame of the run: "final", or "error" for a failed turn."""
@@ -176,7 +188,7 @@ class ThreadMessage(BaseModel):
 class ThreadView(BaseModel):
     """A conversation: its messages in order, the latest intent and entities, the action waiting
     for approval (or None), and the error of the last turn if it failed (its message is then the
-    last one, unanswered)."""
+    last one, unanswered). `user_id`: who wrote the latest message (`Caller.actor`)."""
 
     thread_id: str
     user_id: str | None = None
@@ -201,21 +213,20 @@ def check_thread_id(thread_id: str) -> str:
 
 class ChatEngine(Protocol):
     """What the routes and the CLI use of `app.services.chat.ChatService` (a Protocol, so they
-    can be typed without importing LangGraph)."""
+    can be typed without importing LangGraph). `caller` is who asks: the thread's owner (or,
+    reading, an admin); never taken from a request body."""
 
-    async def turn(self, thread_id: str | None, message: str, user_id: str | None = None) -> ChatResult: ...
+    async def turn(self, thread_id: str | None, message: str, *, caller: Caller) -> ChatResult: ...
 
-    async def resume(
-        self, thread_id: str, decision: str, edits: dict[str, Any] | None = None
-    ) -> ChatResult: ...
+    async def resume(self, thread_id: str, value: ResumeValue, *, caller: Caller) -> ChatResult: ...
 
     def stream(
         self,
         thread_id: str | None,
         message: str | None = None,
-        user_id: str | None = None,
         *,
+        caller: Caller,
         resume: ResumeValue | None = None,
     ) -> AsyncIterator[dict[str, Any]]: ...
 
-    async def get_thread(self, thread_id: str) -> ThreadView: ...
+    async def get_thread(self, thread_id: str, *, caller: Caller) -> ThreadView: ...

@@ -227,6 +227,9 @@ def _gather(session: Session, request: CrewRequest) -> _Context:
         ctx.history = account_deals(session, account_id, limit=3)
         if ctx.deal is None:
             open_deals = account_deals(session, account_id, status="open", limit=20)
+            caller = request.caller
+            if caller is not None:  # the caller's own deals with the account come first
+                open_deals = [d for d in open_deals if caller.may_act_for_rep(d.rep_id)] or open_deals
             same = [d for d in open_deals if ctx.product and d.product_name == ctx.product]
             picked = same or open_deals
             ctx.deal = picked[0] if picked else None
@@ -620,6 +623,16 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     writer = ReplyWriter()
     with usage_scope() as usage:
         ctx = await in_session(deps, lambda s: _gather(s, request))
+        caller = request.caller
+        if caller is not None and ctx.deal is not None and not caller.may_act_for_rep(ctx.deal.rep_id):
+            # nothing drafted or offered on another team's deal, and no action proposed
+            ext = ctx.deal.external_id
+            return CrewResponse(
+                reply=f"Deal {ext} belongs to another team; you can't draft or offer anything on it.",
+                data={"deal": ext, "allowed": False},
+                facts=[{"deal": ext, "allowed": False, "reason": "another team's deal"}],
+                llm_calls=usage.calls,
+            )
         kind = detect_kind(message, bool(ctx.history))
         requested = requested_discount(message)
         discount = decide_discount(requested) if requested is not None else None

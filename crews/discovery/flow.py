@@ -76,11 +76,14 @@ def _iso(d: Any) -> str | None:
     return d.isoformat() if d is not None else None
 
 
-def _account_records(session: Session, ref: int | str, embedder: Any, question: str) -> dict[str, Any]:
+def _account_records(
+    session: Session, ref: int | str, embedder: Any, question: str, rep_ids: frozenset[int] | None = None
+) -> dict[str, Any]:
     """What the researcher reads about an account (kept short: prompt tokens cost ~8 ms each on
-    the local model) plus `_full` (the figures for the reply) and `_sources`."""
-    profile = accounts.account_profile(session, ref)
-    history = accounts.account_history(session, profile.account.id, limit=3)
+    the local model) plus `_full` (the figures for the reply) and `_sources`; deal figures and
+    history of the deals of `rep_ids` only (the caller's scope; None: all)."""
+    profile = accounts.account_profile(session, ref, rep_ids=rep_ids)
+    history = accounts.account_history(session, profile.account.id, limit=3, rep_ids=rep_ids)
     people = accounts.contacts(session, profile.account.id, limit=3)
     bought = account_purchases(session, [profile.account.id])
     hits = memory.search_memory(session, embedder, question, k=2, account_id=profile.account.id)
@@ -146,7 +149,8 @@ def _key_facts(full: dict[str, Any]) -> str:
 
 async def _research(deps: CrewDeps, request: CrewRequest, account: Any) -> CrewResponse:
     ref = account.id if account.id is not None else account.key
-    rec = await in_session(deps, lambda s: _account_records(s, ref, deps.embedder, request.message))
+    rep_ids = request.caller.read_rep_ids if request.caller is not None else None
+    rec = await in_session(deps, lambda s: _account_records(s, ref, deps.embedder, request.message, rep_ids))
     full = rec.pop("_full")
     sources: list[Source] = [
         account_source(AccountBrief(id=full["id"], name=full["name"], sector=full["sector"])),
@@ -265,7 +269,9 @@ def _pipeline_fact(session: Session, request: CrewRequest) -> Answer | None:
     if plan is None or plan.metric in ("summary", "deal_list") or not DEAL_WORDS.search(request.message):
         return None
     try:
-        return compute(session, plan, request.entities, request.message)
+        caller = request.caller
+        rep_ids = caller.read_rep_ids if caller is not None else None
+        return compute(session, plan, request.entities, request.message, rep_ids=rep_ids)
     except DomainError:
         return None
 

@@ -33,7 +33,7 @@ from crews.runner import CrewOutputError, compact_json, kickoff_validated
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.accounts import account_purchases, find_reps
-from tools.errors import DomainError
+from tools.errors import DomainError, Forbidden
 from tools.recommendations import RecommendationCreate, Signal, nba_signals, store_recommendations
 from tools.sources import account_source, deal_source
 
@@ -53,9 +53,12 @@ DEFAULT_N = 5
 
 def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dict[str, int]]:
     ents = request.entities
+    caller = request.caller
     deal = ents.first("deal")
     if deal is not None:
         d = deals.find_deal(session, deal.key)
+        if caller is not None and not caller.may_read_rep(d.rep_id):
+            raise Forbidden(f"deal {d.external_id} belongs to another team")
         return "deal", d.external_id, {"deal_id": d.id}
     acc = ents.first("account")
     if acc is not None:
@@ -66,6 +69,8 @@ def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dic
         found = find_reps(session, rep.key, limit=1)
         if found:
             return "rep", found[0].name, {"rep_id": found[0].id}
+    if caller is not None and caller.rep_id is not None and caller.rep_name:
+        return "rep", caller.rep_name, {"rep_id": caller.rep_id}  # a rep asking: their own deals
     if request.user_id:
         found = find_reps(session, request.user_id, limit=2)
         if len(found) == 1 and found[0].name.lower() == request.user_id.strip().lower():

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
 from contracts import CrewRequest, CrewResponse, Entities, ProposedAction
+from contracts.identity import Caller
 from crews.common import in_session, question_of
 from crews.deps import CrewDeps
 from crews.pipeline.models import LLMPlan, PipelineResult
@@ -91,7 +92,18 @@ def _deal_ref(session: Session, entities: Entities) -> str | None:
     return None
 
 
-def _move(session: Session, message: str, entities: Entities, stage: str) -> CrewResponse:
+def _not_yours(ref: str, verb: str) -> CrewResponse:
+    """The honest answer about a deal outside the caller's scope (no action, no record shown)."""
+    return CrewResponse(
+        reply=f"Deal {ref} belongs to another team; you can't {verb} it.",
+        data={"deal": ref, "allowed": False},
+        facts=[{"deal": ref, "allowed": False, "reason": "another team's deal"}],
+    )
+
+
+def _move(
+    session: Session, message: str, entities: Entities, stage: str, caller: Caller | None = None
+) -> CrewResponse:
     ref = _deal_ref(session, entities)
     target = load_pipeline().get(stage)
     assert target is not None
@@ -100,6 +112,15 @@ def _move(session: Session, message: str, entities: Entities, stage: str) -> Cre
             reply=f"Which deal should I move to {target.name}? Give me its opportunity id (e.g. 1C1I7A6R).",
             data={"stage": stage},
         )
+    if caller is not None:
+        # refused before the dry run: another team's deal gets no proposal, and no details
+        try:
+            owner = deals.find_deal(session, ref).rep_id
+        except DomainError:
+            owner = None  # the dry run below says it does not exist
+        else:
+            if not caller.may_act_for_rep(owner):
+                return _not_yours(ref, "move")
     check = deals.check_stage_move(session, ref, stage)
     if not check.ok or check.deal is None:
         reply = f"I can't move deal {ref} to {target.name}: {check.reason}."
@@ -130,8 +151,11 @@ def _move(session: Session, message: str, entities: Entities, stage: str) -> Cre
     )
 
 
-def _deal_info(session: Session, ref: str) -> Answer:
+def _deal_info(session: Session, ref: str, caller: Caller | None = None) -> Answer:
     d = deals.find_deal(session, ref)
+    if caller is not None and not caller.may_read_rep(d.rep_id):
+        refused = _not_yours(d.external_id, "see")
+        return Answer(refused.reply, refused.facts, [], data=refused.data)
     parts = [f"Deal {d.external_id}"]
     parts.append(f"with {d.account_name}" if d.account_name else "with no account yet")
     if d.product_name:
@@ -192,11 +216,12 @@ async def _plan(deps: CrewDeps, request: CrewRequest) -> QueryPlan:
 
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Answer a pipeline question or propose a stage move (see the module docstring)."""
-    message, entities = request.message, request.entities
+    message, entities, caller = request.message, request.entities, request.caller
+    rep_ids = caller.read_rep_ids if caller is not None else None
     with usage_scope() as usage:
         stage = detect_stage_move(message, entities)
         if stage is not None and (entities.first("deal") or entities.first("account")):
-            response = await in_session(deps, lambda s: _move(s, message, entities, stage))
+            response = await in_session(deps, lambda s: _move(s, message, entities, stage, caller))
             return response.model_copy(update={"llm_calls": usage.calls})
         deal = entities.first("deal")
         plan: QueryPlan | None = None
@@ -204,12 +229,14 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         if fact is not None:  # an account/rep fact routed here ("how many accounts in retail?")
             answer = fact
         elif deal is not None and plan_from_rules(message, entities) is None:
-            answer = await in_session(deps, lambda s: _deal_info(s, deal.key))
+            answer = await in_session(deps, lambda s: _deal_info(s, deal.key, caller))
         else:
             plan = await _plan(deps, request)
             chosen = plan
             try:
-                answer = await in_session(deps, lambda s: compute(s, chosen, entities, message))
+                answer = await in_session(
+                    deps, lambda s: compute(s, chosen, entities, message, rep_ids=rep_ids)
+                )
             except DomainError as exc:
                 return CrewResponse(
                     reply=f"I couldn't compute that: {exc}.",

@@ -27,7 +27,7 @@ from crm.repository import create_account, create_deal
 from crm.schemas import AccountCreate, DealCreate
 from embedded.stack import Endpoints
 from graphs.context import ChatContext
-from tests.conftest import SHARED
+from tests.conftest import AUTH, SHARED
 from tests.graphs.fakes import chat_service, fake_context
 
 
@@ -72,7 +72,7 @@ async def client(clean_db: Engine, database_url: str, redis_url: str) -> AsyncIt
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as c:
             yield c
 
 
@@ -82,7 +82,7 @@ async def client(clean_db: Engine, database_url: str, redis_url: str) -> AsyncIt
 
 
 async def test_post_chat_answers_and_get_thread_shows_it(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/chat", json={"message": "How many deals has Cancity?", "user_id": "amy"})
+    r = await client.post("/api/chat", json={"message": "How many deals has Cancity?"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert {"thread_id", "reply", "intent", "sources", "pending_action", "usage"} <= body.keys()
@@ -103,7 +103,8 @@ async def test_post_chat_answers_and_get_thread_shows_it(client: httpx.AsyncClie
         ("user", None),
         ("assistant", "nba"),
     ]
-    assert view["user_id"] == "amy" and view["pending_action"] is None
+    # the writer is the credential's caller: the built-in admin of the API token
+    assert view["user_id"] == "admin-token" and view["pending_action"] is None
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ async def test_post_chat_answers_and_get_thread_shows_it(client: httpx.AsyncClie
         ({"message": "x" * 4001}, "message"),
         ({"message": 42}, "message"),
         ({"message": "hi", "thread_id": "bad id/../x"}, "thread_id"),
-        ({"message": "hi", "user_id": ""}, "user_id"),
+        ({"message": "hi", "user_id": "amy"}, "user_id"),  # who writes comes from the credential
     ],
 )
 async def test_post_chat_malformed_body_is_422_naming_the_field(
@@ -132,31 +133,35 @@ async def test_post_chat_not_json_is_422(client: httpx.AsyncClient) -> None:
 
 
 async def test_resume_status_codes(client: httpx.AsyncClient, deal: str) -> None:
-    r = await client.post("/api/chat/never-started/resume", json={"decision": "approve"})
+    approve = {"decision": "approve", "action_id": "a1"}
+    r = await client.post("/api/chat/never-started/resume", json=approve)
     assert r.status_code == 404 and "never-started" in r.json()["detail"]
 
     thread = (await client.post("/api/chat", json={"message": "hello"})).json()["thread_id"]
-    r = await client.post(f"/api/chat/{thread}/resume", json={"decision": "approve"})
+    r = await client.post(f"/api/chat/{thread}/resume", json=approve)
     assert r.status_code == 409 and "no action waiting" in r.json()["detail"]
 
-    for bad, field in (({"decision": "maybe"}, "decision"), ({"decision": "edit"}, "edits")):
+    for bad, field in (
+        ({"decision": "maybe", "action_id": "a1"}, "decision"),
+        ({"decision": "edit", "action_id": "a1"}, "edits"),
+        ({"decision": "approve"}, "action_id"),
+    ):
         r = await client.post(f"/api/chat/{thread}/resume", json=bad)
         assert r.status_code == 422 and field in r.json()["message"], r.text
 
 
 async def test_approval_over_rest(client: httpx.AsyncClient, deal: str, clean_db: Engine) -> None:
-    r = await client.post("/api/chat", json={"message": f"move deal {deal} to qualified", "user_id": "amy"})
+    r = await client.post("/api/chat", json={"message": f"move deal {deal} to qualified"})
     body = r.json()
     assert body["pending_action"]["kind"] == "move_stage"
     assert body["pending_action"]["params"] == {"deal": deal, "stage": "qualified"}
     thread = body["thread_id"]
 
-    r = await client.post("/api/chat", json={"message": "what else?", "thread_id": thread})
-    assert r.status_code == 409 and "waiting for a decision" in r.json()["detail"]
     r = await client.get(f"/api/threads/{thread}")
     assert r.json()["pending_action"]["summary"] == f"Move deal {deal} to Qualified"
 
-    r = await client.post(f"/api/chat/{thread}/resume", json={"decision": "approve"})
+    decision = {"decision": "approve", "action_id": body["pending_action"]["id"]}
+    r = await client.post(f"/api/chat/{thread}/resume", json=decision)
     assert r.status_code == 200, r.text
     done = r.json()
     assert done["action_result"]["status"] == "done" and done["pending_action"] is None
@@ -173,7 +178,7 @@ async def test_chat_without_redis_is_503(database_url: str) -> None:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+        httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as c,
     ):
         r = await c.post("/api/chat", json={"message": "hi"})
     assert r.status_code == 503 and "Redis" in r.json()["detail"]
@@ -230,7 +235,7 @@ async def _until_last(ws: Any) -> list[dict[str, Any]]:
 
 
 async def test_websocket_streams_and_survives_malformed_frames(server: str) -> None:
-    async with websockets.connect(f"ws://{server}/ws/chat/ws-thread-1?user_id=amy") as ws:
+    async with websockets.connect(f"ws://{server}/ws/chat/ws-thread-1", additional_headers=AUTH) as ws:
         await ws.send(json.dumps({"type": "message", "content": "How many deals has Cancity?"}))
         frames = await _until_last(ws)
         kinds = [f["type"] for f in frames]
@@ -246,13 +251,14 @@ async def test_websocket_streams_and_survives_malformed_frames(server: str) -> N
             (json.dumps({"type": "message", "content": ""}), "content"),
             (json.dumps({"type": "dance"}), "expected"),
             (json.dumps(["message"]), "expected"),
-            (json.dumps({"type": "resume", "decision": "maybe"}), "decision"),
+            (json.dumps({"type": "resume", "decision": "maybe", "action_id": "a1"}), "decision"),
+            (json.dumps({"type": "resume", "decision": "approve"}), "action_id"),
         ):
             await ws.send(bad)
             err = json.loads(await ws.recv())
             assert err["type"] == "error" and words in err["message"], (bad, err)
 
-        await ws.send(json.dumps({"type": "resume", "decision": "approve"}))
+        await ws.send(json.dumps({"type": "resume", "decision": "approve", "action_id": "a1"}))
         err = json.loads(await ws.recv())
         assert err["type"] == "error" and err["code"] == 409
 
@@ -262,7 +268,7 @@ async def test_websocket_streams_and_survives_malformed_frames(server: str) -> N
 
 
 async def test_websocket_interrupt_and_resume(server: str, deal: str) -> None:
-    async with websockets.connect(f"ws://{server}/ws/chat/ws-thread-2") as ws:
+    async with websockets.connect(f"ws://{server}/ws/chat/ws-thread-2", additional_headers=AUTH) as ws:
         await ws.send(json.dumps({"type": "message", "content": f"move deal {deal} to qualified"}))
         frames = await _until_last(ws)
         kinds = [f["type"] for f in frames]
@@ -271,7 +277,7 @@ async def test_websocket_interrupt_and_resume(server: str, deal: str) -> None:
         assert interrupt["action"]["kind"] == "move_stage" and interrupt["id"]
         assert frames[-1]["pending_action"]["id"] == interrupt["id"]
 
-        await ws.send(json.dumps({"type": "resume", "decision": "reject"}))
+        await ws.send(json.dumps({"type": "resume", "decision": "reject", "action_id": interrupt["id"]}))
         frames = await _until_last(ws)
         assert frames[-1]["type"] == "final"
         assert frames[-1]["action_result"]["status"] == "rejected"

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from app.main import create_app
 from embedded.stack import Endpoints
+from tests.conftest import AUTH
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def client(clean_db: Engine, database_url: str) -> AsyncIterator[httpx.Asy
     app = create_app(endpoints)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as c:
             yield c
 
 
@@ -105,7 +106,7 @@ async def test_deal_lifecycle(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.json()["product_name"] == "GTX Pro"
     r = await client.post(f"{url}/stage", json={"stage": "won"})
     assert r.status_code == 409 and "value" in r.json()["detail"]
-    won = await post(client, f"{url}/stage", {"stage": "won", "value": 4500, "changed_by": "darcel"}, 200)
+    won = await post(client, f"{url}/stage", {"stage": "won", "value": 4500}, 200)
     assert (won["status"], won["value"]) == ("won", 4500.0)
     r = await client.post(f"{url}/stage", json={"stage": "engaging"})
     assert r.status_code == 409 and "reopen" in r.json()["detail"]
@@ -117,7 +118,8 @@ async def test_deal_lifecycle(client: httpx.AsyncClient) -> None:
         ("engaging", "won"),
     ]
     r = await client.get("/api/events", params={"kind": "deal.stage_changed", "deal_id": deal["id"]})
-    assert r.json()["total"] == 2 and r.json()["items"][0]["actor"] == "darcel"
+    # the actor is the credential's user (the built-in admin here), never a body field
+    assert r.json()["total"] == 2 and r.json()["items"][0]["actor"] == "admin-token"
     assert (await client.get("/api/deals/999/history")).status_code == 404
 
 
@@ -218,11 +220,11 @@ async def test_reminders_recommendations_events(client: httpx.AsyncClient) -> No
     r = await client.post("/api/recommendations", json={"action": "x", "reason": "y", "rep_id": 999})
     assert r.status_code == 409 and r.json()["field"] == "rep_id"
 
-    ev = await post(client, "/api/events", {"kind": "chat.turn", "thread_id": "t1", "payload": {"q": "hi"}})
+    ev = await post(client, "/api/events", {"kind": "call", "thread_id": "t1", "payload": {"q": "hi"}})
     r = await client.get("/api/events", params={"thread_id": "t1"})
     assert [e["id"] for e in r.json()["items"]] == [ev["id"]]
     r = await client.get("/api/events", params={"kind": "*"})
-    assert r.json()["total"] == 3  # reminder and recommendation status changes, the chat turn
+    assert r.json()["total"] == 3  # reminder and recommendation status changes, the call
     r = await client.post("/api/events", json={"kind": "Bad Kind"})
     assert r.status_code == 422 and r.json()["message"].startswith("kind:")
 
@@ -290,7 +292,10 @@ async def test_openapi_declares_the_errors_with_their_bodies(client: httpx.Async
     assert patch["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ValidationErrorBody")
     path_id = ops[("GET", "/api/accounts/{account_id}")]["parameters"][0]["schema"]
     assert (path_id["minimum"], path_id["maximum"]) == (1, 2**53 - 1)
-    assert "securitySchemes" not in spec.get("components", {})  # no token configured: the API is open
+    # no open mode: every /api operation declares the bearer token and the session cookie, and 401
+    assert set(spec["components"]["securitySchemes"]) == {"token", "session"}
+    assert {"token": []} in ops[("GET", "/api/accounts")]["security"]
+    assert "401" in ops[("GET", "/api/accounts")]["responses"]
     link = ops[("POST", "/api/deals")]["responses"]["201"]["links"]["PostDealsDealIdStage"]
     assert link == {
         "operationRef": "#/paths/~1api~1deals~1{deal_id}~1stage/post",

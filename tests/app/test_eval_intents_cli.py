@@ -24,6 +24,7 @@ from crm.repository import create_account, create_contact, create_deal, create_p
 from crm.schemas import AccountCreate, ContactCreate, DealCreate, ProductCreate, SalesRepCreate
 from graphs.intent import IntentResult, IntentRouter
 from llm import LLMConfig
+from tests.conftest import AUTH
 from tests.support.stub_llm import StubLLM
 
 
@@ -181,7 +182,9 @@ async def test_eval_intents_routes_every_message_as_the_chat_api_does(
         chat_intents: dict[str, str] = {}
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://test", timeout=60, headers=AUTH
+            ) as c:
                 for message in PARITY_MESSAGES:
                     response = await c.post("/api/chat", json={"message": message})
                     assert response.status_code == 200, response.text

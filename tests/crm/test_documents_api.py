@@ -12,6 +12,7 @@ from app.api.routes import documents
 from app.main import create_app
 from crm.embeddings import LocalE5Embedder
 from embedded.stack import Endpoints
+from tests.conftest import AUTH
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def client(clean_db: Engine, database_url: str) -> Iterator[TestClient]:
     if not any(getattr(r, "path", "").startswith("/api/documents") for r in app.routes):
         app.include_router(documents.router, prefix="/api")
     app.state.embedder = LocalE5Embedder()
-    with TestClient(app) as c:
+    with TestClient(app, headers=AUTH) as c:
         yield c
 
 

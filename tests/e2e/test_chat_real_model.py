@@ -13,7 +13,7 @@ from config.settings import get_settings
 from crm.embeddings import get_embedder
 from graphs.graph import build_graph
 from llm import LLMConfig
-from tests.graphs.fakes import redis_saver
+from tests.graphs.fakes import AMY, redis_saver
 
 pytestmark = pytest.mark.llm
 
@@ -25,14 +25,14 @@ async def test_a_pipeline_question_answered_by_the_real_model(
     ctx = real_context(maven_db, embedded_llm, get_embedder(get_settings()))
     async with redis_saver(redis_url) as saver:
         chat = ChatService(build_graph(saver), ctx, saver)
-        frames = [f async for f in chat.stream(None, "How many deals has Kary Hendrixson won?", "e2e")]
+        frames = [f async for f in chat.stream(None, "How many deals has Kary Hendrixson won?", caller=AMY)]
         final = frames[-1]
         assert final["type"] == "final", final
         assert final["intent"] == "pipeline"
         assert "209" in final["reply"], final["reply"]
         assert any(f["type"] == "status" and f.get("crew") == "pipeline" for f in frames)
         assert any(f["type"] == "token" for f in frames)
-        view = await chat.get_thread(final["thread_id"])
+        view = await chat.get_thread(final["thread_id"], caller=AMY)
     assert [m.role for m in view.messages] == ["user", "assistant"]
     # rules routed it, SQL computed it, a template worded it: no model call
     assert final["usage"]["llm_calls"] == 0
@@ -45,7 +45,7 @@ async def test_a_draft_streams_from_the_real_model(
     async with redis_saver(redis_url) as saver:
         chat = ChatService(build_graph(saver), ctx, saver)
         message = "Write a short follow-up email to Cancity about their GTX Plus Basic deal"
-        frames = [f async for f in chat.stream(None, message, "e2e")]
+        frames = [f async for f in chat.stream(None, message, caller=AMY)]
     final = frames[-1]
     assert final["type"] == "final", final
     assert final["intent"] == "closing"

@@ -47,7 +47,8 @@ from contracts import CrewRequest, CrewResponse, Source
 from graphs.checkpoint import lock_key
 from graphs.graph import build_graph
 from observability.llm_meter import ScopeCancelled, openai_http_clients
-from tests.graphs.fakes import fake_context, redis_saver
+from tests.conftest import AUTH
+from tests.graphs.fakes import AMY, fake_context, redis_saver
 from tests.support.stub_llm import StubLLM
 
 PIPELINE_QUESTION = "How many deals has Cancity?"
@@ -126,7 +127,7 @@ class App:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"flowstate serve exited:\n{self.tail()}"
             try:
-                if httpx.get(f"{self.http}/api/accounts?limit=1", timeout=2).status_code == 200:
+                if httpx.get(f"{self.http}/api/accounts?limit=1", timeout=2, headers=AUTH).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -189,7 +190,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CREWAI_TRACING_ENABLED": "false",
         "CREWAI_DISABLE_VERSION_CHECK": "true",
     }
-    for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "FLOWSTATE_API_TOKEN"):
+    for var in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):  # the API token stays: clients send AUTH
         env.pop(var, None)
     app = App(env, data_dir / "serve.log")
     app.start()
@@ -207,7 +208,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 async def _turn(app: App, thread_id: str, message: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     """Send `message` over the WebSocket; the frames up to the final or error one."""
     frames: list[dict[str, Any]] = []
-    async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws/chat/{thread_id}") as ws:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{app.port}/ws/chat/{thread_id}", additional_headers=AUTH
+    ) as ws:
         await ws.send(json.dumps({"type": "message", "content": message}))
         async with asyncio.timeout(timeout_s):
             while True:
@@ -218,7 +221,7 @@ async def _turn(app: App, thread_id: str, message: str, timeout_s: float = 60) -
 
 
 async def _thread(app: App, thread_id: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=app.http, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=app.http, timeout=10, headers=AUTH) as client:
         return await client.get(f"/api/threads/{thread_id}")
 
 
@@ -306,7 +309,7 @@ async def test_postgres_stopped_and_started(stack: Stack) -> None:
     app = stack.app
     thread = _new_thread()
     stack.postgres.stop()
-    async with httpx.AsyncClient(base_url=app.http, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=app.http, timeout=10, headers=AUTH) as client:
         r = await client.get("/api/accounts")
         assert r.status_code == 503, r.text
         assert "database is not reachable" in r.json()["detail"] and r.headers["Retry-After"]
@@ -327,7 +330,9 @@ async def test_app_killed_mid_turn(stack: Stack) -> None:
     thread = _new_thread()
     llm.asked.clear()
     llm.gate.clear()  # the model takes the crew's request and has not answered yet
-    async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws/chat/{thread}") as ws:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{app.port}/ws/chat/{thread}", additional_headers=AUTH
+    ) as ws:
         await ws.send(json.dumps({"type": "message", "content": DRAFT}))
         assert await asyncio.to_thread(llm.asked.wait, 30), "the turn never reached the model"
         app.kill()
@@ -400,14 +405,14 @@ async def test_turn_past_its_deadline_is_cancelled_cleanly(saver: Any, stub_llm:
     thread = f"deadline-{uuid.uuid4().hex[:8]}"
 
     started = time.monotonic()
-    result = await service.turn(thread, PIPELINE_QUESTION)
+    result = await service.turn(thread, PIPELINE_QUESTION, caller=AMY)
     took = time.monotonic() - started
     assert result.error is not None and result.error.kind == "turn_deadline", result
     assert result.error.retryable and "0.5 s" in result.reply
     assert 0.5 <= took < 1.3, took  # at the deadline, not when the crew's thread ends (1.5 s)
     assert await saver.client.exists(lock_key(thread, saver.prefix)) == 0  # lock released
 
-    view = await service.get_thread(thread)
+    view = await service.get_thread(thread, caller=AMY)
     assert [(m.role, m.content) for m in view.messages] == [("user", PIPELINE_QUESTION)]
     assert view.error is not None and view.error.kind == "turn_deadline"
     written = await _checkpoints(saver, thread)
@@ -418,14 +423,14 @@ async def test_turn_past_its_deadline_is_cancelled_cleanly(saver: Any, stub_llm:
     await asyncio.sleep(0.1)
     assert crew.outcome == "refused" and stub_llm.count == 0
     assert await _checkpoints(saver, thread) == written
-    assert [m.content for m in (await service.get_thread(thread)).messages] == [PIPELINE_QUESTION]
+    assert [m.content for m in (await service.get_thread(thread, caller=AMY)).messages] == [PIPELINE_QUESTION]
 
     # sending the message again answers it, once
     crew.work_s = 0.0
-    again = await service.turn(thread, PIPELINE_QUESTION)
+    again = await service.turn(thread, PIPELINE_QUESTION, caller=AMY)
     assert again.error is None and again.reply == "Cancity has 3 deals.", again
     assert crew.outcome == "answered" and stub_llm.count == 1
-    view = await service.get_thread(thread)
+    view = await service.get_thread(thread, caller=AMY)
     assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
 
 
@@ -446,21 +451,23 @@ async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_
     async def later() -> Any:
         await asyncio.sleep(0.1)
         started = time.monotonic()
-        return await service.turn(second, PIPELINE_QUESTION), time.monotonic() - started
+        return await service.turn(second, PIPELINE_QUESTION, caller=AMY), time.monotonic() - started
 
-    answered, (refused, took) = await asyncio.gather(service.turn(first, PIPELINE_QUESTION), later())
+    answered, (refused, took) = await asyncio.gather(
+        service.turn(first, PIPELINE_QUESTION, caller=AMY), later()
+    )
     assert answered.error is None, answered
     assert refused.error is not None and refused.error.kind == "busy" and refused.error.retryable, refused
     assert 0.3 <= took < 0.7, took  # refused after its wait, not after the other turn
     assert await saver.client.exists(lock_key(second, saver.prefix)) == 0  # lock released
-    view = await service.get_thread(second)
+    view = await service.get_thread(second, caller=AMY)
     assert [(m.role, m.content) for m in view.messages] == [("user", PIPELINE_QUESTION)]
     assert view.error is not None and view.error.kind == "busy"
 
     crew.work_s = 0.0
-    again = await service.turn(second, PIPELINE_QUESTION)
+    again = await service.turn(second, PIPELINE_QUESTION, caller=AMY)
     assert again.error is None and again.reply == "Cancity has 3 deals.", again
-    view = await service.get_thread(second)
+    view = await service.get_thread(second, caller=AMY)
     assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
 
 
@@ -469,17 +476,17 @@ async def test_no_admission_wait_refuses_at_once_and_admits_when_free(saver: Any
     service = ChatService(
         build_graph(saver), fake_context(crews=crew), saver, max_active_turns=1, admission_wait_s=0
     )
-    alone = await service.turn(f"free-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION)
+    alone = await service.turn(f"free-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION, caller=AMY)
     assert alone.error is None, alone  # a free place is taken without waiting
 
     async def later() -> Any:
         await asyncio.sleep(0.1)
         started = time.monotonic()
-        result = await service.turn(f"now-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION)
+        result = await service.turn(f"now-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION, caller=AMY)
         return result, time.monotonic() - started
 
     answered, (refused, took) = await asyncio.gather(
-        service.turn(f"busy-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION), later()
+        service.turn(f"busy-{uuid.uuid4().hex[:8]}", PIPELINE_QUESTION, caller=AMY), later()
     )
     assert answered.error is None and refused.error is not None and refused.error.kind == "busy"
     assert took < 0.5, took  # at once, not after the running turn (0.8 s)
@@ -496,10 +503,10 @@ async def test_turns_of_a_thread_serialise_across_engines(saver: Any, stub_llm: 
 
     async def later(service: ChatService, thread_id: str, message: str) -> Any:
         await asyncio.sleep(0.15)
-        return await service.turn(thread_id, message)
+        return await service.turn(thread_id, message, caller=AMY)
 
     results = await asyncio.gather(
-        first.turn(thread, PIPELINE_QUESTION),
+        first.turn(thread, PIPELINE_QUESTION, caller=AMY),
         later(second, thread, "How many deals has Codehow?"),
         later(second, other, PIPELINE_QUESTION),
     )
@@ -510,7 +517,7 @@ async def test_turns_of_a_thread_serialise_across_engines(saver: Any, stub_llm: 
     (_a_start, a_end), (b_start, _b_end), (c_start, _c_end) = spans
     assert b_start < a_end, "a different thread must not wait"
     assert c_start >= a_end, "the same thread's turns overlapped"
-    view = await second.get_thread(thread)
+    view = await second.get_thread(thread, caller=AMY)
     assert [m.role for m in view.messages] == ["user", "assistant", "user", "assistant"]
 
 
@@ -523,7 +530,7 @@ async def test_lock_of_a_dead_process_expires(saver: Any, stub_llm: StubLLM) -> 
     assert await orphan.acquire(blocking=False)
 
     started = time.monotonic()
-    result = await service.turn(thread, PIPELINE_QUESTION)
+    result = await service.turn(thread, PIPELINE_QUESTION, caller=AMY)
     assert result.error is None, result
     assert 0.8 <= time.monotonic() - started < 3.0
 

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select, text
 
+from app.api.auth import TOKEN_ADMIN
 from app.main import create_app
 from config.settings import get_settings
 from contracts import INTENTS
@@ -34,12 +35,13 @@ from embedded.stack import Endpoints
 from guards.config import load_guards_config
 from observability import metrics
 from observability.tracing import GUARD_SCORE_PREFIX
-from tests.conftest import DATA_TABLES
+from tests.conftest import AUTH, DATA_TABLES
 from tests.observability.conftest import langfuse_settings
 from tests.support.otlp_receiver import OTLPReceiver, ReceivedSpan
 from tests.support.stub_llm import DEFAULT_ANSWER, StubLLM, example_from_schema, requested_schema
 
-USER = "rep-jane"
+#: Who the turn runs as: the caller of its credential (AUTH: the built-in admin of the API token).
+USER = TOKEN_ADMIN.actor
 MESSAGE = "What do we know about Cancity?"
 INVENTED = "Northwind Traders"
 FEEDBACK_MARK = "was not shown to the rep"  # from guards.runner.reask_instructions
@@ -167,8 +169,10 @@ async def turn(engine: Engine, database_url: str, redis_url: str) -> AsyncIterat
         try:
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as c:
-                    response = await c.post("/api/chat", json={"message": MESSAGE, "user_id": USER})
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://test", timeout=120, headers=AUTH
+                ) as c:
+                    response = await c.post("/api/chat", json={"message": MESSAGE})
                     assert response.status_code == 200, response.text
                     scraped = await c.get("/metrics")
                     assert scraped.status_code == 200

@@ -17,6 +17,7 @@ from app.api.routes import health
 from config.settings import REPO_ROOT
 from embedded.health import HEALTH_TIMEOUT_S
 from embedded.stack import Endpoints
+from tests.conftest import AUTH
 from tests.embedded.conftest import StubOpenAI, free_port
 
 #: What /health reports for an API without workflows; doctor adds Temporal.
@@ -123,7 +124,7 @@ def health_client(database_url: str, redis_url: str, stub_openai: StubOpenAI) ->
     app = FastAPI()
     app.include_router(health.router)
     app.state.endpoints = _endpoints(database_url, redis_url, stub_openai)
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         yield client
 
 
@@ -150,7 +151,7 @@ def test_health_route_503_when_the_llm_does_not_serve_the_model(
 def test_health_on_the_real_app(database_url: str, redis_url: str, stub_openai: StubOpenAI) -> None:
     main = pytest.importorskip("app.main")
     app = main.create_app(_endpoints(database_url, redis_url, stub_openai))
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         resp = client.get("/health")
     assert resp.status_code == 200, resp.text
     assert {c["name"]: c["ok"] for c in resp.json()["components"]} == dict.fromkeys(COMPONENTS, True)

@@ -26,6 +26,7 @@ from contracts import (
     ProposedAction,
     Source,
 )
+from contracts.identity import Caller
 from crews.registry import CrewDeps
 from graphs.adapters import CrmActions
 from graphs.context import ChatContext
@@ -196,6 +197,23 @@ async def redis_saver(redis_url: str, prefix: str | None = None) -> AsyncIterato
         redis_url, 60, prefix=prefix or f"test:{uuid.uuid4().hex[:8]}", extra_types=STATE_EXTRA_TYPES
     ) as saver:
         yield saver
+
+
+#: The caller of the engine tests: an admin (every deal in scope) whose actor is "amy".
+AMY = Caller(username="amy", display_name="Amy", role="admin")
+
+
+async def decide(
+    chat: Any, thread_id: str, decision: str, edits: dict[str, Any] | None = None, caller: Caller = AMY
+) -> Any:
+    """`chat.resume` of `decision` on the action thread `thread_id` waits on (its id read from
+    the thread, as a client reads it from the interrupt frame)."""
+    from contracts import ResumeValue
+
+    pending = (await chat.get_thread(thread_id, caller=caller)).pending_action
+    action_id = pending.id if pending is not None else "none"
+    value = ResumeValue.model_validate({"decision": decision, "action_id": action_id, "edits": edits})
+    return await chat.resume(thread_id, value, caller=caller)
 
 
 @asynccontextmanager

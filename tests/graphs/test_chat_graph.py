@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine, select
 
 from app.services.chat import ChatService
-from app.services.chat_types import ActionPending, NothingPending, ThreadNotFound
+from app.services.chat_types import NothingPending, NotThePendingAction, ThreadNotFound
 from contracts import (
     INTENTS,
     ActionResult,
@@ -23,6 +23,7 @@ from contracts import (
     Entities,
     GuardOutcome,
     Intent,
+    ResumeValue,
     Verdict,
 )
 from crm.db import session_scope
@@ -33,7 +34,16 @@ from graphs.canned import HELP
 from graphs.graph import build_graph, graph
 from graphs.guarding import MAX_ATTEMPTS
 from graphs.intent import IntentResult
-from tests.graphs.fakes import MESSAGES, FakeCrews, MemoryActions, chat_service, fake_context, redis_saver
+from tests.graphs.fakes import (
+    AMY,
+    MESSAGES,
+    FakeCrews,
+    MemoryActions,
+    chat_service,
+    decide,
+    fake_context,
+    redis_saver,
+)
 
 #: The intents answered by a crew ("general" is answered by canned replies).
 CREW_INTENTS = [i for i in INTENTS if i != "general"]
@@ -48,7 +58,7 @@ async def test_each_intent_runs_its_crew_and_is_checkpointed(redis_url: str, int
     crews = FakeCrews()
     prefix = f"test:intent-{intent}"
     async with chat_service(redis_url, fake_context(crews=crews), prefix=prefix) as chat:
-        result = await chat.turn(None, MESSAGES[intent], "amy")
+        result = await chat.turn(None, MESSAGES[intent], caller=AMY)
         assert result.intent == intent
         assert [c.intent for c in crews.calls] == [intent]
         assert result.reply.startswith(f"[{intent}] answer")
@@ -73,7 +83,7 @@ async def test_each_intent_runs_its_crew_and_is_checkpointed(redis_url: str, int
 async def test_general_is_answered_without_a_crew_and_checkpointed(redis_url: str) -> None:
     crews = FakeCrews()
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        result = await chat.turn(None, MESSAGES["general"], "amy")
+        result = await chat.turn(None, MESSAGES["general"], caller=AMY)
         snap = await chat.graph.aget_state({"configurable": {"thread_id": result.thread_id}})
     assert result.intent == "general" and crews.calls == []
     assert result.reply == "Hi! How can I help with your accounts and deals today?\n\n" + HELP
@@ -94,8 +104,8 @@ def test_the_drawing_shows_every_route_and_the_reask_edge() -> None:
 async def test_crew_request_carries_history_and_follow_up_entities(redis_url: str) -> None:
     crews = FakeCrews()
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        first = await chat.turn(None, "How many deals has Darcel Schlecht won?", "amy")
-        await chat.turn(first.thread_id, "and how many deals did he lose?")
+        first = await chat.turn(None, "How many deals has Darcel Schlecht won?", caller=AMY)
+        await chat.turn(first.thread_id, "and how many deals did he lose?", caller=AMY)
     follow_up = crews.calls[1]
     assert [e.key for e in follow_up.entities.items] == ["Darcel Schlecht"]
     assert [t.role for t in follow_up.history] == ["user", "assistant"]
@@ -105,7 +115,7 @@ async def test_crew_request_carries_history_and_follow_up_entities(redis_url: st
 
 async def test_stream_frames_status_tokens_final(redis_url: str) -> None:
     async with chat_service(redis_url, fake_context()) as chat:
-        frames = [f async for f in chat.stream(None, "What is the win rate of Cancity?")]
+        frames = [f async for f in chat.stream(None, "What is the win rate of Cancity?", caller=AMY)]
     kinds = [f["type"] for f in frames]
     assert kinds[-1] == "final" and kinds.count("final") == 1
     statuses = [f["node"] for f in frames if f["type"] == "status"]
@@ -131,7 +141,7 @@ class RenamingGuard:
 async def test_guard_hook_replaces_reply_and_records_verdicts(redis_url: str) -> None:
     actions = MemoryActions()
     async with chat_service(redis_url, fake_context(guard=RenamingGuard(), actions=actions)) as chat:
-        frames = [f async for f in chat.stream(None, "How many deals with Cancity?")]
+        frames = [f async for f in chat.stream(None, "How many deals with Cancity?", caller=AMY)]
     final = frames[-1]
     assert final["reply"] == "[pipeline] answer about [checked]."
     assert final["verdicts"] == [
@@ -174,7 +184,7 @@ async def test_the_reask_loop_runs_the_crew_again_and_stops_at_max_attempts(redi
     crews = FakeCrews()
     guard, actions = AlwaysReask(), MemoryActions()
     async with chat_service(redis_url, fake_context(crews=crews, guard=guard, actions=actions)) as chat:
-        frames = [f async for f in chat.stream(None, "How many deals with Cancity?", "amy")]
+        frames = [f async for f in chat.stream(None, "How many deals with Cancity?", caller=AMY)]
     final = frames[-1]
     assert final["type"] == "final" and final["reply"].startswith("I can't give you a checked answer")
     assert guard.attempts == list(range(MAX_ATTEMPTS))
@@ -219,15 +229,15 @@ def _events(engine: Engine, thread_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_approve_moves_the_deal_and_logs_it(redis_url: str, clean_db: Engine, deal: str) -> None:
     async with chat_service(redis_url, fake_context(engine=clean_db)) as chat:
-        first = await chat.turn(None, f"Please move deal {deal} to qualified", "amy")
+        first = await chat.turn(None, f"Please move deal {deal} to qualified", caller=AMY)
         assert first.pending_action is not None and first.pending_action.kind == "move_stage"
         assert first.reply == f"Deal {deal} can move to Qualified. Shall I do it?"
         assert _stage(clean_db, deal) == "prospecting", "nothing changes before approval"
         assert _events(clean_db, first.thread_id) == []
-        view = await chat.get_thread(first.thread_id)
+        view = await chat.get_thread(first.thread_id, caller=AMY)
         assert view.pending_action is not None and view.messages[-1].kind == "proposal"
 
-        done = await chat.resume(first.thread_id, "approve")
+        done = await decide(chat, first.thread_id, "approve")
     assert done.pending_action is None
     assert done.action_result is not None and done.action_result.status == "done"
     assert done.reply == f"Done: Move deal {deal} to Qualified."
@@ -242,9 +252,9 @@ async def test_reject_changes_nothing_and_logs_the_rejection(
     redis_url: str, clean_db: Engine, deal: str
 ) -> None:
     async with chat_service(redis_url, fake_context(engine=clean_db)) as chat:
-        first = await chat.turn(None, f"move deal {deal} to qualified", "amy")
-        rejected = await chat.resume(first.thread_id, "reject")
-        view = await chat.get_thread(first.thread_id)
+        first = await chat.turn(None, f"move deal {deal} to qualified", caller=AMY)
+        rejected = await decide(chat, first.thread_id, "reject")
+        view = await chat.get_thread(first.thread_id, caller=AMY)
     assert rejected.action_result is not None and rejected.action_result.status == "rejected"
     assert rejected.reply.startswith("Cancelled:")
     assert _stage(clean_db, deal) == "prospecting"
@@ -257,8 +267,8 @@ async def test_reject_changes_nothing_and_logs_the_rejection(
 
 async def test_edit_runs_the_edited_action(redis_url: str, clean_db: Engine, deal: str) -> None:
     async with chat_service(redis_url, fake_context(engine=clean_db)) as chat:
-        first = await chat.turn(None, f"move deal {deal} to qualified", "amy")
-        edited = await chat.resume(first.thread_id, "edit", {"stage": "engaging"})
+        first = await chat.turn(None, f"move deal {deal} to qualified", caller=AMY)
+        edited = await decide(chat, first.thread_id, "edit", {"stage": "engaging"})
         snap = await chat.graph.aget_state({"configurable": {"thread_id": first.thread_id}})
     assert edited.action_result is not None and edited.action_result.decision == "edit"
     assert edited.action_result.action.params["stage"] == "engaging"
@@ -272,8 +282,8 @@ async def test_edit_runs_the_edited_action(redis_url: str, clean_db: Engine, dea
 async def test_refused_action_is_reported_and_logged(redis_url: str, clean_db: Engine, deal: str) -> None:
     # Proposal requires a product: the CRM refuses the move, nothing changes.
     async with chat_service(redis_url, fake_context(engine=clean_db)) as chat:
-        first = await chat.turn(None, f"move deal {deal} to proposal", "amy")
-        failed = await chat.resume(first.thread_id, "approve")
+        first = await chat.turn(None, f"move deal {deal} to proposal", caller=AMY)
+        failed = await decide(chat, first.thread_id, "approve")
     assert failed.action_result is not None and failed.action_result.status == "failed"
     assert "product" in failed.action_result.detail
     assert failed.reply.startswith("Could not do it:")
@@ -281,21 +291,22 @@ async def test_refused_action_is_reported_and_logged(redis_url: str, clean_db: E
     assert [k for k, _ in _events(clean_db, first.thread_id)] == ["action.failed"]
 
 
-async def test_pending_action_blocks_new_messages_and_resume_needs_one(
-    redis_url: str, clean_db: Engine, deal: str
-) -> None:
+async def test_resume_needs_the_pending_action(redis_url: str, clean_db: Engine, deal: str) -> None:
     async with chat_service(redis_url, fake_context(engine=clean_db)) as chat:
         with pytest.raises(ThreadNotFound):
-            await chat.resume("never-started", "approve")
-        first = await chat.turn(None, "hello")
+            await decide(chat, "never-started", "approve")
+        first = await chat.turn(None, "hello", caller=AMY)
         with pytest.raises(NothingPending):
-            await chat.resume(first.thread_id, "approve")
-        pending = await chat.turn(first.thread_id, f"move deal {deal} to qualified")
-        with pytest.raises(ActionPending):
-            await chat.turn(pending.thread_id, "something else")
+            await decide(chat, first.thread_id, "approve")
+        pending = await chat.turn(first.thread_id, f"move deal {deal} to qualified", caller=AMY)
+        assert pending.pending_action is not None
+        stale = ResumeValue(decision="approve", action_id="not-" + str(pending.pending_action.id))
+        with pytest.raises(NotThePendingAction):
+            await chat.resume(pending.thread_id, stale, caller=AMY)
         with pytest.raises(ValueError):
-            await chat.resume(pending.thread_id, "edit")  # edit without edits
-        await chat.resume(pending.thread_id, "reject")
+            await decide(chat, pending.thread_id, "edit")  # edit without edits
+        await decide(chat, pending.thread_id, "reject")
+        assert _stage(clean_db, deal) == "prospecting"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,17 +317,17 @@ async def test_pending_action_blocks_new_messages_and_resume_needs_one(
 async def test_llm_down_keeps_the_message_and_the_turn_can_be_retried(redis_url: str) -> None:
     crews = FakeCrews(fail=[_conn_error(), _conn_error()])
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        failed = await chat.turn(None, "How many deals did we win?", "amy")
+        failed = await chat.turn(None, "How many deals did we win?", caller=AMY)
         assert failed.error is not None and failed.error.kind == "llm_unavailable"
         assert "not reachable" in failed.reply and "send it again" in failed.reply
         assert len(crews.calls) == 2, "a transient failure is retried once"
-        view = await chat.get_thread(failed.thread_id)
+        view = await chat.get_thread(failed.thread_id, caller=AMY)
         assert [(m.role, m.content) for m in view.messages] == [("user", "How many deals did we win?")]
         assert view.error is not None
 
-        again = await chat.turn(failed.thread_id, "How many deals did we win?")
+        again = await chat.turn(failed.thread_id, "How many deals did we win?", caller=AMY)
         assert again.error is None and again.reply.startswith("[pipeline] answer")
-        view = await chat.get_thread(failed.thread_id)
+        view = await chat.get_thread(failed.thread_id, caller=AMY)
     assert [m.role for m in view.messages] == ["user", "assistant"], "the retried message is not repeated"
     assert view.error is None
 
@@ -324,14 +335,14 @@ async def test_llm_down_keeps_the_message_and_the_turn_can_be_retried(redis_url:
 async def test_transient_failure_then_success_answers(redis_url: str) -> None:
     crews = FakeCrews(fail=[_conn_error()])
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        result = await chat.turn(None, "How many deals did we win?")
+        result = await chat.turn(None, "How many deals did we win?", caller=AMY)
     assert result.error is None and len(crews.calls) == 2
 
 
 async def test_slow_llm_times_out_honestly(redis_url: str) -> None:
     crews = FakeCrews(delay_s=2.0)
     async with chat_service(redis_url, fake_context(crews=crews, crew_timeout_s=0.2)) as chat:
-        frames = [f async for f in chat.stream(None, "How many deals did we win?")]
+        frames = [f async for f in chat.stream(None, "How many deals did we win?", caller=AMY)]
     assert frames[-1]["type"] == "error"
     assert frames[-1]["kind"] == "llm_timeout" and frames[-1]["retryable"] is True
     assert len(crews.calls) == 1, "a timeout is not retried"
@@ -342,7 +353,7 @@ async def test_garbage_output_is_reported(redis_url: str) -> None:
 
     crews = FakeCrews(fail=[CrewOutputError("pipeline", "invalid JSON after 2 attempts", raw="{oops")])
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        result = await chat.turn(None, "How many deals did we win?")
+        result = await chat.turn(None, "How many deals did we win?", caller=AMY)
     assert result.error is not None and result.error.kind == "llm_bad_output"
     assert "could not use" in result.reply
 
@@ -350,7 +361,7 @@ async def test_garbage_output_is_reported(redis_url: str) -> None:
 async def test_a_bug_in_a_crew_is_not_a_crash(redis_url: str) -> None:
     crews = FakeCrews(fail=[KeyError("boom")])
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        result = await chat.turn(None, "How many deals did we win?")
+        result = await chat.turn(None, "How many deals did we win?", caller=AMY)
     assert result.error is not None and result.error.kind == "internal" and not result.error.retryable
 
 
@@ -363,14 +374,14 @@ async def test_conversation_survives_a_restart(redis_url: str) -> None:
     prefix = "test:restart"
     crews = FakeCrews()
     async with chat_service(redis_url, fake_context(crews=crews), prefix=prefix) as chat:
-        first = await chat.turn(None, "How many deals has Darcel Schlecht won?", "amy")
+        first = await chat.turn(None, "How many deals has Darcel Schlecht won?", caller=AMY)
 
     # a new graph and a new checkpointer (a new Redis client) on the same Redis: a restarted app
     async with redis_saver(redis_url, prefix) as saver:
         chat2 = ChatService(build_graph(saver), fake_context(crews=crews), saver)
-        view = await chat2.get_thread(first.thread_id)
+        view = await chat2.get_thread(first.thread_id, caller=AMY)
         assert view.messages[0].content == "How many deals has Darcel Schlecht won?"
-        second = await chat2.turn(first.thread_id, "and his win rate?")
+        second = await chat2.turn(first.thread_id, "and his win rate?", caller=AMY)
     assert second.error is None
     assert crews.calls[-1].history[0].content == "How many deals has Darcel Schlecht won?"
     assert [e.key for e in crews.calls[-1].entities.items] == ["Darcel Schlecht"]
@@ -379,9 +390,11 @@ async def test_conversation_survives_a_restart(redis_url: str) -> None:
 async def test_turns_of_one_thread_run_one_at_a_time(redis_url: str) -> None:
     crews = FakeCrews(delay_s=0.05)
     async with chat_service(redis_url, fake_context(crews=crews)) as chat:
-        first = await chat.turn(None, "hello")
-        results = await asyncio.gather(*(chat.turn(first.thread_id, f"deals question {i}") for i in range(3)))
-        view = await chat.get_thread(first.thread_id)
+        first = await chat.turn(None, "hello", caller=AMY)
+        results = await asyncio.gather(
+            *(chat.turn(first.thread_id, f"deals question {i}", caller=AMY) for i in range(3))
+        )
+        view = await chat.get_thread(first.thread_id, caller=AMY)
     assert all(r.error is None for r in results)
     assert [m.role for m in view.messages] == ["user", "assistant"] * 4
 
@@ -407,7 +420,7 @@ async def test_usage_counts_chat_model_calls_and_tokens(redis_url: str) -> None:
                 return IntentResult(intent=intent, confidence=1.0, method="llm", llm_calls=1)
 
         async with chat_service(redis_url, fake_context(router=ModelRouter())) as chat:
-            result = await chat.turn(None, "How many deals did we win?")
+            result = await chat.turn(None, "How many deals did we win?", caller=AMY)
         assert stub.count == 1
         expected_prompt = prompt_tokens_of(stub.requests[0])
     assert result.intent == "pipeline"

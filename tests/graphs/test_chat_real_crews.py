@@ -19,7 +19,7 @@ from crm.repository import create_account, create_deal, create_product, create_r
 from crm.schemas import AccountCreate, DealCreate, ProductCreate, SalesRepCreate
 from graphs.context import ChatContext
 from llm import LLMConfig
-from tests.graphs.fakes import FakeResolver, FakeRouter, chat_service
+from tests.graphs.fakes import AMY, FakeResolver, FakeRouter, chat_service, decide
 from tests.support.stub_llm import StubLLM
 
 
@@ -74,12 +74,12 @@ async def test_real_pipeline_crew_proposes_and_the_approval_executes(
     redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
 ) -> None:
     async with chat_service(redis_url, _context(clean_db, stub)) as chat:
-        first = await chat.turn(None, "Please move deal AAAA0001 to qualified", "amy")
+        first = await chat.turn(None, "Please move deal AAAA0001 to qualified", caller=AMY)
         assert first.error is None, first.reply
         assert first.pending_action is not None and first.pending_action.kind == "move_stage"
         assert first.pending_action.params["stage"] == "qualified"
         assert first.sources and first.sources[0].kind == "deal"
-        done = await chat.resume(first.thread_id, "approve")
+        done = await decide(chat, first.thread_id, "approve")
     assert done.action_result is not None and done.action_result.status == "done", done.reply
     with session_scope(clean_db) as s:
         assert s.scalar(select(Deal.stage).where(Deal.external_id == "AAAA0001")) == "qualified"
@@ -92,8 +92,8 @@ async def test_real_pipeline_crew_answers_with_sql_figures_and_counts_llm_usage(
     redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
 ) -> None:
     async with chat_service(redis_url, _context(clean_db, stub)) as chat:
-        result = await chat.turn(None, "How many deals has Jane Roe won?", "amy")
-        view = await chat.get_thread(result.thread_id)
+        result = await chat.turn(None, "How many deals has Jane Roe won?", caller=AMY)
+        view = await chat.get_thread(result.thread_id, caller=AMY)
     assert [(e.kind, e.key, e.id) for e in view.entities.items if e.kind == "rep"] == [
         ("rep", "Jane Roe", crm["rep"])
     ]
@@ -109,7 +109,7 @@ async def test_real_general_crew_greets_without_llm(
     redis_url: str, clean_db: Engine, crm: dict[str, int], stub: StubLLM
 ) -> None:
     async with chat_service(redis_url, _context(clean_db, stub)) as chat:
-        result = await chat.turn(None, "hello there")
+        result = await chat.turn(None, "hello there", caller=AMY)
     assert result.intent == "general" and result.reply.startswith("Hi!")
     assert result.usage.llm_calls == 0 and stub.count == 0
 
@@ -126,8 +126,10 @@ async def test_llm_down_with_real_crews_is_an_honest_error(
     )
     async with chat_service(redis_url, ctx) as chat:
         # a draft needs the model (a computed figure would be answered by rules, SQL and a template)
-        result = await chat.turn(None, "Write a short follow-up email to Cancity about their GTX Pro deal")
-        view = await chat.get_thread(result.thread_id)
+        result = await chat.turn(
+            None, "Write a short follow-up email to Cancity about their GTX Pro deal", caller=AMY
+        )
+        view = await chat.get_thread(result.thread_id, caller=AMY)
     assert result.usage.llm_calls >= 1 and result.usage.llm_failures >= 1
     if result.error is not None:  # the turn failed honestly; the message waits to be sent again
         assert result.error.kind in ("llm_unavailable", "llm_bad_output")
@@ -147,20 +149,20 @@ async def test_real_closing_crew_starts_and_stops_a_follow_up_sequence(
 
     ctx = replace(_context(clean_db, stub), router=FakeRouter(intent="closing"))
     async with chat_service(redis_url, ctx) as chat:
-        first = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", "amy")
+        first = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", caller=AMY)
         assert first.error is None, first.reply
         assert first.pending_action is not None and first.pending_action.kind == "start_sequence"
         assert "day 0: an email drafted for your approval" in first.reply
-        started = await chat.resume(first.thread_id, "approve")
+        started = await decide(chat, first.thread_id, "approve")
         assert started.action_result is not None and started.action_result.status == "done", started.reply
         workflow_id = started.action_result.result["workflows"][0]
-        again = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", "amy")
-        refused = await chat.resume(again.thread_id, "approve")
+        again = await chat.turn(None, "Start a follow-up sequence for deal AAAA0001", caller=AMY)
+        refused = await decide(chat, again.thread_id, "approve")
         assert refused.action_result is not None and refused.action_result.status == "failed"
         assert "already runs" in (refused.action_result.detail or "")
-        stop = await chat.turn(None, "Stop the follow-up sequence for deal AAAA0001", "amy")
+        stop = await chat.turn(None, "Stop the follow-up sequence for deal AAAA0001", caller=AMY)
         assert stop.pending_action is not None and stop.pending_action.kind == "cancel_sequence"
-        await chat.resume(stop.thread_id, "approve")
+        await decide(chat, stop.thread_id, "approve")
     with session_scope(clean_db) as s:
         run = s.scalars(select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id)).one()
     assert (run.kind, run.status) == ("sequence", "cancelled")

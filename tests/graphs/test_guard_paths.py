@@ -27,7 +27,7 @@ from graphs.adapters import CrmActions, CrmGuard, CrmResolver
 from graphs.context import ChatContext
 from llm import LLMConfig
 from observability import metrics
-from tests.graphs.fakes import FakeRouter, chat_service, fake_context
+from tests.graphs.fakes import AMY, FakeRouter, chat_service, fake_context
 from tools.names import invalidate_name_index, name_index
 
 QUESTION = "How many deals has Cancity won?"
@@ -113,7 +113,7 @@ async def test_a_grounded_answer_passes_and_leaves_no_event(
 ) -> None:
     crew = ScriptedCrew([answer(GROUNDED)])
     async with chat_service(redis_url, _context(clean_db, crew)) as chat:
-        result = await chat.turn(None, QUESTION, "amy")
+        result = await chat.turn(None, QUESTION, caller=AMY)
         snap = await chat.graph.aget_state({"configurable": {"thread_id": result.thread_id}})
     assert result.error is None and result.reply == GROUNDED
     assert len(crew.calls) == 1
@@ -130,7 +130,7 @@ async def test_invented_figure_is_reasked_and_the_grounded_second_answer_passes(
     failures = metrics.sample("flowstate_guard_failures_total", {"validator": "grounding"})
     crew = ScriptedCrew([answer(INVENTED), answer(GROUNDED)])
     async with chat_service(redis_url, _context(clean_db, crew)) as chat:
-        result = await chat.turn(None, QUESTION, "amy")
+        result = await chat.turn(None, QUESTION, caller=AMY)
         snap = await chat.graph.aget_state({"configurable": {"thread_id": result.thread_id}})
 
     assert result.error is None
@@ -161,10 +161,10 @@ async def test_two_failed_answers_give_the_safe_reply_and_no_invented_figure(
     safe = _turns("safe_reply")
     crew = ScriptedCrew([answer(INVENTED, proposed_action=MOVE), answer(INVENTED, proposed_action=MOVE)])
     async with chat_service(redis_url, _context(clean_db, crew)) as chat:
-        frames = [f async for f in chat.stream(None, QUESTION, "amy")]
+        frames = [f async for f in chat.stream(None, QUESTION, caller=AMY)]
         final = frames[-1]
         snap = await chat.graph.aget_state({"configurable": {"thread_id": final["thread_id"]}})
-        view = await chat.get_thread(final["thread_id"])
+        view = await chat.get_thread(final["thread_id"], caller=AMY)
 
     assert final["type"] == "final"
     assert len(crew.calls) == 2
@@ -188,7 +188,7 @@ async def test_a_failed_reask_gives_the_safe_reply(
 ) -> None:
     crew = ScriptedCrew([answer(INVENTED), RuntimeError("crew broke")])
     async with chat_service(redis_url, _context(clean_db, crew)) as chat:
-        result = await chat.turn(None, QUESTION, "amy")
+        result = await chat.turn(None, QUESTION, caller=AMY)
     assert result.error is None
     assert "9,000" not in result.reply and result.reply.startswith("I can't give you a checked answer")
     refused = [v for v in result.verdicts if v["action"] == "refused"]
@@ -204,7 +204,7 @@ async def test_personal_data_outside_the_record_is_redacted_and_the_contacts_ema
     reply = f"{GROUNDED} Lena Ortiz ({LENA}) signed it; her friend is at mia.secret@gmail.com."
     crew = ScriptedCrew([answer(reply)])
     async with chat_service(redis_url, _context(clean_db, crew)) as chat:
-        result = await chat.turn(None, QUESTION, "amy")
+        result = await chat.turn(None, QUESTION, caller=AMY)
     assert len(crew.calls) == 1  # a safe fix needs no re-ask
     assert LENA in result.reply  # the contact of the account discussed is in the CRM record
     assert "mia.secret@gmail.com" not in result.reply
@@ -300,7 +300,7 @@ async def test_closing_crew_never_grants_more_than_the_policy_maximum(
         real_context(maven_db, embedded_llm, get_embedder(get_settings())), router=FakeRouter("closing")
     )
     async with chat_service(redis_url, ctx) as chat:
-        result = await chat.turn(None, "Offer Cancity 60% off", "darcel")
+        result = await chat.turn(None, "Offer Cancity 60% off", caller=AMY)
     assert result.error is None, result.reply
     assert result.intent == "closing"
     assert result.verdicts, "the guards ran"

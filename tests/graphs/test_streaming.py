@@ -23,7 +23,7 @@ from graphs.adapters import CrmActions, CrmGuard, CrmResolver
 from graphs.context import ChatContext
 from graphs.streaming import GuardedReplyStream, publish_reply
 from llm import LLMConfig
-from tests.graphs.fakes import FakeRouter, chat_service, fake_context
+from tests.graphs.fakes import AMY, FakeRouter, chat_service, fake_context
 from tests.graphs.test_guard_paths import FACTS
 from tests.graphs.test_guard_paths import crm as crm  # the CRM fixture
 from tests.support.stub_llm import StubLLM
@@ -56,7 +56,7 @@ def _closing_context(engine: Engine, stub: StubLLM) -> ChatContext:
 
 async def _frames(chat: Any, message: str) -> list[tuple[float, dict[str, Any]]]:
     """The turn's frames with their arrival time (`time.monotonic()`)."""
-    return [(time.monotonic(), f) async for f in chat.stream(None, message, "amy")]
+    return [(time.monotonic(), f) async for f in chat.stream(None, message, caller=AMY)]
 
 
 def _tokens(frames: list[tuple[float, dict[str, Any]]]) -> list[str]:

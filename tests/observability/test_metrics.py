@@ -17,6 +17,7 @@ from langchain_openai import ChatOpenAI
 from app.api.routes.metrics import router
 from observability import llm_meter, metrics
 from observability.prices import ModelPrice, PriceTable, use_price_table
+from tests.conftest import AUTH
 from tests.support.stub_llm import StubLLM
 
 
@@ -101,7 +102,7 @@ def test_metrics_endpoint_serves_the_series() -> None:
     metrics.observe_llm_usage("qwen2.5-coder-1.5b-instruct", 120, 30, 0.0)
     app = FastAPI()
     app.include_router(router)
-    client = TestClient(app)
+    client = TestClient(app, headers=AUTH)
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"

@@ -21,11 +21,12 @@ from app.main import create_app
 from app.services.notifications import NotificationHub
 from config.settings import get_settings
 from contracts import ProposedAction
-from crm import inbox
+from crm import inbox, users
 from crm.db import session_scope
 from crm.models import WorkflowRun
 from embedded.stack import Endpoints
 from tests.app.test_chat_api import _serve
+from tests.conftest import AUTH
 from tests.tools.conftest import CRM
 from tests.workflows.conftest import eventually
 from workflows.client import Workflows
@@ -69,12 +70,15 @@ def server(
 
 
 async def test_a_due_reminder_reaches_the_inbox_and_the_socket_and_is_done(
-    server: str, crm_data: CRM, app_workflows: Workflows
+    server: str, crm_data: CRM, app_workflows: Workflows, clean_db: Engine
 ) -> None:
     base = f"http://{server}"
+    with session_scope(clean_db) as s:  # the socket follows its caller: Ann Alpha's user
+        users.add_user(s, "ann", role="rep", rep="Ann Alpha")
+        ann = {"Authorization": f"Bearer {users.issue(s, 'ann', 'token').secret}"}
     async with (
-        websockets.connect(f"ws://{server}/ws/chat/t-inbox?user_id=ann%20alpha") as ws,
-        httpx.AsyncClient(base_url=base, timeout=10) as http,
+        websockets.connect(f"ws://{server}/ws/chat/t-inbox", additional_headers=ann) as ws,
+        httpx.AsyncClient(base_url=base, timeout=10, headers=AUTH) as http,
     ):
         due = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)).isoformat()
         body = {
@@ -96,9 +100,10 @@ async def test_a_due_reminder_reaches_the_inbox_and_the_socket_and_is_done(
         assert (item["kind"], item["status"], item["reminder_id"]) == ("reminder", "open", rid)
         r = await http.post(f"/api/inbox/{item['id']}", json={"decision": "approve"})
         assert r.status_code == 409 and "takes done, snooze, dismiss" in r.json()["detail"]
-        r = await http.post(f"/api/inbox/{item['id']}", json={"decision": "done", "actor": "Ann Alpha"})
+        r = await http.post(f"/api/inbox/{item['id']}", json={"decision": "done"})
         assert r.status_code == 200, r.text
-        assert r.json()["item"]["status"] == "done" and r.json()["item"]["decided_by"] == "Ann Alpha"
+        # who decided is the credential's user (here the built-in admin), never a body field
+        assert r.json()["item"]["status"] == "done" and r.json()["item"]["decided_by"] == "admin-token"
         workflow_id = r.json()["change"]["workflow_id"]
         assert (
             await asyncio.wait_for(app_workflows.client.get_workflow_handle(workflow_id).result(), 10)
@@ -136,11 +141,9 @@ async def test_approving_an_inbox_draft_sends_it_once_and_delete_stops_a_reminde
             title="Follow-up draft",
             action=draft.model_dump(mode="json"),
         )
-    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=10) as http:
+    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=10, headers=AUTH) as http:
         edits = {"subject": "Next steps for GTX Basic"}
-        r = await http.post(
-            f"/api/inbox/{item.id}", json={"decision": "edit", "edits": edits, "actor": "Bob Beta"}
-        )
+        r = await http.post(f"/api/inbox/{item.id}", json={"decision": "edit", "edits": edits})
         assert r.status_code == 200, r.text
         outbox_id = r.json()["result"]["outbox_id"]
         assert (await http.post(f"/api/inbox/{item.id}", json={"decision": "approve"})).status_code == 409
@@ -179,7 +182,7 @@ async def test_approving_an_inbox_draft_sends_it_once_and_delete_stops_a_reminde
 async def test_a_reminder_closed_and_opened_again_fires_at_its_new_time(
     server: str, crm_data: CRM, clean_db: Engine, app_workflows: Workflows
 ) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=10) as http:
+    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=10, headers=AUTH) as http:
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
         r = await http.post(
             "/api/reminders", json={"rep_id": crm_data.rep["Cy Gamma"], "due_at": later, "message": "x"}
@@ -201,9 +204,11 @@ async def test_a_reminder_closed_and_opened_again_fires_at_its_new_time(
         await eventually(lambda: len(runs()) == 2)
         page = await eventually(
             lambda: (
-                (p := httpx.get(f"http://{server}/api/inbox", params={"recipient": "Cy Gamma"}).json())[
-                    "total"
-                ]
+                (
+                    p := httpx.get(
+                        f"http://{server}/api/inbox", params={"recipient": "Cy Gamma"}, headers=AUTH
+                    ).json()
+                )["total"]
                 and p
             )
         )

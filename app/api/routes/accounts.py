@@ -1,15 +1,22 @@
-"""`/api/accounts`: customer and prospect companies."""
+"""`/api/accounts`: customer and prospect companies.
+
+Scope (`crm.access`): a caller reads the accounts where a deal they read is, and the accounts
+with no deal at all (prospects nobody works yet); others are a 404. Any signed-in user may add an
+account (a rep adds prospects); changing one needs a deal on it the caller acts for, or no deal
+on it at all (403 otherwise). An account's profile counts only the deals the caller reads."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
 
+from app.api.auth import CallerDep
 from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
 from app.api.responses import errors, links
 from contracts.fields import RecordId, Text
-from crm import analytics, repository
+from crm import access, analytics, repository
 from crm.schemas import AccountCreate, AccountOut, AccountProfile, AccountUpdate, Page
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], responses=errors(422, 503))
@@ -18,29 +25,43 @@ router = APIRouter(prefix="/accounts", tags=["accounts"], responses=errors(422, 
 @router.get("", response_model=Page[AccountOut])
 async def list_accounts(
     session: SessionDep,
+    caller: CallerDep,
     q: Annotated[Text | None, Query(description="part of the name, any case")] = None,
     sector: QueryText = None,
     parent_id: Annotated[RecordId | None, Query(description="only subsidiaries of this account")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[AccountOut]:
-    """Accounts ordered by name."""
+    """Accounts the caller reads, ordered by name."""
+    scope = access.accounts_condition(caller.read_rep_ids)
     return await session.run_sync(
         lambda s: repository.list_accounts(
-            s, q=q, sector=sector, parent_id=parent_id, limit=limit, offset=offset
+            s, q=q, sector=sector, parent_id=parent_id, limit=limit, offset=offset, scope=scope
         )
     )
 
 
 @router.get("/{account_id}", response_model=AccountOut, responses=errors(404))
-async def get_account(session: SessionDep, account_id: PathId) -> AccountOut:
-    return await session.run_sync(repository.get_account, account_id)
+async def get_account(session: SessionDep, caller: CallerDep, account_id: PathId) -> AccountOut:
+    """The account; 404 when it does not exist or is outside what the caller reads."""
+
+    def _get(s: Session) -> AccountOut:
+        access.readable_account(s, caller, account_id)
+        return repository.get_account(s, account_id)
+
+    return await session.run_sync(_get)
 
 
 @router.get("/{account_id}/profile", response_model=AccountProfile, responses=errors(404))
-async def account_profile(session: SessionDep, account_id: PathId) -> AccountProfile:
-    """The account with parent, subsidiaries, contact count and deal metrics."""
-    return await session.run_sync(analytics.account_profile, account_id)
+async def account_profile(session: SessionDep, caller: CallerDep, account_id: PathId) -> AccountProfile:
+    """The account with parent, subsidiaries, contact count and the metrics of the deals on it
+    that the caller reads."""
+
+    def _profile(s: Session) -> AccountProfile:
+        access.readable_account(s, caller, account_id)
+        return analytics.account_profile(s, account_id, rep_ids=caller.read_rep_ids)
+
+    return await session.run_sync(_profile)
 
 
 _CREATED = links(
@@ -58,12 +79,20 @@ _CREATED = links(
     responses={201: {"links": _CREATED}, **errors(400, 409)},
 )
 async def create_account(session: SessionDep, body: AccountCreate) -> AccountOut:
-    """409 if the name is taken (any case) or the parent does not exist."""
+    """Add an account (any signed-in user: a rep adds prospects). 409 if the name is taken (any
+    case) or the parent does not exist."""
     return await session.run_sync(repository.create_account, body)
 
 
-@router.patch("/{account_id}", response_model=AccountOut, responses=errors(400, 404, 409))
-async def update_account(session: SessionDep, account_id: PathId, body: AccountUpdate) -> AccountOut:
+@router.patch("/{account_id}", response_model=AccountOut, responses=errors(400, 403, 404, 409))
+async def update_account(
+    session: SessionDep, caller: CallerDep, account_id: PathId, body: AccountUpdate
+) -> AccountOut:
     """Change only the fields sent. 409 if the name is taken, the parent does not exist or would
-    make the account its own ancestor."""
-    return await session.run_sync(repository.update_account, account_id, body)
+    make the account its own ancestor; 403 when another rep works the account."""
+
+    def _update(s: Session) -> AccountOut:
+        access.check_account_action(s, caller, account_id)
+        return repository.update_account(s, account_id, body)
+
+    return await session.run_sync(_update)

@@ -4,6 +4,10 @@ Embedding runs in a worker thread (the model is CPU-bound C code; running it on 
 would stall every other request), then the SQL runs through `session.run_sync` like every route.
 The embedder is one per process, kept in `app.state.embedder` (set it at start-up to share or
 replace it; otherwise it is created on first use from the settings).
+
+Scope (`crm.access`): search finds the documents of the deals and accounts the caller reads, and
+those tied to neither (general material). A document on a deal needs the caller to act for its
+rep (403 naming `deal_id`); one on an account they do not read is answered like an unknown id.
 """
 
 from __future__ import annotations
@@ -13,15 +17,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.api.auth import CallerDep
 from app.api.deps import SessionDep
 from app.api.responses import errors
 from contracts.fields import NonBlank, RecordId
-from crm.documents import DocumentHit, DocumentIn, add_documents, search_by_vector
+from crm import access
+from crm.documents import MAX_CONTENT_CHARS, DocumentHit, DocumentIn, add_documents, search_by_vector
 from crm.embeddings import Embedder
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=errors(422, 503))
+
+#: The body limit of /api/documents (app.api.body_limit), above FLOWSTATE_MAX_BODY_BYTES: a document of
+#: `MAX_CONTENT_CHARS` characters written as JSON escapes (12 bytes a character at worst: an emoji
+#: as the escaped surrogate pair `\ud83d\ude00`) plus 64 KiB for its metadata: about 300 KiB.
+MAX_BODY_BYTES = MAX_CONTENT_CHARS * 12 + 64 * 1024
 
 
 class SearchResults(BaseModel):
@@ -71,6 +83,7 @@ def get_app_embedder(request: Request) -> Embedder:
 async def search(
     request: Request,
     session: SessionDep,
+    caller: CallerDep,
     q: Annotated[NonBlank, Query(max_length=2000, description="what to look for, in words")],
     k: Annotated[int, Query(ge=1, le=50, description="how many results")] = 5,
     account_id: Annotated[RecordId | None, Query(description="only documents of this account")] = None,
@@ -78,16 +91,30 @@ async def search(
     """The `k` documents closest in meaning to `q` (cosine similarity of embeddings), best first."""
     embedder = get_app_embedder(request)
     vector = await run_in_threadpool(embedder.embed_query, q.strip())
-    hits = await session.run_sync(search_by_vector, vector, k, account_id)
+    scope = access.documents_condition(caller.read_rep_ids)
+    hits = await session.run_sync(search_by_vector, vector, k, account_id, scope)
     return SearchResults(query=q, results=hits)
 
 
 @router.post(
-    "", response_model=DocumentCreated, status_code=status.HTTP_201_CREATED, responses=errors(400, 409)
+    "",
+    response_model=DocumentCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(400, 409),
 )
-async def create_document(request: Request, session: SessionDep, body: DocumentIn) -> DocumentCreated:
+async def create_document(
+    request: Request, session: SessionDep, caller: CallerDep, body: DocumentIn
+) -> DocumentCreated:
     """Store one document with its embedding. 409 naming `account_id` / `deal_id` if the
-    referenced record does not exist."""
+    referenced record does not exist; 403 for a deal of a rep the caller does not act for."""
+
+    def _check(s: Session) -> None:
+        if body.deal_id is not None:
+            access.check_deal_ref(s, caller, body.deal_id)
+        if body.account_id is not None:
+            access.check_account_ref(s, caller, body.account_id)
+
+    await session.run_sync(_check)  # before the embedding: refuse cheaply
     embedder = get_app_embedder(request)
     vectors = await run_in_threadpool(embedder.embed_documents, [body.content])
     (doc_id,) = await session.run_sync(add_documents, _Precomputed(embedder.model_name, vectors), [body])
