@@ -223,6 +223,7 @@ def resolve(
     if not secret or len(secret) > 200:
         return None
     now = now or dt.datetime.now(dt.UTC)
+    # no row lock: a request only reads its credential; the writes below are single statements
     row = session.execute(
         select(Credential, User)
         .join(User, User.id == Credential.user_id)
@@ -232,21 +233,25 @@ def resolve(
             Credential.revoked_at.is_(None),
             User.disabled.is_(False),
         )
-        .with_for_update(of=Credential)
     ).first()
     if row is None:
         return None
     credential, user = row
     if credential.expires_at is not None and credential.expires_at <= now:
         return None
-    # a write per request would be a hot row: record use at most once a minute
-    if credential.last_used_at is None or now - credential.last_used_at > dt.timedelta(minutes=1):
-        credential.last_used_at = now
-        if credential.kind == "session":
-            credential.expires_at = now + SESSION_TTL
+    this = update(Credential).where(Credential.id == credential.id)
     if credential.kind == "login_link":
-        credential.revoked_at = now
-    session.flush()
+        # consumed by whichever lookup revokes it first: a link signs in once, even if two
+        # requests present it at the same moment
+        consumed = session.scalar(
+            this.where(Credential.revoked_at.is_(None)).values(revoked_at=now).returning(Credential.id)
+        )
+        if consumed is None:
+            return None
+    elif credential.last_used_at is None or now - credential.last_used_at > dt.timedelta(minutes=1):
+        # a write per request would be a hot row: record use at most once a minute
+        slide = {"expires_at": now + SESSION_TTL} if credential.kind == "session" else {}
+        session.execute(this.values(last_used_at=now, **slide))
     return caller_of(session, user)
 
 

@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from config.settings import get_settings
-from contracts.identity import Caller, Role
+from contracts.identity import Caller
 from crm import users
 from crm.db import async_session_scope
 
@@ -116,17 +116,6 @@ async def caller_for_openapi(
 #: The caller of an HTTP route (declared on the /api routers; a route that needs the caller
 #: takes this parameter and FastAPI resolves it once).
 CallerDep = Annotated[Caller, Depends(caller_for_openapi)]
-
-
-def require_role(*roles: Role) -> object:
-    """A dependency refusing (403) callers whose role is not one of `roles`."""
-
-    async def check(caller: CallerDep) -> Caller:
-        if caller.role not in roles:
-            raise HTTPException(status_code=403, detail=f"needs the role {' or '.join(roles)}")
-        return caller
-
-    return Depends(check)
 
 
 def set_session_cookie(response: Response, request: Request, secret: str) -> None:

@@ -23,21 +23,13 @@ from app.api.routes.documents import MAX_BODY_BYTES as DOCUMENT_BODY_BYTES
 from app.main import create_app
 from config.settings import Settings, get_settings
 from contracts.identity import Caller
-from embedded.stack import Endpoints
 from tests.conftest import AUTH
+from tests.support.apps import plain_endpoints
 
 ORIGIN = "http://test"
 
 
-def _endpoints(database_url: str, redis_url: str | None = None) -> Endpoints:
-    return Endpoints(
-        database_url=database_url,
-        redis_url=redis_url,
-        openai_base_url=None,
-        openai_api_key="",
-        llm_model="",
-        embedded=frozenset(),
-    )
+_endpoints = plain_endpoints
 
 
 @pytest.fixture

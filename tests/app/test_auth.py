@@ -21,22 +21,14 @@ from app.main import create_app
 from config.settings import Settings, get_settings
 from crm import users
 from crm.db import session_scope
-from embedded.stack import Endpoints
 from tests.conftest import AUTH, TEST_API_TOKEN
+from tests.support.apps import plain_endpoints
 
 PASSWORD = "correct horse battery"
 ORIGIN = "http://test"  # the app's own origin as the client below reaches it
 
 
-def _endpoints(database_url: str) -> Endpoints:
-    return Endpoints(
-        database_url=database_url,
-        redis_url=None,
-        openai_base_url=None,
-        openai_api_key="",
-        llm_model="",
-        embedded=frozenset(),
-    )
+_endpoints = plain_endpoints
 
 
 @pytest.fixture

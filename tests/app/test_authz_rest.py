@@ -17,8 +17,8 @@ from config.files import AccessConfig, load_access
 from crm import users
 from crm.db import session_scope
 from crm.models import EMBEDDING_DIM, Event
-from embedded.stack import Endpoints
 from tests.conftest import AUTH
+from tests.support.apps import plain_endpoints
 from tests.tools.conftest import CRM
 from tests.tools.conftest import crm_data as crm_data
 
@@ -40,14 +40,7 @@ class _SameVector:
 
 @pytest.fixture
 async def client(clean_db: Engine, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    endpoints = Endpoints(
-        database_url=database_url,
-        redis_url=None,
-        openai_base_url=None,
-        openai_api_key="",
-        llm_model="",
-        embedded=frozenset(),
-    )
+    endpoints = plain_endpoints(database_url)
     app = create_app(endpoints)
     app.state.embedder = _SameVector()
     async with app.router.lifespan_context(app):

@@ -25,21 +25,12 @@ from app.main import create_app
 from crm.db import session_scope
 from crm.repository import create_account, create_deal
 from crm.schemas import AccountCreate, DealCreate
-from embedded.stack import Endpoints
 from graphs.context import ChatContext
 from tests.conftest import AUTH, SHARED
 from tests.graphs.fakes import chat_service, fake_context
+from tests.support.apps import plain_endpoints
 
-
-def _endpoints(database_url: str, redis_url: str | None) -> Endpoints:
-    return Endpoints(
-        database_url=database_url,
-        redis_url=redis_url,
-        openai_base_url=None,
-        openai_api_key="",
-        llm_model="",
-        embedded=frozenset(),
-    )
+_endpoints = plain_endpoints
 
 
 def _with_fake_chat(app: FastAPI, redis_url: str, make_ctx: Callable[[], ChatContext]) -> FastAPI:

@@ -10,20 +10,13 @@ import pytest
 from sqlalchemy import Engine
 
 from app.main import create_app
-from embedded.stack import Endpoints
 from tests.conftest import AUTH
+from tests.support.apps import plain_endpoints
 
 
 @pytest.fixture
 async def client(clean_db: Engine, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    endpoints = Endpoints(
-        database_url=database_url,
-        redis_url=None,
-        openai_base_url=None,
-        openai_api_key="",
-        llm_model="",
-        embedded=frozenset(),
-    )
+    endpoints = plain_endpoints(database_url)
     app = create_app(endpoints)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
