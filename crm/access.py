@@ -156,14 +156,19 @@ def _account_exists(session: Session, account_id: int) -> bool:
     return session.scalar(select(Account.id).where(Account.id == account_id)) is not None
 
 
+def account_readable(session: Session, account_id: int, rep_ids: RepIds) -> bool:
+    """True when the account `account_id` is readable with these reps' deals (None: all): a deal
+    of theirs is on it, or no deal at all. An unknown id is "readable" here (there is nothing to
+    hide); callers that need it to exist look it up first."""
+    return rep_ids is None or bool(session.scalar(select(_account_open(account_id, rep_ids))))
+
+
 def readable_account(session: Session, caller: Caller, account_id: int) -> None:
     """Raises NotFound("account", id) when the account does not exist or is outside the caller's
     reading."""
     if not _account_exists(session, account_id):
         raise NotFound("account", account_id)
-    if caller.read_rep_ids is not None and not session.scalar(
-        select(_account_open(account_id, caller.read_rep_ids))
-    ):
+    if not account_readable(session, account_id, caller.read_rep_ids):
         raise NotFound("account", account_id)
 
 
@@ -254,6 +259,7 @@ def check_inbox_item(session: Session, caller: Caller, item_id: int) -> None:
 __all__ = [
     "Owned",
     "RepIds",
+    "account_readable",
     "accounts_condition",
     "check_account_action",
     "check_account_ref",

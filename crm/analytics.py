@@ -37,7 +37,8 @@ from sqlalchemy import ColumnElement, Date, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
-from crm.errors import Inconsistent, Invalid
+from crm.access import account_readable, accounts_condition
+from crm.errors import Inconsistent, Invalid, NotFound
 from crm.filters import DealFilter, deal_conditions, deal_select, status_condition
 from crm.lookup import find_accounts, find_products, find_reps, get_by_ref
 from crm.models import Account, Contact, Deal, DealStageHistory, Product, SalesRep
@@ -290,21 +291,30 @@ def accounts_by_sector(session: Session, sector: str | None = None) -> list[Sect
     return sorted(rows, key=lambda r: (r.sector is None, (r.sector or "").lower()))
 
 
-def subsidiaries(session: Session, account: int | str) -> list[AccountBrief]:
-    """Direct subsidiaries of `account` (id or name), sorted by name. NotFound if no such account."""
+def subsidiaries(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> list[AccountBrief]:
+    """Direct subsidiaries of `account` (id or name), sorted by name; with `rep_ids` (the caller's
+    `read_rep_ids`), only those the caller may read (`crm.access.accounts_condition`). NotFound if
+    no such account."""
     parent = get_by_ref(session, Account, account)
-    rows = session.scalars(
-        select(Account)
-        .where(Account.parent_account_id == parent.id)
-        .order_by(func.lower(Account.name), Account.id)
-    ).all()
+    stmt = select(Account).where(Account.parent_account_id == parent.id)
+    visible = accounts_condition(rep_ids)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    rows = session.scalars(stmt.order_by(func.lower(Account.name), Account.id)).all()
     return [AccountBrief.model_validate(a) for a in rows]
 
 
-def parent_account(session: Session, account: int | str) -> AccountBrief | None:
-    """The parent of `account` (id or name), None for a top-level account. NotFound if unknown."""
+def parent_account(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> AccountBrief | None:
+    """The parent of `account` (id or name), None for a top-level account, and with `rep_ids`
+    also None when the parent is outside the caller's reading. NotFound if unknown."""
     child = get_by_ref(session, Account, account)
     if child.parent_account_id is None:
+        return None
+    if rep_ids is not None and not account_readable(session, child.parent_account_id, rep_ids):
         return None
     return AccountBrief.model_validate(session.get(Account, child.parent_account_id))
 
@@ -313,14 +323,18 @@ def account_profile(
     session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
 ) -> AccountProfile:
     """An account (id or name) with parent, direct subsidiaries, number of contacts and its deal
-    metrics (`deal_metrics` over its deals; with `rep_ids`, only those reps' deals: the caller's
-    scope). NotFound if no such account."""
+    metrics (`deal_metrics` over its deals). With `rep_ids` (the caller's `read_rep_ids`; None:
+    all) it is the caller's view: NotFound when the account is outside their reading, the parent
+    and subsidiaries they may read, the metrics of those reps' deals. NotFound if no such
+    account."""
     row = get_by_ref(session, Account, account)
+    if rep_ids is not None and not account_readable(session, row.id, rep_ids):
+        raise NotFound("account", account)
     n_contacts = session.scalar(select(func.count()).where(Contact.account_id == row.id)) or 0
     return AccountProfile(
         account=get_account(session, row.id),
-        parent=parent_account(session, row.id),
-        subsidiaries=subsidiaries(session, row.id),
+        parent=parent_account(session, row.id, rep_ids=rep_ids),
+        subsidiaries=subsidiaries(session, row.id, rep_ids=rep_ids),
         contacts=n_contacts,
         metrics=deal_metrics(session, DealFilter(account=row.id, rep_ids=rep_ids))[0],
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
 from crm import analytics
+from crm.access import accounts_condition
 from crm.errors import NotFound
 from crm.filters import DealFilter, deal_conditions
 from crm.models import Account, Deal, Product, Reminder
@@ -39,11 +40,17 @@ def deal_by_ref(session: Session, ref: int | str) -> DealOut:
     return get_deal(session, deal_id)
 
 
-def accounts_in_sector(session: Session, sector: str) -> list[AccountBrief]:
-    """Accounts whose sector is `sector` (case-insensitive), sorted by name; [] when none."""
-    rows = session.scalars(
-        select(Account).where(func.lower(Account.sector) == sector.strip().lower()).order_by(Account.name)
-    ).all()
+def accounts_in_sector(
+    session: Session, sector: str, *, rep_ids: frozenset[int] | None = None
+) -> list[AccountBrief]:
+    """Accounts whose sector is `sector` (case-insensitive), sorted by name; [] when none. With
+    `rep_ids` (the caller's `read_rep_ids`), only the accounts they may read
+    (`crm.access.accounts_condition`)."""
+    stmt = select(Account).where(func.lower(Account.sector) == sector.strip().lower())
+    visible = accounts_condition(rep_ids)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    rows = session.scalars(stmt.order_by(Account.name)).all()
     return [AccountBrief.model_validate(a) for a in rows]
 
 
@@ -77,10 +84,17 @@ class AccountPurchases(BaseModel):
     products_not_won: list[str]
 
 
-def account_purchases(session: Session, account_ids: list[int] | None = None) -> list[AccountPurchases]:
-    """Purchase history of the given accounts (all accounts when None), sorted by account name."""
+def account_purchases(
+    session: Session, account_ids: list[int] | None = None, *, rep_ids: frozenset[int] | None = None
+) -> list[AccountPurchases]:
+    """Purchase history of the given accounts (all accounts when None), sorted by account name.
+    With `rep_ids` (the caller's `read_rep_ids`), counted over those reps' deals only: another
+    team's wins on a shared account are not theirs to see."""
     pipeline = load_pipeline()
     won = Deal.stage == pipeline.won_key
+    on_account = Deal.account_id == Account.id
+    if rep_ids is not None:
+        on_account = and_(on_account, Deal.rep_id.in_(rep_ids))
     is_open = Deal.stage.in_(pipeline.open_keys)
     stmt = (
         select(
@@ -92,7 +106,7 @@ def account_purchases(session: Session, account_ids: list[int] | None = None) ->
             func.max(Deal.close_date).filter(won).label("last_won"),
             func.count(Deal.id).filter(is_open).label("open"),
         )
-        .outerjoin(Deal, Deal.account_id == Account.id)
+        .outerjoin(Deal, on_account)
         .group_by(Account.id)
         .order_by(Account.name)
     )
@@ -100,10 +114,13 @@ def account_purchases(session: Session, account_ids: list[int] | None = None) ->
         stmt = stmt.where(Account.id.in_(account_ids))
     rows = session.execute(stmt).all()
     all_products = list(session.scalars(select(Product.name).order_by(Product.name)))
+    won_here = [won, Deal.account_id.in_([r.id for r in rows])]
+    if rep_ids is not None:
+        won_here.append(Deal.rep_id.in_(rep_ids))
     per_product = session.execute(
         select(Deal.account_id, Product.name, func.count())
         .join(Product, Deal.product_id == Product.id)
-        .where(won, Deal.account_id.in_([r.id for r in rows]))
+        .where(*won_here)
         .group_by(Deal.account_id, Product.name)
     ).all()
     won_by_account: dict[int, list[tuple[str, int]]] = {}
@@ -183,8 +200,11 @@ def nba_signals(
     deal_id: int | None = None,
     as_of: dt.date | None = None,
     limit: int = 5,
+    rep_ids: frozenset[int] | None = None,
 ) -> list[Signal]:
     """Ranked reasons to act for a rep, an account, a deal, or everyone (all None), best first.
+    `rep_ids` (the caller's `read_rep_ids`; None: all) narrows every signal to those reps' deals
+    and the accounts they work.
 
     Signals and scores (capped at 100):
     - late_stage: open deal in a stage with probability >= 0.5: 50 + 40 x probability.
@@ -201,7 +221,7 @@ def nba_signals(
     as_of = as_of or analytics.reference_date(session)
     pipeline = load_pipeline()
     prob = {s.key: s.probability for s in pipeline.stages}
-    f = DealFilter(rep=rep_id, account=account_id)
+    f = DealFilter(rep=rep_id, account=account_id, rep_ids=rep_ids)
     signals: list[Signal] = []
 
     prices = {i: float(p or 0) for i, p in session.execute(select(Product.id, Product.list_price))}
@@ -270,15 +290,16 @@ def nba_signals(
 
     if deal_id is None:
         scope_ids = [account_id] if account_id is not None else None
-        if rep_id is not None and account_id is None:
+        reps = frozenset({rep_id}) if rep_id is not None else rep_ids
+        if reps is not None and account_id is None:
             scope_ids = list(
                 session.scalars(
                     select(Deal.account_id)
-                    .where(Deal.rep_id == rep_id, Deal.account_id.isnot(None))
+                    .where(Deal.rep_id.in_(reps), Deal.account_id.isnot(None))
                     .distinct()
                 )
             )
-        for a in account_purchases(session, scope_ids):
+        for a in account_purchases(session, scope_ids, rep_ids=rep_ids):
             if a.won_deals == 0 or a.open_deals > 0:
                 continue
             recent = a.last_won is not None and (as_of - a.last_won).days <= 180
@@ -309,6 +330,8 @@ def nba_signals(
             Deal.stage.in_(lost_keys),
             Deal.close_date >= as_of - dt.timedelta(days=WIN_BACK_WITHIN_DAYS),
         ]
+        if rep_ids is not None:
+            conds.append(Deal.rep_id.in_(rep_ids))
         if deal_id is not None:
             conds.append(Deal.id == deal_id)
         else:

@@ -4,9 +4,14 @@ subsidiaries and parent, size/revenue/founding/location, contacts, a rep's manag
 team, a manager's team, and prospect lists ("retail accounts with more than 1,000 employees we
 haven't sold to").
 
-`answer_fact(session, message, entities)` returns an `Answer` (template sentence + facts +
-sources) or None when the message is not such a question. Rules look at the message with entity
-names masked (`tools.query_plan.masked`), so a name cannot trigger them.
+`answer_fact(session, message, entities, rep_ids=...)` returns an `Answer` (template sentence +
+facts + sources) or None when the message is not such a question. Rules look at the message with
+entity names masked (`tools.query_plan.masked`), so a name cannot trigger them.
+
+Answers keep to the caller's reading (`rep_ids`: `Caller.read_rep_ids`, None: everything, the
+rules of `crm.access`): an account outside it is answered as one the caller cannot see (no
+profile, no contacts), and lists (sector, subsidiaries, prospects) hold only readable accounts.
+The team directory (who manages whom, offices, teams) is readable by everyone, as on the REST API.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from contracts import Entities, EntityRef, Source
 from crm import analytics, insights
+from crm.access import RepIds, account_readable, accounts_condition
 from crm.errors import DomainError
 from crm.lookup import get_by_ref
 from crm.models import Account
@@ -80,13 +86,14 @@ def _account(session: Session, e: EntityRef) -> Any:
     return get_by_ref(session, Account, e.id if e.id is not None else e.key)
 
 
-def _sector_answer(session: Session, sector: str, listing: bool) -> Answer:
-    found = accounts.accounts_in_sector(session, sector)
+def _sector_answer(session: Session, sector: str, listing: bool, rep_ids: RepIds) -> Answer:
+    found = accounts.accounts_in_sector(session, sector, rep_ids=rep_ids)
     names = [a.name for a in found.accounts]
     facts: list[dict[str, Any]] = [{"sector": sector, "accounts": found.count, "names": names}]
     sources = [account_source(a) for a in found.accounts[:10]]
     if found.count == 0:
-        return Answer(f"There are no accounts in the {sector} sector.", facts, [])
+        scoped = "" if rep_ids is None else " you can see"
+        return Answer(f"There are no accounts{scoped} in the {sector} sector.", facts, [])
     listed = names_and_more(names, 12, total=found.count)
     shown = listed.text
     facts += listed.facts
@@ -98,7 +105,7 @@ def _sector_answer(session: Session, sector: str, listing: bool) -> Answer:
     return Answer(draft, facts, sources, key_figures=[str(found.count)])
 
 
-def _prospects(session: Session, sector: str | None, text: str) -> Answer:
+def _prospects(session: Session, sector: str | None, text: str, rep_ids: RepIds) -> Answer:
     m = EMPLOYEES_OVER.search(text)
     threshold = 0
     if m:
@@ -108,7 +115,11 @@ def _prospects(session: Session, sector: str | None, text: str) -> Answer:
         stmt = stmt.where(func.lower(Account.sector) == sector.lower())
     if threshold:
         stmt = stmt.where(Account.employees > threshold)
+    visible = accounts_condition(rep_ids)
+    if visible is not None:
+        stmt = stmt.where(visible)
     rows = session.scalars(stmt).all()
+    # "no won deal" over every rep's deals: a prospect another team already won is not one
     purchases = {p.account.id: p for p in insights.account_purchases(session, [a.id for a in rows])}
     targets = [a for a in rows if purchases.get(a.id) is None or purchases[a.id].won_deals == 0]
     facts: list[dict[str, Any]] = [
@@ -130,22 +141,36 @@ def _prospects(session: Session, sector: str | None, text: str) -> Answer:
     return Answer(draft, facts, sources, names=[targets[0].name], key_figures=[])
 
 
-def _account_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
+def _not_visible(name: str) -> Answer:
+    """The answer about an account outside the caller's reading: nothing of its record shown."""
+    facts: list[dict[str, Any]] = [{"account": name, "visible": False}]
+    draft = f"{name} is not among the accounts you can see, so I can't tell you about it."
+    return Answer(draft, facts, [], key_figures=[])
+
+
+def _account_fact(session: Session, text: str, e: EntityRef, rep_ids: RepIds) -> Answer | None:
     row = _account(session, e)
+    if not account_readable(session, row.id, rep_ids):
+        return _not_visible(row.name)
+    scoped = "" if rep_ids is None else " you can see"
     brief = AccountBrief.model_validate(row)
     src = account_source(brief, employees=row.employees, revenue_musd=float(row.revenue_musd or 0))
     if SUBSIDIARIES.search(text) and not PARENT.search(text):
-        subs = accounts.subsidiaries(session, row.id)
+        subs = accounts.subsidiaries(session, row.id, rep_ids=rep_ids)
         names = [s.name for s in subs]
         facts: list[dict[str, Any]] = [{"account": row.name, "subsidiaries": names}]
         if not subs:
-            return Answer(f"{row.name} has no subsidiaries in the CRM.", facts, [src], key_figures=[])
+            draft = f"{row.name} has no subsidiaries{scoped} in the CRM."
+            return Answer(draft, facts, [src], key_figures=[])
         noun = "subsidiary" if len(subs) == 1 else "subsidiaries"
         draft = f"{row.name} has {len(subs)} {noun}: {join_names(names)}."
         return Answer(draft, facts, [src, *(account_source(s) for s in subs)], names=names, key_figures=[])
     if PARENT.search(text):
-        parent = accounts.parent_account(session, row.id)
+        parent = accounts.parent_account(session, row.id, rep_ids=rep_ids)
         facts = [{"account": row.name, "parent": parent.name if parent else None}]
+        if parent is None and row.parent_account_id is not None:
+            draft = f"{row.name} is a subsidiary of an account you can't see."
+            return Answer(draft, facts, [src], key_figures=[])
         if parent is None:
             return Answer(
                 f"{row.name} is not a subsidiary of another account in the CRM.", facts, [src], key_figures=[]
@@ -160,7 +185,7 @@ def _account_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
             f"{row.name} is in the {row.sector} sector.", facts, [src], names=[row.sector], key_figures=[]
         )
     if CONTACTS.search(text):
-        people = accounts.contacts(session, row.id)
+        people = accounts.contacts(session, row.id, rep_ids=rep_ids)
         facts = [{"account": row.name, "contacts": [c.model_dump(mode="json") for c in people]}]
         if not people:
             return Answer(f"The CRM has no contacts at {row.name} yet.", facts, [src], key_figures=[])
@@ -256,9 +281,12 @@ def _manager_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
     )
 
 
-def answer_fact(session: Session, message: str, entities: Entities) -> Answer | None:
-    """The answer to a factual account/contact/rep question, or None when `message` is not one.
-    Domain errors (an entity that vanished) propagate."""
+def answer_fact(
+    session: Session, message: str, entities: Entities, *, rep_ids: RepIds = None
+) -> Answer | None:
+    """The answer to a factual account/contact/rep question, or None when `message` is not one,
+    within the reading of `rep_ids` (the caller's `read_rep_ids`; None: all). Domain errors (an
+    entity that vanished) propagate."""
     text = masked(message, entities)
     account = entities.first("account")
     rep = entities.first("rep")
@@ -277,21 +305,26 @@ def answer_fact(session: Session, message: str, entities: Entities) -> Answer | 
         if found is not None:
             return found
     if account is not None and not DEALS_WORDS.search(text):
-        found = _account_fact(session, text, account)
+        found = _account_fact(session, text, account, rep_ids)
         if found is not None:
             return found
     if account is None and rep is None and (EMPLOYEES_OVER.search(text) or NOT_SOLD.search(text)):
-        return _prospects(session, sector.key if sector else None, text)
+        return _prospects(session, sector.key if sector else None, text, rep_ids)
     if sector is not None and account is None and ACCOUNT_WORD.search(text) and not DEALS_WORDS.search(text):
         return _sector_answer(
-            session, sector.key, listing=not COUNTING.search(text) and bool(LISTING.search(text))
+            session,
+            sector.key,
+            listing=not COUNTING.search(text) and bool(LISTING.search(text)),
+            rep_ids=rep_ids,
         )
     return None
 
 
-def safe_answer_fact(session: Session, message: str, entities: Entities) -> Answer | None:
+def safe_answer_fact(
+    session: Session, message: str, entities: Entities, *, rep_ids: RepIds = None
+) -> Answer | None:
     """`answer_fact`, with a domain error (unknown name) as no answer."""
     try:
-        return answer_fact(session, message, entities)
+        return answer_fact(session, message, entities, rep_ids=rep_ids)
     except DomainError:
         return None

@@ -8,6 +8,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from crm import analytics, insights, repository
+from crm.access import account_readable
+from crm.errors import NotFound
 from crm.insights import account_purchases
 from crm.lookup import find_reps, get_by_ref
 from crm.models import Account
@@ -24,6 +26,7 @@ __all__ = [
     "account_history",
     "account_profile",
     "account_purchases",
+    "account_readable",
     "accounts_in_sector",
     "contacts",
     "find_reps",
@@ -43,22 +46,33 @@ def account_profile(
 
 
 @traced()
-def contacts(session: Session, account: int | str, limit: int = 10) -> list[ContactOut]:
-    """Contacts of an account (id or name), by last name; at most `limit`. Raises NotFound."""
+def contacts(
+    session: Session, account: int | str, limit: int = 10, *, rep_ids: frozenset[int] | None = None
+) -> list[ContactOut]:
+    """Contacts of an account (id or name), by last name; at most `limit`. Raises NotFound, also
+    when `rep_ids` (the caller's `read_rep_ids`) may not read the account."""
     account_id = get_by_ref(session, Account, account).id
+    if not account_readable(session, account_id, rep_ids):
+        raise NotFound("account", account)
     return list(repository.list_contacts(session, account_id=account_id, limit=limit).items)
 
 
 @traced()
-def subsidiaries(session: Session, account: int | str) -> list[AccountBrief]:
-    """Direct subsidiaries of an account, sorted by name. Raises NotFound."""
-    return analytics.subsidiaries(session, account)
+def subsidiaries(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> list[AccountBrief]:
+    """Direct subsidiaries of an account, sorted by name (those `rep_ids` may read). Raises
+    NotFound."""
+    return analytics.subsidiaries(session, account, rep_ids=rep_ids)
 
 
 @traced()
-def parent_account(session: Session, account: int | str) -> AccountBrief | None:
-    """The parent of an account, None for a top-level one. Raises NotFound."""
-    return analytics.parent_account(session, account)
+def parent_account(
+    session: Session, account: int | str, *, rep_ids: frozenset[int] | None = None
+) -> AccountBrief | None:
+    """The parent of an account, None for a top-level one (or one `rep_ids` may not read).
+    Raises NotFound."""
+    return analytics.parent_account(session, account, rep_ids=rep_ids)
 
 
 class SectorAccounts(BaseModel):
@@ -70,9 +84,12 @@ class SectorAccounts(BaseModel):
 
 
 @traced()
-def accounts_in_sector(session: Session, sector: str) -> SectorAccounts:
-    """Accounts whose sector is `sector` (case-insensitive); count 0 when none."""
-    found = insights.accounts_in_sector(session, sector)
+def accounts_in_sector(
+    session: Session, sector: str, *, rep_ids: frozenset[int] | None = None
+) -> SectorAccounts:
+    """Accounts whose sector is `sector` (case-insensitive) that `rep_ids` may read (None: all);
+    count 0 when none."""
+    found = insights.accounts_in_sector(session, sector, rep_ids=rep_ids)
     return SectorAccounts(sector=sector, count=len(found), accounts=found)
 
 

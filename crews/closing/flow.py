@@ -152,6 +152,8 @@ class _Context:
     contact: ContactOut | None = None
     rep: str | None = None
     history: list[DealOut] = field(default_factory=list)
+    #: the account named, when it is outside the caller's reading (nothing else is gathered)
+    hidden: str | None = None
 
     def records(self) -> str:
         """What the closer reads, in one short line (figures left out on purpose; every token
@@ -219,15 +221,27 @@ def _gather(session: Session, request: CrewRequest) -> _Context:
         found = find_products(session, prod.key, limit=1)
         if found:
             ctx.product, ctx.list_price = found[0].name, found[0].list_price
+    caller = request.caller
+    rep_ids = caller.read_rep_ids if caller is not None else None
+    # an account named outright must be readable; a deal's own account is checked with the deal
+    if (
+        acc is not None
+        and account_id is not None
+        and not accounts.account_readable(session, account_id, rep_ids)
+    ):
+        ctx.hidden = acc.key
+        return ctx
     if account_id is not None:
         profile = accounts.account_profile(session, account_id)
         ctx.account = AccountBrief(
             id=profile.account.id, name=profile.account.name, sector=profile.account.sector
         )
-        ctx.history = account_deals(session, account_id, limit=3)
+        history = account_deals(session, account_id, limit=20)
+        if caller is not None:  # the deals of the account the caller reads
+            history = [d for d in history if caller.may_read_rep(d.rep_id)]
+        ctx.history = history[:3]
         if ctx.deal is None:
             open_deals = account_deals(session, account_id, status="open", limit=20)
-            caller = request.caller
             if caller is not None:  # the caller's own deals with the account come first
                 open_deals = [d for d in open_deals if caller.may_act_for_rep(d.rep_id)] or open_deals
             same = [d for d in open_deals if ctx.product and d.product_name == ctx.product]
@@ -624,6 +638,14 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     with usage_scope() as usage:
         ctx = await in_session(deps, lambda s: _gather(s, request))
         caller = request.caller
+        if ctx.hidden is not None:
+            return CrewResponse(
+                reply=f"{ctx.hidden} is not among the accounts you can see; you can't draft or offer "
+                "anything to it.",
+                data={"account": ctx.hidden, "allowed": False},
+                facts=[{"account": ctx.hidden, "allowed": False, "reason": "outside your accounts"}],
+                llm_calls=usage.calls,
+            )
         if caller is not None and ctx.deal is not None and not caller.may_act_for_rep(ctx.deal.rep_id):
             # nothing drafted or offered on another team's deal, and no action proposed
             ext = ctx.deal.external_id

@@ -155,14 +155,18 @@ def plan_tasks(plan: OnboardingPlan, not_before: dt.date | None = None) -> list[
 
 def _find_won_deal(session: Session, request: CrewRequest) -> tuple[DealOut | None, str | None]:
     """(won deal, None) or (None, why not). When the product named has no won deal with the
-    account, the account's latest won deal is used and the second item says so."""
+    account, the account's latest won deal is used and the second item says so. Only deals the
+    caller reads (`Caller.read_rep_ids`) are considered: another team's deal is refused."""
     ents = request.entities
+    caller = request.caller
     ref = ents.first("deal")
     if ref is not None:
         try:
             d = deals.find_deal(session, ref.key)
         except DomainError as exc:
             return None, str(exc)
+        if caller is not None and not caller.may_read_rep(d.rep_id):
+            return None, f"deal {d.external_id} belongs to another team"
         if d.status != "won":
             return None, f"deal {d.external_id} is in {d.stage_name}, not won yet"
         return d, None
@@ -174,6 +178,8 @@ def _find_won_deal(session: Session, request: CrewRequest) -> tuple[DealOut | No
     except DomainError as exc:
         return None, str(exc)
     won = account_deals(session, account_id, status="won", limit=50)
+    if caller is not None:
+        won = [d for d in won if caller.may_read_rep(d.rep_id)]
     product = ents.first("product")
     note = None
     if product is not None:
@@ -182,7 +188,8 @@ def _find_won_deal(session: Session, request: CrewRequest) -> tuple[DealOut | No
             note = f"{acc.key} has no won {product.key} deal; this is its latest won deal"
         won = same or won
     if not won:
-        return None, f"{acc.key} has no won deal in the CRM yet"
+        scoped = "" if caller is None or caller.read_rep_ids is None else " that you can see"
+        return None, f"{acc.key} has no won deal{scoped} in the CRM yet"
     return won[0], note
 
 

@@ -35,7 +35,7 @@ from tools.account_facts import safe_answer_fact
 from tools.accounts import AccountBrief, account_purchases
 from tools.answers import Answer
 from tools.deal_leads import score_deal_leads
-from tools.errors import DomainError
+from tools.errors import DomainError, NotFound
 from tools.formatting import count, money
 from tools.pipeline_answers import compute
 from tools.query_plan import QueryPlan, deal_filter, plan_from_rules
@@ -72,6 +72,12 @@ def _researcher(task: str) -> Any:
     return lambda llm: DiscoveryCrew(llm).qualify_crew()
 
 
+def _reading(request: CrewRequest) -> frozenset[int] | None:
+    """The reps whose deals the caller reads (None: all; a request without a caller is the
+    system's own)."""
+    return request.caller.read_rep_ids if request.caller is not None else None
+
+
 def _iso(d: Any) -> str | None:
     return d.isoformat() if d is not None else None
 
@@ -84,8 +90,8 @@ def _account_records(
     history of the deals of `rep_ids` only (the caller's scope; None: all)."""
     profile = accounts.account_profile(session, ref, rep_ids=rep_ids)
     history = accounts.account_history(session, profile.account.id, limit=3, rep_ids=rep_ids)
-    people = accounts.contacts(session, profile.account.id, limit=3)
-    bought = account_purchases(session, [profile.account.id])
+    people = accounts.contacts(session, profile.account.id, limit=3, rep_ids=rep_ids)
+    bought = account_purchases(session, [profile.account.id], rep_ids=rep_ids)
     hits = memory.search_memory(session, embedder, question, k=2, account_id=profile.account.id)
     a, m = profile.account, profile.metrics
     return {
@@ -149,8 +155,18 @@ def _key_facts(full: dict[str, Any]) -> str:
 
 async def _research(deps: CrewDeps, request: CrewRequest, account: Any) -> CrewResponse:
     ref = account.id if account.id is not None else account.key
-    rep_ids = request.caller.read_rep_ids if request.caller is not None else None
-    rec = await in_session(deps, lambda s: _account_records(s, ref, deps.embedder, request.message, rep_ids))
+    rep_ids = _reading(request)
+    try:
+        rec = await in_session(
+            deps, lambda s: _account_records(s, ref, deps.embedder, request.message, rep_ids)
+        )
+    except NotFound:
+        # outside the caller's reading (or gone since the name was resolved): nothing shown
+        return CrewResponse(
+            reply=f"{account.key} is not among the accounts you can see, so I can't research it.",
+            data=DiscoveryResult(kind="research", account=None).model_dump(mode="json"),
+            facts=[{"account": account.key, "visible": False}],
+        )
     full = rec.pop("_full")
     sources: list[Source] = [
         account_source(AccountBrief(id=full["id"], name=full["name"], sector=full["sector"])),
@@ -185,12 +201,14 @@ async def _research(deps: CrewDeps, request: CrewRequest, account: Any) -> CrewR
     return CrewResponse(reply=reply, data=result.model_dump(mode="json"), sources=sources, facts=[full, rec])
 
 
-def _lead_account(session: Session, entities: Entities) -> dict[str, Any] | None:
+def _lead_account(
+    session: Session, entities: Entities, rep_ids: frozenset[int] | None
+) -> dict[str, Any] | None:
     e = entities.first("account")
     if e is None:
         return None
     try:
-        profile = accounts.account_profile(session, e.id if e.id is not None else e.key)
+        profile = accounts.account_profile(session, e.id if e.id is not None else e.key, rep_ids=rep_ids)
     except DomainError:
         return None
     return {
@@ -203,7 +221,7 @@ def _lead_account(session: Session, entities: Entities) -> dict[str, Any] | None
 
 
 async def _qualify(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
-    account = await in_session(deps, lambda s: _lead_account(s, request.entities))
+    account = await in_session(deps, lambda s: _lead_account(s, request.entities, _reading(request)))
     records = compact_json(account or {"account": "not in the CRM"})
     judged: BantAssessment | None = None
     try:
@@ -243,7 +261,7 @@ async def _qualify(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
 async def _rank_leads(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
     stages = [e.key for e in request.entities.of("stage")]
     f = deal_filter(QueryPlan(metric="deals"), request.entities, request.message)
-    f = f.model_copy(update={"status": "open", "stages": stages or None})
+    f = f.model_copy(update={"status": "open", "stages": stages or None, "rep_ids": _reading(request)})
     leads = await in_session(deps, lambda s: score_deal_leads(s, f, limit=5))
     if not leads:
         reply = "There are no open deals to score."
@@ -269,9 +287,7 @@ def _pipeline_fact(session: Session, request: CrewRequest) -> Answer | None:
     if plan is None or plan.metric in ("summary", "deal_list") or not DEAL_WORDS.search(request.message):
         return None
     try:
-        caller = request.caller
-        rep_ids = caller.read_rep_ids if caller is not None else None
-        return compute(session, plan, request.entities, request.message, rep_ids=rep_ids)
+        return compute(session, plan, request.entities, request.message, rep_ids=_reading(request))
     except DomainError:
         return None
 
@@ -292,7 +308,9 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         elif RANK_LEADS.search(message) and entities.first("account") is None:
             response = await _rank_leads(deps, request)
         else:
-            fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities))
+            fact = await in_session(
+                deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=_reading(request))
+            )
             if fact is not None:
                 response = _answer(fact, "fact")
             else:

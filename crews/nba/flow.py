@@ -3,7 +3,8 @@ and the records behind it, stored as recommendations.
 
 `run(request, deps)`:
 1. the scope: the deal named, else the account, else the rep (named, or the user when the user id
-   is a rep's name), else everyone;
+   is a rep's name), else everyone; always within the caller's reading (`Caller.read_rep_ids`:
+   a manager's "everyone" is their team, a deal, account or rep outside it is refused);
 2. the signals are computed by SQL (`tools.recommendations.nba_signals`: late-stage deals, deals stuck in
    their stage, open deals without a follow-up, accounts with past wins and no open deal to
    upsell, recent losses to win back), ranked by their documented scores; an explicit upsell
@@ -33,7 +34,7 @@ from crews.runner import CrewOutputError, compact_json, kickoff_validated
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.accounts import account_purchases, find_reps
-from tools.errors import DomainError, Forbidden
+from tools.errors import DomainError, Forbidden, NotFound
 from tools.recommendations import RecommendationCreate, Signal, nba_signals, store_recommendations
 from tools.sources import account_source, deal_source
 
@@ -62,12 +63,18 @@ def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dic
         return "deal", d.external_id, {"deal_id": d.id}
     acc = ents.first("account")
     if acc is not None:
-        profile = accounts.account_profile(session, acc.id if acc.id is not None else acc.key)
+        ref = acc.id if acc.id is not None else acc.key
+        try:
+            profile = accounts.account_profile(session, ref, rep_ids=_reading(request))
+        except NotFound:
+            raise Forbidden(f"{acc.key} is not among the accounts you can see") from None
         return "account", profile.account.name, {"account_id": profile.account.id}
     rep = ents.first("rep")
     if rep is not None:
         found = find_reps(session, rep.key, limit=1)
         if found:
+            if caller is not None and not caller.may_read_rep(found[0].id):
+                raise Forbidden(f"{found[0].name}'s deals are outside the deals you can see")
             return "rep", found[0].name, {"rep_id": found[0].id}
     if caller is not None and caller.rep_id is not None and caller.rep_name:
         return "rep", caller.rep_name, {"rep_id": caller.rep_id}  # a rep asking: their own deals
@@ -78,8 +85,13 @@ def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dic
     return "all", None, {}
 
 
-def _upsell_signal(session: Session, account_id: int) -> Signal | None:
-    bought = account_purchases(session, [account_id])
+def _reading(request: CrewRequest) -> frozenset[int] | None:
+    """The reps whose deals the caller reads (None: all, or no caller: the system's own work)."""
+    return request.caller.read_rep_ids if request.caller is not None else None
+
+
+def _upsell_signal(session: Session, account_id: int, rep_ids: frozenset[int] | None) -> Signal | None:
+    bought = account_purchases(session, [account_id], rep_ids=rep_ids)
     if not bought or bought[0].won_deals == 0 or not bought[0].products_not_won:
         return None
     a = bought[0]
@@ -107,9 +119,10 @@ def _gather_and_store(session: Session, request: CrewRequest) -> dict[str, Any]:
         account_id=ids.get("account_id"),
         deal_id=ids.get("deal_id"),
         limit=n,
+        rep_ids=_reading(request),
     )
     if "account_id" in ids and UPSELL.search(request.message):
-        extra = _upsell_signal(session, ids["account_id"])
+        extra = _upsell_signal(session, ids["account_id"], _reading(request))
         if extra is not None and not any(s.kind == "upsell" for s in signals):
             signals = [extra, *signals][:n]  # asked for explicitly: it leads
     items = [

@@ -225,7 +225,7 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             return response.model_copy(update={"llm_calls": usage.calls})
         deal = entities.first("deal")
         plan: QueryPlan | None = None
-        fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities))
+        fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=rep_ids))
         if fact is not None:  # an account/rep fact routed here ("how many accounts in retail?")
             answer = fact
         elif deal is not None and plan_from_rules(message, entities) is None:

@@ -109,6 +109,14 @@ async def test_the_pipeline_accounts_and_contacts_follow_the_deals(
     assert (await client.get(f"/api/accounts/{acc['Gammaco']}", headers=who["ann"])).status_code == 404
     r = await client.get(f"/api/accounts/{acc['Acme']}/profile", headers=who["mia"])
     assert r.status_code == 200 and r.json()["metrics"]["deals"] == 3
+    assert [s["name"] for s in r.json()["subsidiaries"]] == ["Betaco"]  # Bob's: Mia's team
+    # the profile names only the parent and subsidiaries the caller reads
+    r = await client.get(f"/api/accounts/{acc['Acme']}/profile", headers=who["ann"])
+    assert r.status_code == 200 and r.json()["subsidiaries"] == []
+    r = await client.get(f"/api/accounts/{acc['Betaco']}/profile", headers=who["bob"])
+    assert r.status_code == 200 and r.json()["parent"] is None
+    r = await client.get(f"/api/accounts/{acc['Betaco']}/profile", headers=who["mia"])
+    assert r.json()["parent"]["name"] == "Acme"
     r = await client.patch(f"/api/accounts/{acc['Acme']}", json={"sector": "x"}, headers=who["cy"])
     assert r.status_code == 404
 
