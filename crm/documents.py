@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from contracts.fields import Input, JsonObject, NonBlank, RecordId
+from crm.access import documents_condition
 from crm.embeddings import Embedder
 from crm.errors import Inconsistent, Invalid
 from crm.models import Account, Deal, Document
+from crm.schemas import EXCERPT_CHARS, TITLE_CHARS, DocumentOut, Page
 
 #: Largest document accepted: E5 reads 512 tokens at most, so longer text is not searchable
 #: beyond its start anyway; this bound just keeps one request from carrying megabytes.
@@ -182,3 +185,77 @@ def reembed_all(session: Session, embedder: Embedder) -> int:
 def count_documents(session: Session) -> int:
     """Number of stored documents."""
     return session.scalar(select(func.count()).select_from(Document)) or 0
+
+
+# --- an account's documents -------------------------------------------------------------
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _title(metadata: dict[str, Any], excerpt: str) -> str:
+    for key in ("title", "subject"):
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip():
+            return _clip(value, TITLE_CHARS)
+    first = next((line for line in excerpt.splitlines() if line.strip()), excerpt)
+    return _clip(first, TITLE_CHARS)
+
+
+def _link(metadata: dict[str, Any]) -> str | None:
+    # only an absolute http(s) URL: the page puts it in an href, where `javascript:` would run
+    for key in ("url", "link"):
+        value = metadata.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError:
+            continue
+        if parts.scheme.lower() in ("http", "https") and parts.netloc:
+            return value.strip()
+    return None
+
+
+def _document_out(row: Row[Any]) -> DocumentOut:
+    metadata: dict[str, Any] = row.metadata_ or {}
+    kind = metadata.get("kind")
+    return DocumentOut(
+        id=row.id,
+        account_id=row.account_id,
+        deal_id=row.deal_id,
+        title=_title(metadata, row.excerpt),
+        kind=kind if isinstance(kind, str) and kind.strip() else None,
+        url=_link(metadata),
+        excerpt=row.excerpt,
+        metadata=metadata,
+        created_at=row.created_at,
+    )
+
+
+def account_documents(
+    s: Session, account_id: int, rep_ids: frozenset[int] | None, *, limit: int, offset: int
+) -> Page[DocumentOut]:
+    """A page (`limit`, `offset`) of the documents on account `account_id` or on a deal of it
+    that `rep_ids` (the caller's `read_rep_ids`; None: all) may read
+    (`crm.access.documents_condition`), newest first (created_at, then id); only the text's
+    first EXCERPT_CHARS characters leave the database. The account's own readability is the
+    caller's to check (`crm.access.readable_account`)."""
+    scope = documents_condition(rep_ids)
+    deals = select(Deal.id).where(Deal.account_id == account_id)
+    stmt = select(
+        Document.id,
+        Document.account_id,
+        Document.deal_id,
+        Document.metadata_,
+        func.left(Document.content, EXCERPT_CHARS).label("excerpt"),
+        Document.created_at,
+    ).where(or_(Document.account_id == account_id, Document.deal_id.in_(deals)))
+    if scope is not None:
+        stmt = stmt.where(scope)
+    total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    newest = stmt.order_by(Document.created_at.desc(), Document.id.desc())
+    rows = s.execute(newest.limit(limit).offset(offset))
+    return Page(items=[_document_out(r) for r in rows], total=total, limit=limit, offset=offset)

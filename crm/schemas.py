@@ -391,6 +391,35 @@ class EventOut(_Out):
     payload: dict[str, Any]
 
 
+# --- documents ------------------------------------------------------------------------------
+
+
+class DocumentOut(BaseModel):
+    """A document in a list (`GET /api/accounts/{account_id}/documents`): what identifies it and
+    its start, not its whole text (up to 20,000 characters; the semantic search returns it).
+
+    `title`: the metadata's `title` (else `subject`), else the first line of the text, at most
+    `TITLE_CHARS` characters. `kind`: the metadata's `kind` (e.g. "call_note", "email"), None
+    without one. `url`: the metadata's `url` (else `link`) when it is an absolute http(s) URL,
+    else None. `excerpt`: the first `EXCERPT_CHARS` characters of the text. `created_at`: when it
+    was stored (lists sort on it)."""
+
+    id: int
+    account_id: int | None
+    deal_id: int | None
+    title: str
+    kind: str | None
+    url: str | None
+    excerpt: str
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+
+
+#: The longest `DocumentOut.title` / `DocumentOut.excerpt`, in characters.
+TITLE_CHARS = 120
+EXCERPT_CHARS = 280
+
+
 # --- analytics ------------------------------------------------------------------------------
 
 

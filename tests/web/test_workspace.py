@@ -17,7 +17,9 @@ from sqlalchemy import Engine, select, text
 from contracts.notifications import NOTIFICATIONS_CHANNEL, Notification
 from crm import inbox
 from crm.db import session_scope
+from crm.documents import DocumentIn, add_documents
 from crm.models import Deal
+from tests.app.test_authz_rest import _SameVector
 from tests.web.conftest import Workspace, screenshot, sign_in
 
 
@@ -216,8 +218,28 @@ def test_a_move_proposed_from_the_keyboard_can_be_rejected(
     assert _stage(clean_db, deal) == "engaging"
 
 
-def test_account_card_shows_contacts_and_deals(page: Page, workspace: Workspace, tmp_path: Path) -> None:
+def test_account_card_shows_contacts_deals_and_documents(
+    page: Page, workspace: Workspace, clean_db: Engine, tmp_path: Path
+) -> None:
     acme = workspace.crm.account["Acme"]
+    won = workspace.crm.deal["D0000001"]
+    with session_scope(clean_db) as s:
+        add_documents(
+            s,
+            _SameVector(),
+            [  # stored together: the later one (a larger id) is the newer
+                DocumentIn(
+                    content="Re: GTX Pro pricing\nThe quote is attached.",
+                    metadata={"kind": "email"},
+                    deal_id=won,
+                ),
+                DocumentIn(
+                    content="Dana wants a pilot in March.",
+                    metadata={"kind": "call_note", "title": "Kick-off call", "url": "https://docs.example/k"},
+                    account_id=acme,
+                ),
+            ],
+        )
     sign_in(page, "mia", f"/accounts/{acme}")
     expect(page.locator("#account-name")).to_have_text("Acme")
     expect(page.locator("#profile")).to_contain_text("technology")
@@ -228,10 +250,45 @@ def test_account_card_shows_contacts_and_deals(page: Page, workspace: Workspace,
     for ext in ("D0000001", "D0000002", "D0000003"):
         expect(page.locator("#deals")).to_contain_text(ext)
     expect(page.locator("#profile")).to_contain_text("Betaco")  # its subsidiary
+    # the stage history names the stages as config/pipeline.yaml shows them, not by their keys
+    history = page.locator(f"#deal-{won} .history")
+    expect(history).to_contain_text("Closed Won")
+    expect(history).not_to_contain_text(re.compile(r"\bwon\b"))  # the key
+    expect(page.locator(f"#deal-{workspace.crm.deal['D0000003']} .history")).to_contain_text("Closed Lost")
+    # the account's documents, its deals' included, newest first, beside the search
+    docs = page.locator("#account-documents li")
+    expect(docs).to_have_count(2)
+    expect(docs.nth(0)).to_contain_text("Kick-off call")
+    expect(docs.nth(0)).to_contain_text("call note")
+    link = docs.nth(0).get_by_role("link", name="Kick-off call")
+    expect(link).to_have_attribute("href", "https://docs.example/k")
+    expect(docs.nth(1)).to_contain_text("Re: GTX Pro pricing")
+    expect(docs.nth(1)).to_contain_text("email")
+    expect(docs.nth(1).get_by_role("link", name="D0000001")).to_be_visible()
+    expect(page.locator("#documents-more")).to_be_hidden()
     screenshot(page, tmp_path, "account-card")
 
     page.get_by_role("link", name="Ask about this account").click()
     expect(page.get_by_label("Message", exact=True)).to_have_value("Tell me about Acme")
+
+
+def test_the_account_documents_come_a_page_at_a_time(
+    page: Page, workspace: Workspace, clean_db: Engine
+) -> None:
+    deltaco = workspace.crm.account["Deltaco"]  # no deal on it: anyone reads it
+    with session_scope(clean_db) as s:
+        notes = [DocumentIn(content=f"Note {n}", account_id=deltaco) for n in range(1, 13)]
+        add_documents(s, _SameVector(), notes)
+    sign_in(page, "bob", f"/accounts/{deltaco}")
+    docs = page.locator("#account-documents li")
+    expect(docs).to_have_count(10)
+    expect(docs.first.locator("strong")).to_have_text("Note 12")  # the newest
+    expect(page.locator("#documents-count")).to_have_text("10 of 12")
+    page.get_by_role("button", name="Show more").click()
+    expect(docs).to_have_count(12)
+    expect(docs.last.locator("strong")).to_have_text("Note 1")
+    expect(page.locator("#documents-more")).to_be_hidden()
+    expect(page.locator("#documents-count")).to_have_text("12 of 12")
 
 
 def test_dashboard_draws_the_figures_of_the_api(page: Page, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 Scope (`crm.access`): a caller reads the accounts where a deal they read is, and the accounts
 with no deal at all (prospects nobody works yet); others are a 404. Any signed-in user may add an
 account (a rep adds prospects); changing one needs a deal on it the caller acts for, or no deal
-on it at all (403 otherwise). An account's profile counts only the deals the caller reads."""
+on it at all (403 otherwise). An account's profile counts only the deals the caller reads; its
+documents are those the caller reads (`access.documents_condition`): on a deal of the account,
+only when the caller reads that deal."""
 
 from __future__ import annotations
 
@@ -16,8 +18,15 @@ from app.api.auth import CallerDep
 from app.api.deps import Limit, Offset, PathId, QueryText, SessionDep
 from app.api.responses import errors, links
 from contracts.fields import RecordId, Text
-from crm import access, analytics, repository
-from crm.schemas import AccountCreate, AccountOut, AccountProfile, AccountUpdate, Page
+from crm import access, analytics, documents, repository
+from crm.schemas import (
+    AccountCreate,
+    AccountOut,
+    AccountProfile,
+    AccountUpdate,
+    DocumentOut,
+    Page,
+)
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], responses=errors(422, 503))
 
@@ -64,11 +73,28 @@ async def account_profile(session: SessionDep, caller: CallerDep, account_id: Pa
     return await session.run_sync(_profile)
 
 
+@router.get("/{account_id}/documents", response_model=Page[DocumentOut], responses=errors(404))
+async def account_documents(
+    session: SessionDep, caller: CallerDep, account_id: PathId, limit: Limit = 50, offset: Offset = 0
+) -> Page[DocumentOut]:
+    """The documents (notes, emails, call summaries) on the account or on its deals that the
+    caller reads, newest first: title, kind, link and the start of the text (the whole text comes
+    with `GET /api/documents/search`). 404 when the account does not exist or is outside what the
+    caller reads."""
+
+    def _list(s: Session) -> Page[DocumentOut]:
+        access.readable_account(s, caller, account_id)
+        return documents.account_documents(s, account_id, caller.read_rep_ids, limit=limit, offset=offset)
+
+    return await session.run_sync(_list)
+
+
 _CREATED = links(
     "account_id",
     "GET /accounts/{account_id}",
     "PATCH /accounts/{account_id}",
     "GET /accounts/{account_id}/profile",
+    "GET /accounts/{account_id}/documents",
 )
 
 

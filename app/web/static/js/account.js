@@ -1,11 +1,20 @@
 // The account card: profile and figures, contacts, deals with their stage history, the timeline of
-// events, recommendations, reminders and a search of the account's documents.
-import { api, el, fill, fmt, initLayout, start } from './common.js';
+// events, recommendations, reminders, the account's documents and a search of them.
+import { api, el, fill, fmt, initLayout, start, toast } from './common.js';
 
 const root = document.getElementById('account');
 const id = Number(root.dataset.accountId);
 const $ = (x) => document.getElementById(x);
-const dealNames = new Map(); // deal id -> external id, for the timeline
+const dealNames = new Map(); // deal id -> external id, for the timeline and the documents
+const DOCS_PAGE = 10;
+let docsShown = 0;
+
+/** Stage key -> display name (config/pipeline.yaml); a key no longer configured shows as itself. */
+async function stageNames() {
+  const stages = await api('/pipeline/stages').catch(() => []);
+  const names = new Map(stages.map((s) => [s.key, s.name]));
+  return (key) => names.get(key) || key;
+}
 
 function facts(pairs) {
   return el('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
@@ -57,7 +66,8 @@ async function deals() {
   const page = await api('/deals', { query: { account: String(id), limit: 100, sort: '-updated_at' } });
   for (const d of page.items) dealNames.set(d.id, d.external_id);
   if (!page.items.length) return fill($('deals'), el('p', { class: 'muted' }, 'No deals.'));
-  const histories = await Promise.all(page.items.slice(0, 25).map((d) => api(`/deals/${d.id}/history`).catch(() => [])));
+  // the history records stage keys: people read the stages' names
+  const [stageName, ...histories] = await Promise.all([stageNames(), ...page.items.slice(0, 25).map((d) => api(`/deals/${d.id}/history`).catch(() => []))]);
   const rows = page.items.map((d, i) => {
     const history = histories[i] || [];
     return el(
@@ -68,7 +78,7 @@ async function deals() {
       el('td', {}, d.rep_name || '–'),
       el('td', {}, d.stage_name),
       el('td', {}, fmt.money(d.value)),
-      el('td', { class: 'history' }, history.map((h) => `${h.from_stage ? h.from_stage + ' → ' : ''}${h.to_stage} (${fmt.date(h.changed_at)})`).join(', ') || '–'),
+      el('td', { class: 'history' }, history.map((h) => `${h.from_stage ? stageName(h.from_stage) + ' → ' : ''}${stageName(h.to_stage)} (${fmt.date(h.changed_at)})`).join(', ') || '–'),
     );
   });
   fill(
@@ -114,6 +124,30 @@ async function reminders() {
   );
 }
 
+function documentItem(d) {
+  const title = d.url ? el('a', { href: d.url, rel: 'noopener noreferrer', target: '_blank' }, d.title) : el('strong', {}, d.title);
+  const deal = d.deal_id ? el('a', { href: `/pipeline#deal-${d.deal_id}` }, dealNames.get(d.deal_id) || `deal ${d.deal_id}`) : null;
+  return el(
+    'li',
+    { class: 'document', dataset: { documentId: d.id } },
+    title,
+    el('div', { class: 'muted' }, d.kind ? el('span', { class: 'kind' }, fmt.label(d.kind)) : null, d.kind ? ' · ' : '', el('time', { datetime: d.created_at }, fmt.date(d.created_at)), deal ? [' · ', deal] : null),
+  );
+}
+
+/** The account's documents, newest first, a page at a time (`more`: the next page). */
+async function documents(more = false) {
+  const list = $('account-documents');
+  const button = $('documents-more');
+  const page = await api(`/accounts/${id}/documents`, { query: { limit: DOCS_PAGE, offset: more ? docsShown : 0 } });
+  const items = page.items.map(documentItem);
+  if (more) list.append(...items);
+  else fill(list, items.length ? items : el('li', { class: 'muted' }, 'No documents yet.'));
+  docsShown = (more ? docsShown : 0) + page.items.length;
+  button.hidden = docsShown >= page.total;
+  $('documents-count').textContent = page.total ? `${docsShown} of ${page.total}` : '';
+}
+
 async function searchDocuments(event) {
   event.preventDefault();
   const q = new FormData(event.target).get('q');
@@ -130,9 +164,11 @@ async function searchDocuments(event) {
 async function main() {
   await initLayout();
   $('doc-search').addEventListener('submit', searchDocuments);
+  // a failed next page keeps the documents shown: the error goes to a toast
+  $('documents-more').addEventListener('click', () => documents(true).catch((err) => toast(err.message, 'bad')));
   await profile();
-  const parts = [[contacts, 'contacts'], [timeline, 'timeline'], [recommendations, 'recommendations'], [reminders, 'reminders']];
-  // the deals first: the timeline names them
+  const parts = [[contacts, 'contacts'], [timeline, 'timeline'], [recommendations, 'recommendations'], [reminders, 'reminders'], [documents, 'account-documents']];
+  // the deals first: the timeline and the documents name them
   await deals().catch((err) => failed($('deals'), err));
   await Promise.all(parts.map(([load, node]) => load().catch((err) => failed($(node), err))));
 }
