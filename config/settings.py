@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     langfuse_secret_key: SecretStr | None = Field(None, alias="LANGFUSE_SECRET_KEY")
     langfuse_base_url: str | None = Field(None, alias="LANGFUSE_BASE_URL")
     langfuse_host: str | None = Field(None, alias="LANGFUSE_HOST")
-    # false: e-mail addresses and phone numbers in traces are masked before they leave the process
-    # (observability.masking); true: traces carry the raw prompts and replies
+    # false: e-mail addresses, phone numbers and the names of contacts outside the turn's records
+    # are masked in traces before they leave the process (observability.masking); true: traces
+    # carry the raw prompts and replies
     trace_raw: bool = Field(False, alias="FLOWSTATE_TRACE_RAW")
 
     @property

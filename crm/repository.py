@@ -329,6 +329,13 @@ def get_contact(session: Session, contact_id: int) -> ContactOut:
     return _contact_out(row[0], row[1])
 
 
+def contact_full_names(session: Session) -> list[str]:
+    """Every contact's full name, "First Last" as stored (distinct, in no particular order): the
+    people's names that trace masking hides (`observability.masking.set_name_loader`)."""
+    rows = session.execute(select(Contact.first_name, Contact.last_name).distinct())
+    return [f"{first} {last}" for first, last in rows]
+
+
 def _email_taken(session: Session, email: str | None, own_id: int | None = None) -> bool:
     if email is None:
         return False

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -46,6 +47,7 @@ from contracts import (
     ActionResult,
     CrewRequest,
     CrewResponse,
+    Entities,
     Intent,
     ProposedAction,
     ResumeValue,
@@ -82,6 +84,7 @@ from graphs.state import (
     response_of,
 )
 from graphs.streaming import GuardedReplyStream, chunks, frame_writer, publish_reply
+from observability.masking import allow_names
 from tools.deals import deal_of_action
 from tools.session import run_in_session
 
@@ -159,6 +162,34 @@ def _fail(exc: BaseException, node: str, llm_timeout_s: float) -> dict[str, Any]
     return {"error": err.model_dump()}
 
 
+def allow_record_names(entities: Entities | None = None, response: CrewResponse | None = None) -> None:
+    """Let the turn's trace show the names of its own contacts: those resolved from the
+    conversation, and those in the records the crew's reply rests on (its sources and facts);
+    other people's names stay masked there (`observability.masking`). The records are read only
+    when the turn is traced with names masked."""
+    texts = _record_texts([e.key for e in entities.of("contact")] if entities is not None else [])
+    if response is not None:
+        sources = [s.model_dump(include={"label", "data"}) for s in response.sources]
+        texts = itertools.chain(texts, _record_texts(sources), _record_texts(response.facts))
+    allow_names(texts)
+
+
+def _record_texts(value: Any) -> Iterator[str]:
+    """The strings in `value` (nested dicts and lists), and "First Last" of each dict with
+    `first_name` and `last_name` (a contact as a tool returns it)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        first, last = value.get("first_name"), value.get("last_name")
+        if isinstance(first, str) and isinstance(last, str):
+            yield f"{first} {last}"
+        for item in value.values():
+            yield from _record_texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _record_texts(item)
+
+
 def _meta(intent: Intent | None, response: CrewResponse | None, **extra: Any) -> dict[str, Any]:
     return {
         META_KEY: {
@@ -203,6 +234,7 @@ async def resolve_entities(state: ChatState, runtime: Runtime[ChatContext]) -> d
         entities = await asyncio.to_thread(ctx.resolver.resolve, message, entities_of(state))
     except Exception as exc:
         return _fail(exc, "resolve_entities", ctx.llm.timeout_s)
+    allow_record_names(entities)
     return {"entities": entities}
 
 
@@ -302,6 +334,7 @@ def make_crew_node(intent: Intent) -> NodeFn:
         finally:
             if stream is not None:
                 stream.close()  # a crew thread still writing stops at its next sentence
+        allow_record_names(response=response)
         update: dict[str, Any] = {"stream_failures": None, "streamed": stream.sent}
         if stream.verdicts:
             update["verdicts"] = verdicts + tagged(stream.verdicts, attempt)

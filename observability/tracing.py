@@ -33,9 +33,10 @@ next to the CallbackHandler). At export, :func:`enrich_generation_spans` (Langfu
 `mask_otel_spans` hook) marks OpenInference LLM spans as Langfuse generations (model, usage,
 input, output in Langfuse's attributes) and adds `cost_details` in USD to every generation whose
 model is in the price table (`config/prices.yaml`; 0 for the local model). Unless
-`FLOWSTATE_TRACE_RAW` is true, e-mail addresses and phone numbers are masked as well, in what the
-SDK records (`Langfuse(mask=...)`) and in every exported span's attributes
-(:func:`enrich_and_mask_spans`; see `observability.masking`).
+`FLOWSTATE_TRACE_RAW` is true, e-mail addresses, phone numbers and the CRM contacts' names (other
+than those of the turn's own records) are masked as well, in what the SDK records
+(`Langfuse(mask=...)`) and in every exported span's attributes (:func:`enrich_and_mask_spans`;
+see `observability.masking`).
 
 The tracer provider is Flowstate's own (not the global OpenTelemetry one), so nothing else in the
 process exports through it and :meth:`Tracing.shutdown` undoes everything (tests rely on it).
@@ -688,8 +689,9 @@ def enrich_generation_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResu
 def enrich_and_mask_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult | None:
     """The export hook when traces are masked: :func:`generation_patch`, then
     `observability.masking.mask_attributes` over every span's attributes (those the patch sets
-    included). Fails closed: if masking raises, so does the hook, and Langfuse drops the batch
-    rather than export it unmasked; a failure of the enrichment alone only skips it."""
+    included), keeping the names the span's own trace may show (`masking.allow_names`). Fails
+    closed: if masking raises, so does the hook, and Langfuse drops the batch rather than export
+    it unmasked; a failure of the enrichment alone only skips it."""
     from langfuse.types import MaskOtelSpansResult, OtelSpanPatch
 
     try:
@@ -705,7 +707,7 @@ def enrich_and_mask_spans(*, params: MaskOtelSpansParams) -> MaskOtelSpansResult
                 patch = generation_patch(span.attributes, prices)
             except Exception:
                 _warn_once("enrich", "could not add generation details at export")
-        patch.update(mask_attributes({**span.attributes, **patch}))
+        patch.update(mask_attributes({**span.attributes, **patch}, trace_id=span.trace_id))
         if patch:
             patches[identifier] = OtelSpanPatch(set_attributes=patch)
     return MaskOtelSpansResult(span_patches=patches) if patches else None

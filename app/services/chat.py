@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -115,6 +116,7 @@ from tools.session import run_in_session
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
+    from sqlalchemy import Engine
 
     from config.settings import Settings
     from embedded.stack import Endpoints
@@ -756,12 +758,15 @@ async def chat_service(
         from config.settings import get_settings
 
         settings = get_settings()
+    from observability.masking import set_name_loader
     from observability.tracing import setup_tracing
 
     # Langfuse tracing for the engine's lifetime (off without LANGFUSE_* keys; never raises)
     tracing = setup_tracing(settings)
     try:
         async with ChatService.open(endpoints.redis_url, settings=settings, endpoints=endpoints) as service:
+            if tracing.enabled and not settings.trace_raw and service.context.engine is not None:
+                await _mask_contact_names(service.context.engine)
             if workflows is not None:
                 from app.services.workflows import StartingActions
 
@@ -779,4 +784,22 @@ async def chat_service(
                 if warm is not None and not warm.done():
                     warm.cancel()
     finally:
-        tracing.shutdown()
+        tracing.shutdown()  # its last export still masks the names
+        set_name_loader(None)
+
+
+async def _mask_contact_names(engine: Engine) -> None:
+    """Have traces mask the CRM contacts' names (`observability.masking`), read from `engine`;
+    loaded now, in a worker thread, so that no turn waits for the first load."""
+    from observability.masking import refresh_names, set_name_loader
+
+    set_name_loader(functools.partial(_contact_names, engine))
+    await asyncio.to_thread(refresh_names)
+
+
+def _contact_names(engine: Engine) -> list[str]:
+    from crm.db import session_scope
+    from crm.repository import contact_full_names
+
+    with session_scope(engine) as session:
+        return contact_full_names(session)
