@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.settings import CONFIG_DIR
 
@@ -77,11 +77,165 @@ class PipelineConfig(BaseModel):
         return None
 
 
-class ImportMapping(BaseModel):
-    """Export stage names -> stage keys, and known misspellings repaired on import."""
+#: The kinds of file an export holds; `ignore` (only in `roles:`) leaves a file out.
+ImportRole = Literal["accounts", "products", "sales_reps", "deals", "contacts"]
+FileRole = Literal["accounts", "products", "sales_reps", "deals", "contacts", "ignore"]
 
-    stages: dict[str, str]
+
+def header_key(text: str) -> str:
+    """How headers and synonyms compare: lower case, letters and digits only
+    ("Account Name", "account_name" and "AccountName" all give "accountname")."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def stage_key(text: str) -> str:
+    """How export stage names compare: lower case, runs of whitespace as one space."""
+    return " ".join(text.casefold().split())
+
+
+class RoleColumns(BaseModel):
+    """Synonyms of each canonical field of one file role (field -> headers, earlier first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RoleColumns:
+        owner: dict[str, str] = {}
+        for name in type(self).model_fields:
+            for synonym in getattr(self, name):
+                key = header_key(synonym)
+                if not key:
+                    raise ValueError(f"{name}: synonym {synonym!r} has no letters or digits")
+                if owner.setdefault(key, name) != name:
+                    raise ValueError(f"synonym {synonym!r} is listed for both {owner[key]} and {name}")
+        return self
+
+
+class AccountColumns(RoleColumns):
+    """`revenue` in millions of USD, `annual_revenue` in USD; `parent_id` is an `id` of the
+    accounts file."""
+
+    id: list[str] = []
+    name: list[str] = []
+    sector: list[str] = []
+    employees: list[str] = []
+    revenue: list[str] = []
+    annual_revenue: list[str] = []
+    year_established: list[str] = []
+    location: list[str] = []
+    parent: list[str] = []
+    parent_id: list[str] = []
+
+
+class ProductColumns(RoleColumns):
+    """`price`: list price in USD."""
+
+    id: list[str] = []
+    name: list[str] = []
+    series: list[str] = []
+    price: list[str] = []
+
+
+class SalesRepColumns(RoleColumns):
+    """`manager_id` is an `id` of the sales_reps file; the manager is stored by name."""
+
+    id: list[str] = []
+    name: list[str] = []
+    manager: list[str] = []
+    manager_id: list[str] = []
+    office: list[str] = []
+
+
+class DealColumns(RoleColumns):
+    """`account`/`owner`/`product` carry names, `account_id`/`owner_id`/`product_id` ids of the
+    accounts/sales_reps/products file of the same export; `value` in USD."""
+
+    id: list[str] = []
+    account: list[str] = []
+    account_id: list[str] = []
+    owner: list[str] = []
+    owner_id: list[str] = []
+    product: list[str] = []
+    product_id: list[str] = []
+    stage: list[str] = []
+    engage_date: list[str] = []
+    close_date: list[str] = []
+    value: list[str] = []
+
+
+class ContactColumns(RoleColumns):
+    """A person at an account: `account` by name, or `account_id` (an `id` of the accounts
+    file)."""
+
+    id: list[str] = []
+    first_name: list[str] = []
+    last_name: list[str] = []
+    email: list[str] = []
+    phone: list[str] = []
+    title: list[str] = []
+    account: list[str] = []
+    account_id: list[str] = []
+
+
+class ImportColumns(BaseModel):
+    """The `columns:` section: synonyms per file role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accounts: AccountColumns = AccountColumns()
+    products: ProductColumns = ProductColumns()
+    sales_reps: SalesRepColumns = SalesRepColumns()
+    deals: DealColumns = DealColumns()
+    contacts: ContactColumns = ContactColumns()
+
+    def of(self, role: ImportRole) -> RoleColumns:
+        """The synonyms of `role`."""
+        columns: RoleColumns = getattr(self, role)
+        return columns
+
+
+class ImportMapping(BaseModel):
+    """`config/import_mapping.yaml`, or a `--mapping` file of the same shape: column synonyms per
+    role, file-name words breaking role ties, export stage names -> stage keys (keys compared by
+    `stage_key`), known misspellings repaired on import, and roles pinned per file name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: ImportColumns = ImportColumns()
+    file_names: dict[ImportRole, list[str]] = {}
+    stages: dict[str, str] = {}
     repairs: dict[str, dict[str, str]] = {}
+    roles: dict[str, FileRole] = {}
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_keys(cls, stages: dict[str, str]) -> dict[str, str]:
+        return {stage_key(k): v for k, v in stages.items()}
+
+    def merged(self, over: ImportMapping) -> ImportMapping:
+        """This mapping with `over` laid on top: its synonyms come first (and leave the other
+        fields of their role), its file-name words, stages, repairs and roles win."""
+        columns: dict[str, RoleColumns] = {}
+        for role in ImportColumns.model_fields:
+            base, top = getattr(self.columns, role), getattr(over.columns, role)
+            claimed = {header_key(s) for f in top.model_fields_set for s in getattr(top, f)}
+            fields = {
+                f: [s for s in getattr(base, f) if header_key(s) not in claimed]
+                for f in type(base).model_fields
+            }
+            for f in top.model_fields_set:
+                fields[f] = [*getattr(top, f), *fields[f]]
+            columns[role] = type(base).model_validate(fields)
+        return ImportMapping(
+            columns=ImportColumns.model_validate(columns),
+            file_names={**self.file_names, **over.file_names},
+            stages={**self.stages, **over.stages},
+            repairs={
+                f: {**self.repairs.get(f, {}), **over.repairs.get(f, {})}
+                for f in {*self.repairs, *over.repairs}
+            },
+            roles={**self.roles, **over.roles},
+        )
 
 
 class DiscountPolicy(BaseModel):
@@ -112,16 +266,21 @@ def load_pipeline(path: Path = CONFIG_DIR / "pipeline.yaml") -> PipelineConfig:
     return PipelineConfig.model_validate(_read(path))
 
 
-@lru_cache
-def load_import_mapping(path: Path = CONFIG_DIR / "import_mapping.yaml") -> ImportMapping:
-    """The import mapping; every stage it maps to must exist in the pipeline."""
-    mapping = ImportMapping.model_validate(_read(path))
+def read_import_mapping(path: Path) -> ImportMapping:
+    """An import mapping file (the config's or a `--mapping` file), not cached. Raises
+    ValidationError on a malformed file, ValueError when it maps to a stage the pipeline lacks."""
+    mapping = ImportMapping.model_validate(_read(path) or {})
     pipeline = load_pipeline()
     unknown = sorted({v for v in mapping.stages.values() if pipeline.get(v) is None})
     if unknown:
-        raise ValueError(f"import_mapping.yaml maps to unknown pipeline stages: {unknown}")
-    mapping.stages = {k.lower(): v for k, v in mapping.stages.items()}
+        raise ValueError(f"{path.name} maps to unknown pipeline stages: {unknown}")
     return mapping
+
+
+@lru_cache
+def load_import_mapping(path: Path = CONFIG_DIR / "import_mapping.yaml") -> ImportMapping:
+    """The import mapping of `config/import_mapping.yaml` (see `read_import_mapping`); cached."""
+    return read_import_mapping(path)
 
 
 @lru_cache

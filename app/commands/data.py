@@ -2,7 +2,8 @@
 
 Each runs against DATABASE_URL (or the embedded PostgreSQL, started for the command) after
 applying the migrations. Exit codes of `import`: 0 imported; 1 rows were rejected (nothing written
-unless `--allow-rejections`); 2 the export is malformed (nothing written).
+unless `--allow-rejections`); 2 the export is malformed or cannot be understood, or the
+`--mapping` file is bad (nothing written). `--dry-run` exits the same way and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ SHOWN_REJECTIONS = 20
 
 
 def _report_table(report: ImportReport) -> Table:
-    table = Table(title=f"Import of {report.folder} ({report.duration_s:.2f} s)")
+    dry = ", dry run" if report.dry_run else ""
+    table = Table(title=f"Import of {report.folder} ({report.duration_s:.2f} s{dry})")
     for col in ("entity", "created", "updated", "unchanged", "in CRM"):
         table.add_column(col, justify="left" if col == "entity" else "right")
     totals = {
@@ -34,6 +36,8 @@ def _report_table(report: ImportReport) -> Table:
         "sales_reps": report.sales_reps,
         "deals": report.deals,
     }
+    if report.contacts is not None:
+        totals["contacts"] = report.contacts
     for entity, total in totals.items():
         table.add_row(
             entity,
@@ -43,6 +47,19 @@ def _report_table(report: ImportReport) -> Table:
             str(total),
         )
     return table
+
+
+def _print_files(report: ImportReport) -> None:
+    """Each file's role and column mapping (canonical field <- the file's header)."""
+    for plan in report.files:
+        if plan.role == "ignore":
+            console.print(f"[yellow]left out[/] {plan.file}: {plan.note}", soft_wrap=True)
+            continue
+        columns = ", ".join(f"{f} <- {h!r}" for f, h in plan.columns.items())
+        how = f" ({plan.note})" if plan.note else ""
+        console.print(f"[cyan]{plan.file}[/] as {plan.role}{how}: {columns}", soft_wrap=True)
+    for note in report.notes:
+        console.print(f"[yellow]note[/] {note}", soft_wrap=True)
 
 
 def _print_details(report: ImportReport) -> None:
@@ -63,7 +80,7 @@ def _print_details(report: ImportReport) -> None:
 def import_cmd(
     path: Annotated[
         Path,
-        typer.Argument(help="Folder with accounts.csv, products.csv, sales_teams.csv, sales_pipeline.csv"),
+        typer.Argument(help="Folder of the export's CSV files (accounts, products, users, deals, contacts)"),
     ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     allow_rejections: Annotated[
@@ -73,19 +90,43 @@ def import_cmd(
             help="Import the valid rows and skip rejected ones (default: import nothing).",
         ),
     ] = False,
+    mapping_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="YAML merged over config/import_mapping.yaml: columns:, stages:, repairs:, "
+            "roles: {file name: accounts|products|sales_reps|deals|contacts|ignore}.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show each file's role and columns and the report; write nothing."),
+    ] = False,
 ) -> None:
-    """Import a CRM export (Maven "CRM Sales Opportunities" layout) in one transaction.
+    """Import a CRM export (Maven, Salesforce, HubSpot or any CSV export) in one transaction.
 
+    Each file's role and columns are recognised from its headers (config/import_mapping.yaml).
     Idempotent: re-importing the same export changes nothing. Known misspellings are repaired and
     reported; rows naming unknown accounts, products, reps or stages are rejected with their row.
     """
+    import yaml
+    from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+    from config.files import load_import_mapping, read_import_mapping
     from config.settings import get_settings
     from crm.db import make_engine
     from crm.importer import ImportFileError, ImportRejected, import_export
     from crm.migrate import upgrade
     from embedded.stack import running_stack
+
+    mapping = load_import_mapping()
+    if mapping_file is not None:
+        try:
+            mapping = mapping.merged(read_import_mapping(mapping_file))
+        except (OSError, yaml.YAMLError, ValidationError, ValueError) as exc:
+            err_console.print(f"[red]bad --mapping file {mapping_file}:[/] {exc}")
+            raise typer.Exit(2) from None
 
     with running_stack(get_settings(), need={"database"}) as endpoints:
         upgrade(endpoints.database_url)
@@ -108,7 +149,14 @@ def import_cmd(
         rejected = False
         try:
             with progress:
-                report = import_export(engine, path, on_progress, allow_rejections=allow_rejections)
+                report = import_export(
+                    engine,
+                    path,
+                    on_progress,
+                    allow_rejections=allow_rejections,
+                    mapping=mapping,
+                    dry_run=dry_run,
+                )
         except ImportFileError as exc:
             err_console.print(f"[red]import failed, nothing was written:[/] {exc}")
             raise typer.Exit(2) from None
@@ -120,6 +168,7 @@ def import_cmd(
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
     else:
+        _print_files(report)
         console.print(_report_table(report))
         _print_details(report)
     if rejected:
@@ -128,7 +177,11 @@ def import_cmd(
             "Fix them, or pass --allow-rejections to import the other rows."
         )
         raise typer.Exit(1)
-    if not json_out:
+    if json_out:
+        return
+    if dry_run:
+        console.print("[yellow]dry run: nothing was written[/]")
+    else:
         console.print(
             "[green]imported[/]" if report.changed else "[green]already up to date[/] (nothing changed)"
         )
