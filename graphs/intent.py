@@ -313,12 +313,22 @@ def _is_stage_move(message: str, entities: Entities) -> bool:
     return detect_stage_move(message, entities) is not None
 
 
+#: A question asking for data (not a request for work): how many / which / what / list ...
+_RECORD_QUESTION = re.compile(
+    r"(how (many|much)|which|what|who|list|show|name|give me|count|find|are there|is there|do we have)\b",
+    re.I,
+)
+
+
 def rule_intent(message: str, entities: Entities | None = None) -> Intent | None:
     """The intent of a lookup the rules recognise (see above), or None: "discovery" for a fact
-    about a named account, rep, manager or sector; "pipeline" for a deal figure the query plan
-    rules read from the message (`tools.query_plan.plan_from_rules`). Names are masked before
-    matching (`tools.query_plan.masked`), so a name cannot trigger a rule. Pure text, no I/O."""
-    from tools.query_plan import masked, plan_from_rules
+    about a named account, rep, manager or sector, or a question over the accounts as records;
+    "pipeline" for a question over the other records (their number or attributes:
+    `tools.query_plan.asks_about_records`) or a deal figure the query plan rules read from the
+    message (`tools.query_plan.plan_from_rules`). Names are masked before matching
+    (`tools.query_plan.masked`), so a name cannot trigger a rule. Pure text, no I/O."""
+    from tools.query_plan import asks_about_records, masked, plan_from_rules
+    from tools.semantic_words import read_question
 
     ents = entities or Entities()
     text = masked(message, ents)
@@ -330,6 +340,11 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
         return "discovery"
     if _NO_DEALS.search(text):
         return None
+    if _RECORD_QUESTION.match(text.strip()) and asks_about_records(message, ents):
+        # a question over the records ("how many products ...", "which reps ..."); accounts'
+        # own facts are discovery's (config/intents.yaml), and both crews answer such questions
+        # through the query planner
+        return "discovery" if read_question(message).subject == "account" else "pipeline"
     plan = plan_from_rules(message, ents)
     if plan is None or plan.metric not in _FIGURE_METRICS:
         return None

@@ -76,9 +76,17 @@ EMPLOYEES_OVER = _rx(
     r"\b(?:more than|over|above|at least|>=?|greater than)\s*([\d,.]+)\s*(k|"
     r"thousand)?\s*(?:employees|people|staff)"
 )
+#: Words of a question about a sector's accounts that asks more than their list or count (a
+#: share, an average, another filter): the semantic layer answers those.
+OTHER_FILTER = _rx(
+    r"\b(percent\w*|share|proportion|fraction|average|avg|mean|median|total|sum|employees?|headcount|"
+    r"founded|established|revenue|located|location|countr(y|ies)|parent|subsidiar\w*|largest|"
+    r"biggest|smallest|oldest|youngest|most|least|top)\b"
+)
 NOT_SOLD = _rx(
-    r"\b(haven'?t sold|have not sold|never (bought|sold|purchased)|no (won )?deals?|"
-    r"not (yet )?(a )?customers?|not sold|without (any )?(won )?deals?|haven'?t (won|closed))\b"
+    r"\b(haven'?t (we |you |they )?(sold|won|closed)|have (we |you )?not (sold|won|closed)|"
+    r"never (bought|sold|purchased)|no (won )?deals?|not (yet )?(a )?customers?|not sold|"
+    r"without (any )?(won )?deals?)\b"
 )
 
 
@@ -308,9 +316,15 @@ def answer_fact(
         found = _account_fact(session, text, account, rep_ids)
         if found is not None:
             return found
-    if account is None and rep is None and (EMPLOYEES_OVER.search(text) or NOT_SOLD.search(text)):
+    if account is None and rep is None and NOT_SOLD.search(text):
         return _prospects(session, sector.key if sector else None, text, rep_ids)
-    if sector is not None and account is None and ACCOUNT_WORD.search(text) and not DEALS_WORDS.search(text):
+    if (
+        sector is not None
+        and account is None
+        and ACCOUNT_WORD.search(text)
+        and not DEALS_WORDS.search(text)
+        and not OTHER_FILTER.search(text)
+    ):
         return _sector_answer(
             session,
             sector.key,

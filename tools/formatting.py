@@ -47,7 +47,8 @@ def days(v: float | None) -> str:
 
 def count(n: int, noun: str) -> str:
     """ "1 deal", "3 deals" (noun given in the singular)."""
-    return f"{n:,} {noun if n == 1 else noun + 's'}"
+    plural = noun if noun.endswith(("series", "s")) else noun + "s"  # "3 product series"
+    return f"{n:,} {noun if n == 1 else plural}"
 
 
 def join_names(names: list[str]) -> str:

@@ -2,9 +2,9 @@
 
 The entities and the period come from the entity resolver: they become the `DealFilter`. What is
 asked (the metric, a grouping, a ranking) is read from the words of the message by the rules
-below; when no rule matches, the pipeline crew asks the LLM to pick from the same closed lists
-(JSON constrained to `LLMPlan`'s enums, completed by `plan_from_llm`), so every plan is one
-`tools.pipeline_answers.compute` can carry out. The model never computes a figure.
+below, so every plan is one `tools.pipeline_answers.compute` can carry out; when no rule matches,
+the pipeline crew asks the LLM for a query of the semantic layer instead
+(`tools.semantic_answers`). The model never computes a figure.
 
 Rules are written for meaning, not for sentences: each is a set of synonyms a sales rep uses
 ("revenue", "bookings", "how much did we win"; "win rate", "close rate", "conversion"...), and the
@@ -30,13 +30,12 @@ __all__ = [
     "PLAN_METRICS",
     "DateField",
     "GroupKind",
-    "LLMPlan",
     "PlanMetric",
     "QueryPlan",
     "Rank",
+    "asks_about_records",
     "deal_filter",
     "masked",
-    "plan_from_llm",
     "plan_from_rules",
     "stage_filter",
 ]
@@ -87,7 +86,8 @@ class QueryPlan(BaseModel):
     (`rank` picks the `top_n` highest/lowest groups, "none" lists the groups); `date_field` says
     which date the period bounds; `stuck_days` is the threshold of "stuck" (days in stage);
     `source` records who chose the metric: "rules", "follow-up" (the rules, on the previous
-    question of the thread), "llm" (the planner crew) or "default" (the planner failed)."""
+    question of the thread) or "default" (the summary of the named records, when the planner
+    could not fill a query of the semantic layer)."""
 
     metric: PlanMetric
     group_by: GroupKind = "none"
@@ -96,23 +96,7 @@ class QueryPlan(BaseModel):
     date_field: DateField = "engage"
     stuck_days: int = 90
     list_status: FilterStatus | None = None
-    source: Literal["rules", "follow-up", "llm", "default"] = "rules"
-
-
-class LLMPlan(BaseModel):
-    """What the LLM may choose when no rule matched (closed lists only)."""
-
-    metric: PlanMetric = Field(
-        description=(
-            "deals=count of deals, open/won/lost=count of such deals, win_rate=% won of closed, "
-            "won_value=revenue won, avg_won_value=average won deal size, max_won_value=largest won deal, "
-            "avg_cycle_days=days from engagement to close, open_pipeline_value=value of open deals, "
-            "weighted_forecast=expected revenue, stuck_deals=deals stuck in a stage, "
-            "deal_list=list deals, summary=overview"
-        )
-    )
-    group_by: GroupKind = Field("none", description="split the answer per rep, office, product, ...")
-    rank: Rank = Field("none", description="highest/lowest when asking which group is best/worst")
+    source: Literal["rules", "follow-up", "default"] = "rules"
 
 
 # --- matching -------------------------------------------------------------------------------
@@ -183,7 +167,9 @@ HIGHEST = _rx(
     r"\b(most|highest|top|best|largest|biggest|greatest|leading|max(imum)?|number one|#1|strongest)\b"
 )
 LOWEST = _rx(r"\b(least|lowest|fewest|worst|smallest|bottom|min(imum)?|weakest)\b")
-TOP_N = _rx(r"\b(?:top|best|worst|bottom)\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:best|top|biggest|largest|worst)\b")
+TOP_N = _rx(
+    r"\b(?:top|best|worst|bottom|which|what)\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:best|top|biggest|largest|worst)\b"
+)
 DAYS = _rx(r"\b(\d{1,4})\s*(\+\s*)?days?\b")
 MONTHS = _rx(r"\b(\d{1,2})\s*months?\b")
 
@@ -219,14 +205,14 @@ GROUPS: list[tuple[GroupKind, re.Pattern[str]]] = [
     (
         "product",
         _rx(
-            r"\b(which|what) products?\b|\b(by|per|each|every|across) products?\b|"
+            r"\b(which|what)( \d{1,2})? products?\b|\b(by|per|each|every|across) products?\b|"
             r"\b(top|best|worst|bottom)( \d{1,2})? products?\b|\bbest[- ]selling products?\b"
         ),
     ),
     (
         "account",
         _rx(
-            r"\b(which|what) (accounts?|customers?|clients?|compan(y|ies)|buyers?)\b|"
+            r"\b(which|what)( \d{1,2})? (accounts?|customers?|clients?|compan(y|ies)|buyers?)\b|"
             r"\b(by|per|each|every|across) (accounts?|customers?|clients?)\b|"
             r"\b(top|biggest|largest|best|bottom|worst)( \d{1,2})? (accounts|customers|clients)\b"
         ),
@@ -234,7 +220,7 @@ GROUPS: list[tuple[GroupKind, re.Pattern[str]]] = [
     (
         "rep",
         _rx(
-            rf"\b(which|what) {_REP}\b|\b(by|per|each|every|across) {_REP}\b|"
+            rf"\b(which|what)( \d{{1,2}})? {_REP}\b|\b(by|per|each|every|across) {_REP}\b|"
             rf"\b(top|best|worst|bottom)( \d{{1,2}})? {_REP}\b|"
             rf"\b(rank|ranking|leaderboard)\b|\bwho\b"
         ),
@@ -392,9 +378,36 @@ def _top_n(text: str) -> int:
     return 1
 
 
+#: Counting or sharing the CRM's records themselves ("how many accounts", "what share of our
+#: products"), not their deals: the rules count deals only.
+RECORD_COUNT = _rx(
+    r"\b(how many|number of|count of|count the|percent(age)? of|share of|proportion of|fraction of|"
+    r"ratio of)\s+(?:(?:our|the|all|of|distinct|different|unique|these|those)\s+)*(?:[\w-]+\s+)?"
+    r"(accounts?|compan(?:y|ies)|customers?|clients?|products?|reps|sales ?reps|agents|salespeople|"
+    r"sellers|managers|offices|sectors|industries|series|subsidiaries)\b"
+)
+#: Attributes of accounts, products and reps (a filter or a figure the deal rules cannot express).
+RECORD_ATTRIBUTE = _rx(
+    r"\b(employees?|headcount|staff|workforce|founded|established|incorporated|list price|"
+    r"prices?|costs?|annual revenue|located|location|countr(y|ies)|headquarter\w*|parent|"
+    r"subsidiar(y|ies)|older than|younger than|oldest|youngest)\b"
+)
+
+
+def asks_about_records(message: str, entities: Entities) -> bool:
+    """Whether the question is about accounts, products or reps as records (their number, their
+    attributes) rather than about deals alone: the deal rules would answer something else, so
+    the semantic layer answers it (`tools.semantic_answers`)."""
+    text = masked(message, entities)
+    return bool(RECORD_COUNT.search(text) or RECORD_ATTRIBUTE.search(text))
+
+
 def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
     """The plan the rules read from `message` (entities masked), or None when no rule matches
-    (the crew then asks the LLM)."""
+    or the question is about the records rather than their deals (`asks_about_records`): the
+    crew then asks the LLM for a query of the semantic layer."""
+    if asks_about_records(message, entities):
+        return None
     text = masked(message, entities)
     group = _group(text, entities)
     metric = _metric(text, grouped=group != "none")
@@ -424,21 +437,6 @@ def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
 def _list_status(text: str) -> FilterStatus | None:
     status = _count_metric(text)
     return None if status == "deals" else status  # type: ignore[return-value]
-
-
-def plan_from_llm(choice: LLMPlan, message: str, entities: Entities) -> QueryPlan:
-    """A full plan from the LLM's choice (date field, threshold and N still read from the text)."""
-    text = masked(message, entities)
-    return QueryPlan(
-        metric=choice.metric,
-        group_by=choice.group_by,
-        rank=choice.rank if choice.group_by != "none" else "none",
-        top_n=_top_n(text) if choice.rank != "none" else 10,
-        date_field=_date_field(text, choice.metric),
-        stuck_days=_stuck_days(text),
-        list_status=_list_status(text),
-        source="llm",
-    )
 
 
 # --- the filter -------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ kicks off the researcher, then builds the reply:
 2. "score our prospecting deals" ranks open deals as leads (`tools.deal_leads`, no LLM);
 3. "qualify this lead: ..." -> the researcher judges BANT from the text and the CRM records,
    rules catch explicit signals, the score is computed (`crews.discovery.scoring.lead_score`);
-4. otherwise, for a named account: profile, history, contacts and memory go to the researcher,
+4. a question over the CRM's records the rules did not answer ("which medical accounts with
+   more than 1,000 employees ...") goes to the query planner (`crews.planner`: the semantic
+   layer, one LLM call, SQL figures);
+5. otherwise, for a named account: profile, history, contacts and memory go to the researcher,
    which writes a briefing; the key facts are appended from the records (never from the model).
 """
 
@@ -28,6 +31,7 @@ from crews.common import drop_numeric_sentences, in_session, question_of, strip_
 from crews.deps import CrewDeps
 from crews.discovery.models import BantAssessment, DiscoveryResult, ResearchBrief
 from crews.discovery.scoring import lead_score, merge_bant
+from crews.planner import answer_over_crm
 from crews.runner import CrewOutputError, compact_json, kickoff_validated
 from observability.llm_meter import usage_scope
 from tools import accounts, memory
@@ -38,7 +42,8 @@ from tools.deal_leads import score_deal_leads
 from tools.errors import DomainError, NotFound
 from tools.formatting import count, money
 from tools.pipeline_answers import compute
-from tools.query_plan import QueryPlan, deal_filter, plan_from_rules
+from tools.query_plan import QueryPlan, asks_about_records, deal_filter, plan_from_rules
+from tools.semantic_words import read_question
 from tools.sources import account_source, deal_source
 
 log = logging.getLogger(__name__)
@@ -292,6 +297,23 @@ def _pipeline_fact(session: Session, request: CrewRequest) -> Answer | None:
         return None
 
 
+#: Asking to research or brief on an account (work for the researcher), not for a figure.
+RESEARCH = re.compile(
+    r"\b(research|brief\w*|background|tell me about|what do (we|you) know|overview|profile|prepare|"
+    r"dig into|look into|learn about|who are they)\b",
+    re.I,
+)
+
+
+def _data_question(message: str, entities: Entities) -> bool:
+    """A question over the CRM's records that the rules did not answer ("which medical accounts
+    with more than 1,000 employees ..."), not a request to research an account or qualify a
+    lead: the query planner answers it (`crews.planner`)."""
+    if RESEARCH.search(message) or QUALIFY.search(message):
+        return False
+    return asks_about_records(message, entities) or read_question(message).measure is not None
+
+
 def _answer(answer: Answer, kind: str) -> CrewResponse:
     result = DiscoveryResult(kind=kind, figures=answer.data)  # type: ignore[arg-type]
     return CrewResponse(
@@ -316,8 +338,12 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             else:
                 deal_fact = await in_session(deps, lambda s: _pipeline_fact(s, request))
                 account = entities.first("account")
+                over_crm = _data_question(message, entities)
+                answer = await answer_over_crm(deps, request, _reading(request)) if over_crm else None
                 if deal_fact is not None:
                     response = _answer(deal_fact, "pipeline_fact")
+                elif answer is not None:
+                    response = _answer(answer, "fact")  # a question over the CRM's records
                 elif account is not None:
                     response = await _research(deps, request, account)
                 elif QUALIFY.search(message) or re.search(r"\b(lead|prospect)\b", message, re.I):

@@ -8,9 +8,12 @@
    a sector) is answered as the discovery crew does (`tools.account_facts`); a deal named
    without a question about figures gets its record;
 3. otherwise a query plan: rules first (`tools.query_plan.plan_from_rules`), then, for a short
-   follow-up, the rules' plan of the previous question (`follow_up_plan`), the planner crew
-   (LLM, JSON from closed lists) only when neither gave one; the tools compute the figures
-   (`tools.pipeline_answers.compute`).
+   follow-up, the rules' plan of the previous question (`follow_up_plan`); the tools compute the
+   figures (`tools.pipeline_answers.compute`);
+4. when neither gave a plan, the planner crew (one LLM call, JSON constrained to the semantic
+   layer's closed lists: `tools.semantic_plan.SemanticPlan`) fills a query over the whole
+   CRM, which SQL computes (`crm.semantic`); when it cannot, the records named get their
+   summary, and a question naming nothing gets what Flowstate can answer instead.
 Every figure is computed by SQL; `facts` carries them and `sources` the records. The reply is the
 computed answer's template sentence (`tools.answers.Answer.draft`), not a model's rewording of
 it: the template already states the figure, its scope and its period, and rewording it cost one
@@ -29,10 +32,10 @@ from sqlalchemy.orm import Session
 from config.files import load_pipeline
 from contracts import CrewRequest, CrewResponse, Entities, ProposedAction
 from contracts.identity import Caller
-from crews.common import in_session, question_of
+from crews.common import in_session
 from crews.deps import CrewDeps
-from crews.pipeline.models import LLMPlan, PipelineResult
-from crews.runner import CrewOutputError, kickoff_validated
+from crews.pipeline.models import PipelineResult
+from crews.planner import answer_over_crm
 from observability.llm_meter import usage_scope
 from tools import deals
 from tools.account_facts import safe_answer_fact
@@ -41,7 +44,8 @@ from tools.deals import account_deals
 from tools.errors import DomainError
 from tools.formatting import money
 from tools.pipeline_answers import compute
-from tools.query_plan import QueryPlan, plan_from_llm, plan_from_rules
+from tools.query_plan import QueryPlan, plan_from_rules
+from tools.semantic_answers import what_i_can_answer
 from tools.sources import deal_source
 
 log = logging.getLogger(__name__)
@@ -193,27 +197,6 @@ def follow_up_plan(request: CrewRequest) -> QueryPlan | None:
     return plan.model_copy(update={"source": "follow-up"}) if plan is not None else None
 
 
-async def _plan(deps: CrewDeps, request: CrewRequest) -> QueryPlan:
-    plan = plan_from_rules(request.message, request.entities) or follow_up_plan(request)
-    if plan is not None:
-        return plan
-    from crews.pipeline.crew import PipelinePlanCrew
-
-    try:
-        run = await kickoff_validated(
-            "pipeline-plan",
-            lambda llm: PipelinePlanCrew(llm).crew(),
-            {"question": question_of(request)},
-            LLMPlan,
-            deps.llm,
-            max_tokens=40,
-        )
-    except CrewOutputError as exc:
-        log.info("pipeline planner failed (%s); answering with a summary", exc.reason)
-        return QueryPlan(metric="summary", source="default")
-    return plan_from_llm(run.output, request.message, request.entities)
-
-
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Answer a pipeline question or propose a stage move (see the module docstring)."""
     message, entities, caller = request.message, request.entities, request.caller
@@ -231,7 +214,16 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         elif deal is not None and plan_from_rules(message, entities) is None:
             answer = await in_session(deps, lambda s: _deal_info(s, deal.key, caller))
         else:
-            plan = await _plan(deps, request)
+            plan = plan_from_rules(message, entities) or follow_up_plan(request)
+            if plan is None:
+                semantic = await answer_over_crm(deps, request, rep_ids)
+                if semantic is not None:
+                    return _response(semantic, None, usage.calls)
+                if not any(e.kind != "contact" for e in entities.items) and entities.period is None:
+                    # nothing named and no plan: say what can be asked, not something else
+                    data = PipelineResult().model_dump(mode="json")
+                    return CrewResponse(reply=what_i_can_answer(), data=data, llm_calls=usage.calls)
+                plan = QueryPlan(metric="summary", source="default")  # the named records' summary
             chosen = plan
             try:
                 answer = await in_session(
@@ -243,11 +235,19 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                     data=PipelineResult(plan=plan).model_dump(mode="json"),
                     llm_calls=usage.calls,
                 )
-        result = PipelineResult(plan=plan, figures=answer.data)
-        return CrewResponse(
-            reply=answer.draft,
-            data=result.model_dump(mode="json"),
-            sources=answer.sources,
-            facts=answer.facts,
-            llm_calls=usage.calls,
-        )
+        return _response(answer, plan, usage.calls)
+
+
+def _response(answer: Answer, plan: QueryPlan | None, llm_calls: int) -> CrewResponse:
+    """The crew's response of a computed answer: its template sentence, figures and records;
+    `data` names the rules' `plan` or the semantic layer's query (`answer.data["query"]`)."""
+    query = answer.data.get("query")
+    figures = {k: v for k, v in answer.data.items() if k != "query"}
+    result = PipelineResult(plan=plan, query=query, figures=figures)
+    return CrewResponse(
+        reply=answer.draft,
+        data=result.model_dump(mode="json"),
+        sources=answer.sources,
+        facts=answer.facts,
+        llm_calls=llm_calls,
+    )

@@ -4,7 +4,7 @@ one place), the structured query a planner fills from its closed lists (`query`)
 
 from crm.semantic.layer import FIELDS, METRICS, describe
 from crm.semantic.query import Condition, MetricCondition, Order, SemanticQuery
-from crm.semantic.sql import ResultRow, SemanticResult, run_query
+from crm.semantic.sql import ResultRow, SemanticResult, run_query, snap_values
 
 __all__ = [
     "FIELDS",
@@ -17,4 +17,5 @@ __all__ = [
     "SemanticResult",
     "describe",
     "run_query",
+    "snap_values",
 ]

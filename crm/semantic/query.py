@@ -55,7 +55,12 @@ class Condition(BaseModel):
     def _value_fits(self) -> Condition:
         if self.op in ("is_empty", "not_empty"):
             return self
-        if self.value is None:
+        if self.value is None or self.value == "":
+            # "eq nothing" / "ne nothing" can only mean empty / not empty
+            if self.op in ("eq", "ne"):
+                self.op = "is_empty" if self.op == "eq" else "not_empty"
+                self.value = None
+                return self
             raise ValueError(f"{self.field} {self.op}: a value is needed")
         if self.op == "in" and not isinstance(self.value, list):
             self.value = [self.value]

@@ -21,6 +21,7 @@ Raises `crm.errors.Invalid("query", reason)` for a query that cannot run.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -403,4 +404,66 @@ def run_query(
     return _run_records(session, query, rep_ids)
 
 
-__all__ = ["DEFAULT_LIMIT", "ResultRow", "SemanticResult", "condition_sql", "metric_sql", "run_query"]
+__all__ = [
+    "CATEGORICAL",
+    "DEFAULT_LIMIT",
+    "ResultRow",
+    "SemanticResult",
+    "condition_sql",
+    "known_values",
+    "metric_sql",
+    "run_query",
+    "snap_values",
+]
+
+
+#: Text attributes whose values are a small closed set (snapped to the CRM's own values).
+CATEGORICAL = (
+    "account.sector",
+    "account.location",
+    "product.series",
+    "rep.office",
+    "rep.manager",
+    "deal.stage",
+)
+
+
+def known_values(session: Session, field: str) -> list[str]:
+    """The distinct non-empty values of a text attribute in the CRM, sorted."""
+    col = FIELDS[field].column(_TABLES)
+    stmt = _deal_from(col).distinct() if FIELDS[field].entity == "deal" else select(col).distinct()
+    return sorted(str(v) for v in session.scalars(stmt) if v)
+
+
+def _snap(value: str, known: list[str]) -> str:
+    """`value` as the CRM writes it: itself when known (any case); else the longest known value
+    that it contains as whole words, or that contains it ("GTX Pro" series -> "GTX",
+    "telecom" -> "telecommunications"); else unchanged (it will match nothing)."""
+    low = value.strip().lower()
+    exact = [k for k in known if k.lower() == low]
+    if exact:
+        return exact[0]
+    inside = [k for k in known if re.search(rf"\b{re.escape(k.lower())}\b", low)]
+    around = [k for k in known if k.lower().startswith(low) and len(low) >= 3]
+    found = inside or around
+    return max(found, key=len) if found else value
+
+
+def snap_values(session: Session, query: SemanticQuery) -> SemanticQuery:
+    """`query` with the values of its conditions on categorical attributes (`CATEGORICAL`)
+    written as the CRM writes them (see `_snap`): a planner's "GTX Pro series" or "Telecom"
+    finds the CRM's "GTX" and "telecommunications"."""
+
+    def snapped(conditions: list[Condition]) -> list[Condition]:
+        out = []
+        for c in conditions:
+            if c.field in CATEGORICAL and c.op in ("eq", "ne", "in") and c.value is not None:
+                known = known_values(session, c.field)
+                if isinstance(c.value, list):
+                    c = c.model_copy(update={"value": [_snap(str(v), known) for v in c.value]})
+                else:
+                    c = c.model_copy(update={"value": _snap(str(c.value), known)})
+            out.append(c)
+        return out
+
+    return query.model_copy(update={"where": snapped(query.where), "share_where": snapped(query.share_where)})

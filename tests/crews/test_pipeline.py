@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 import crews.pipeline as pipeline
-from contracts import CrewRequest, Turn
+from contracts import CrewRequest, Entities, Turn
 from crews import CrewDeps
 from crm.db import session_scope
 from crm.models import Deal, Event
 from tests.crews.conftest import CRM, echo_draft
-from tests.support.stub_llm import StubLLM
+from tests.support.stub_llm import StubLLM, requested_schema
 from tools.query_plan import plan_from_rules
 
 
@@ -100,10 +100,11 @@ async def test_a_follow_up_takes_the_plan_of_the_previous_question(
     assert response.data["plan"]["metric"] == "win_rate"
     assert "Bob Beta" in response.reply and stub.count == 0
     # a long message is not a follow-up: the planner is asked
-    stub.answers = [json.dumps({"metric": "won_value", "group_by": "none", "rank": "none"})]
+    stub.answers = [json.dumps({"query": {"subject": "deal", "measure": "metric", "metric": "won_value"}})]
     long = request.model_copy(update={"message": "Give me the full lowdown on how Bob Beta is doing lately"})
     response = await pipeline.run(long, deps)
-    assert response.data["plan"]["source"] == "llm" and stub.count == 1
+    assert response.data["query"]["metric"] == "won_value" and stub.count == 1
+    assert "$4,500" in response.reply  # Bob Beta's won revenue
 
 
 async def test_the_analyst_wording_is_kept_only_when_it_keeps_the_figures(
@@ -132,11 +133,25 @@ async def test_unmatched_question_asks_the_planner_then_computes(
     message = "Give me the lowdown on Gammaco"
     ents = crm_data.entities(("account", "Gammaco"))
     assert plan_from_rules(message, ents) is None
-    stub.answers = [json.dumps({"metric": "won_value", "group_by": "none", "rank": "none"})]
+    stub.answers = [json.dumps({"query": {"subject": "deal", "measure": "metric", "metric": "won_value"}})]
     response = await pipeline.run(_ask(message, ents), deps)
     assert stub.count == 1  # the planner only: the computed answer is not reworded
-    assert response.data["plan"]["source"] == "llm"
+    assert response.data["query"]["where"] == [{"field": "account.name", "value": "Gammaco"}]
     assert "$4,800" in response.reply  # Gammaco's won revenue, computed
+    # the planner's schema is the semantic layer's closed lists
+    schema = json.dumps(requested_schema(stub.requests[-1]))
+    assert "account.year_established" in schema and "win_rate" in schema
+
+
+async def test_a_planned_query_that_makes_no_sense_is_asked_again_then_refused_honestly(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    senseless = json.dumps({"query": {"subject": "account", "measure": "avg", "field": "account.sector"}})
+    stub.answers = [senseless, senseless]
+    response = await pipeline.run(_ask("What is the typical colour of our accounts?", Entities()), deps)
+    assert stub.count == 2 and "needs a numeric `field`" in json.dumps(stub.requests[-1])
+    assert response.reply.startswith("I couldn't turn that into a question about the CRM")
+    assert response.data["plan"] is None and response.data["query"] is None
 
 
 async def test_planner_failure_gives_a_summary_not_an_error(

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from crm.db import session_scope
-from crm.semantic import SemanticQuery, SemanticResult, run_query
+from crm.semantic import Condition, SemanticQuery, SemanticResult, run_query, snap_values
 from tests.tools.conftest import CRM
 from tests.tools.conftest import crm_data as crm_data
 
@@ -218,3 +218,24 @@ def test_queries_that_mean_nothing_are_refused_with_a_reason() -> None:
         SemanticQuery.model_validate(
             {"subject": "account", "where": [{"field": "account.colour", "value": "x"}]}
         )
+
+
+def test_values_are_snapped_to_the_crms_own(crm_data: CRM, clean_db: Engine) -> None:
+    q = SemanticQuery.model_validate(
+        {
+            "subject": "product",
+            "measure": "count",
+            "where": [{"field": "product.series", "value": "GTX Pro"}],
+        }
+    )
+    with session_scope(clean_db) as s:
+        snapped = snap_values(s, q)
+        assert snapped.where[0].value == "GTX"  # the known series inside the planner's words
+        assert run_query(s, snapped).rows[0].value == 2
+        tech = q.model_copy(
+            update={
+                "subject": "account",
+                "where": [Condition(field="account.sector", op="in", value=["Tech", "nowhere"])],
+            }
+        )
+        assert snap_values(s, tech).where[0].value == ["technology", "nowhere"]

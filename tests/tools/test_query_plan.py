@@ -7,7 +7,7 @@ import datetime as dt
 
 from contracts import Entities, EntityRef, Period
 from crm.filters import DealFilter
-from tools.query_plan import LLMPlan, QueryPlan, deal_filter, masked, plan_from_llm, plan_from_rules
+from tools.query_plan import QueryPlan, deal_filter, masked, plan_from_rules
 
 ANN = EntityRef(kind="rep", key="Ann Alpha", id=1, mention="Ann Alpha")
 
@@ -46,5 +46,3 @@ def test_stuck_threshold_and_no_rule() -> None:
     message = "Give me the lowdown on Gammaco"
     ents = Entities(items=[EntityRef(kind="account", key="Gammaco", id=3, mention="Gammaco")])
     assert plan_from_rules(message, ents) is None
-    llm = plan_from_llm(LLMPlan(metric="won_value"), message, ents)
-    assert llm.source == "llm" and llm.metric == "won_value" and llm.group_by == "none"

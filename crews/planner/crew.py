@@ -1,5 +1,5 @@
-"""The pipeline crew (CrewAI): the planner, asked only when no rule matched, picks the metric from
-a closed list; one agent and one task. The computed answer is its own reply (its template sentence)."""
+"""The query planner (CrewAI): fills a query of the semantic layer from its closed lists; one agent
+and one task. The computed answer is its own reply (its template sentence)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, sin
 
 
 @CrewBase
-class PipelinePlanCrew:
-    """Planner: question -> `LLMPlan` JSON (metric, group_by, rank from closed lists)."""
+class QueryPlanCrew:
+    """Planner: question -> `tools.semantic_plan.SemanticPlan` JSON (closed lists)."""
 
     agents_config = "config/agents.yaml"
     tasks_config = "config/tasks.yaml"
