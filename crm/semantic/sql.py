@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from config.files import load_pipeline
 from crm.access import accounts_condition
 from crm.errors import Invalid
+from crm.filters import deal_select
 from crm.models import Account, Deal, Product, SalesRep
 from crm.semantic.layer import FIELDS, METRICS, NAME_FIELD, ParentAccount, Tables
 from crm.semantic.query import Condition, MetricCondition, SemanticQuery, own
@@ -81,14 +82,9 @@ class _DealCols:
 
 
 def _deal_from(*columns: Any) -> Select[Any]:
-    return (
-        select(*columns)
-        .select_from(Deal)
-        .outerjoin(Account, Deal.account_id == Account.id)
-        .outerjoin(ParentAccount, Account.parent_account_id == ParentAccount.id)
-        .outerjoin(Product, Deal.product_id == Product.id)
-        .outerjoin(SalesRep, Deal.rep_id == SalesRep.id)
-    )
+    """`crm.filters.deal_select` (deals with their account, product and rep) and the account's
+    parent."""
+    return deal_select(*columns).outerjoin(ParentAccount, Account.parent_account_id == ParentAccount.id)
 
 
 def _plain(value: Any) -> Value:
