@@ -62,6 +62,12 @@ def reply_is_grounded(
 FEEDBACK_MAX_CHARS = 600
 
 
+def reading(request: CrewRequest) -> frozenset[int] | None:
+    """The reps whose deals the caller reads (`Caller.read_rep_ids`; None: every rep, or no
+    caller: the system's own work)."""
+    return request.caller.read_rep_ids if request.caller is not None else None
+
+
 def question_of(request: CrewRequest) -> str:
     """The rep's message, trimmed to 500 characters for a short prompt; when the guards re-ask the
     crew (`request.feedback`), followed by their note on why the previous answer was not shown

@@ -45,7 +45,7 @@ from crews.closing.models import (
     EmailDraft,
     PriceLine,
 )
-from crews.common import drop_numeric_sentences, in_session, list_item, question_of
+from crews.common import drop_numeric_sentences, in_session, list_item, question_of, reading
 from crews.deps import CrewDeps
 from crews.runner import CrewOutputError, kickoff_text
 from crews.streaming import ReplyWriter
@@ -222,7 +222,7 @@ def _gather(session: Session, request: CrewRequest) -> _Context:
         if found:
             ctx.product, ctx.list_price = found[0].name, found[0].list_price
     caller = request.caller
-    rep_ids = caller.read_rep_ids if caller is not None else None
+    rep_ids = reading(request)
     # an account named outright must be readable; a deal's own account is checked with the deal
     if (
         acc is not None

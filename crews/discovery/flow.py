@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from contracts import CrewRequest, CrewResponse, Entities, Source
-from crews.common import drop_numeric_sentences, in_session, question_of, strip_ungrounded
+from crews.common import drop_numeric_sentences, in_session, question_of, reading, strip_ungrounded
 from crews.deps import CrewDeps
 from crews.discovery.models import BantAssessment, DiscoveryResult, ResearchBrief
 from crews.discovery.scoring import lead_score, merge_bant
@@ -75,12 +75,6 @@ def _researcher(task: str) -> Any:
     if task == "research":
         return lambda llm: DiscoveryCrew(llm).research_crew()
     return lambda llm: DiscoveryCrew(llm).qualify_crew()
-
-
-def _reading(request: CrewRequest) -> frozenset[int] | None:
-    """The reps whose deals the caller reads (None: all; a request without a caller is the
-    system's own)."""
-    return request.caller.read_rep_ids if request.caller is not None else None
 
 
 def _iso(d: Any) -> str | None:
@@ -160,7 +154,7 @@ def _key_facts(full: dict[str, Any]) -> str:
 
 async def _research(deps: CrewDeps, request: CrewRequest, account: Any) -> CrewResponse:
     ref = account.id if account.id is not None else account.key
-    rep_ids = _reading(request)
+    rep_ids = reading(request)
     try:
         rec = await in_session(
             deps, lambda s: _account_records(s, ref, deps.embedder, request.message, rep_ids)
@@ -226,7 +220,7 @@ def _lead_account(
 
 
 async def _qualify(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
-    account = await in_session(deps, lambda s: _lead_account(s, request.entities, _reading(request)))
+    account = await in_session(deps, lambda s: _lead_account(s, request.entities, reading(request)))
     records = compact_json(account or {"account": "not in the CRM"})
     judged: BantAssessment | None = None
     try:
@@ -266,7 +260,7 @@ async def _qualify(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
 async def _rank_leads(deps: CrewDeps, request: CrewRequest) -> CrewResponse:
     stages = [e.key for e in request.entities.of("stage")]
     f = deal_filter(QueryPlan(metric="deals"), request.entities, request.message)
-    f = f.model_copy(update={"status": "open", "stages": stages or None, "rep_ids": _reading(request)})
+    f = f.model_copy(update={"status": "open", "stages": stages or None, "rep_ids": reading(request)})
     leads = await in_session(deps, lambda s: score_deal_leads(s, f, limit=5))
     if not leads:
         reply = "There are no open deals to score."
@@ -292,7 +286,7 @@ def _pipeline_fact(session: Session, request: CrewRequest) -> Answer | None:
     if plan is None or plan.metric in ("summary", "deal_list") or not DEAL_WORDS.search(request.message):
         return None
     try:
-        return compute(session, plan, request.entities, request.message, rep_ids=_reading(request))
+        return compute(session, plan, request.entities, request.message, rep_ids=reading(request))
     except DomainError:
         return None
 
@@ -331,15 +325,16 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             response = await _rank_leads(deps, request)
         else:
             fact = await in_session(
-                deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=_reading(request))
+                deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=reading(request))
             )
             if fact is not None:
                 response = _answer(fact, "fact")
             else:
                 deal_fact = await in_session(deps, lambda s: _pipeline_fact(s, request))
                 account = entities.first("account")
-                over_crm = _data_question(message, entities)
-                answer = await answer_over_crm(deps, request, _reading(request)) if over_crm else None
+                answer = None
+                if deal_fact is None and _data_question(message, entities):
+                    answer = await answer_over_crm(deps, request, reading(request))
                 if deal_fact is not None:
                     response = _answer(deal_fact, "pipeline_fact")
                 elif answer is not None:

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from contracts import CrewRequest, CrewResponse, ProposedAction, Source
-from crews.common import drop_numeric_sentences, in_session, question_of
+from crews.common import drop_numeric_sentences, in_session, question_of, reading
 from crews.deps import CrewDeps
 from crews.nba.models import NbaResult, NbaWording, NextAction
 from crews.runner import CrewOutputError, compact_json, kickoff_validated
@@ -65,7 +65,7 @@ def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dic
     if acc is not None:
         ref = acc.id if acc.id is not None else acc.key
         try:
-            profile = accounts.account_profile(session, ref, rep_ids=_reading(request))
+            profile = accounts.account_profile(session, ref, rep_ids=reading(request))
         except NotFound:
             raise Forbidden(f"{acc.key} is not among the accounts you can see") from None
         return "account", profile.account.name, {"account_id": profile.account.id}
@@ -83,11 +83,6 @@ def _scope(session: Session, request: CrewRequest) -> tuple[str, str | None, dic
         if len(found) == 1 and found[0].name.lower() == request.user_id.strip().lower():
             return "rep", found[0].name, {"rep_id": found[0].id}
     return "all", None, {}
-
-
-def _reading(request: CrewRequest) -> frozenset[int] | None:
-    """The reps whose deals the caller reads (None: all, or no caller: the system's own work)."""
-    return request.caller.read_rep_ids if request.caller is not None else None
 
 
 def _upsell_signal(session: Session, account_id: int, rep_ids: frozenset[int] | None) -> Signal | None:
@@ -119,10 +114,10 @@ def _gather_and_store(session: Session, request: CrewRequest) -> dict[str, Any]:
         account_id=ids.get("account_id"),
         deal_id=ids.get("deal_id"),
         limit=n,
-        rep_ids=_reading(request),
+        rep_ids=reading(request),
     )
     if "account_id" in ids and UPSELL.search(request.message):
-        extra = _upsell_signal(session, ids["account_id"], _reading(request))
+        extra = _upsell_signal(session, ids["account_id"], reading(request))
         if extra is not None and not any(s.kind == "upsell" for s in signals):
             signals = [extra, *signals][:n]  # asked for explicitly: it leads
     items = [

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from config.files import load_pipeline
 from contracts import CrewRequest, CrewResponse, Entities, ProposedAction
 from contracts.identity import Caller
-from crews.common import in_session
+from crews.common import in_session, reading
 from crews.deps import CrewDeps
 from crews.pipeline.models import PipelineResult
 from crews.planner import answer_over_crm
@@ -200,7 +200,7 @@ def follow_up_plan(request: CrewRequest) -> QueryPlan | None:
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Answer a pipeline question or propose a stage move (see the module docstring)."""
     message, entities, caller = request.message, request.entities, request.caller
-    rep_ids = caller.read_rep_ids if caller is not None else None
+    rep_ids = reading(request)
     with usage_scope() as usage:
         stage = detect_stage_move(message, entities)
         if stage is not None and (entities.first("deal") or entities.first("account")):

@@ -45,7 +45,7 @@ async def answer_over_crm(
     inputs = {"question": question_of(request), "layer": describe(), "named": _named(request.entities)}
     try:
         run = await kickoff_validated(
-            "pipeline-plan",
+            "query-plan",
             lambda llm: QueryPlanCrew(llm).crew(),
             inputs,
             SemanticPlan,
@@ -53,7 +53,7 @@ async def answer_over_crm(
             max_tokens=PLAN_MAX_TOKENS,
         )
     except CrewOutputError as exc:
-        log.info("pipeline planner failed (%s)", exc.reason)
+        log.info("query planner failed (%s)", exc.reason)
         return None
     choice = run.output.choice()
     try:
