@@ -74,7 +74,8 @@ def _check_answer(item: dict[str, Any]) -> None:
     assert item["kind"] in ANSWER_KINDS
     if item["kind"] in ("number", "percent"):
         assert isinstance(item["answer"], int | float) and not isinstance(item["answer"], bool)
-        assert item["tolerance"] >= 0
+        tolerance = item["tolerance"]
+        assert isinstance(tolerance, int | float) and not isinstance(tolerance, bool) and tolerance >= 0
     else:
         assert item["answer"] and all(isinstance(a, str) and a for a in item["answer"])
     assert item["message"].strip()

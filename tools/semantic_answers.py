@@ -118,24 +118,29 @@ def _label(name: str, subject: str | None = None) -> str:
     return f"{spec.entity} {words}" if words == "name" and spec.entity != subject else words
 
 
-def _number(name: str | None, value: Any) -> str:
-    """`value` as a reply writes it: money, percent, days, a year, or a count."""
+def _unit(name: str | None) -> str | None:
+    """The unit of a metric or attribute of the layer (None: a plain number or text)."""
+    if name in METRICS:
+        return METRICS[name].unit
+    if name in FIELDS:
+        return FIELDS[name].unit
+    return None
+
+
+def _number(unit: str | None, value: Any) -> str:
+    """`value` as a reply writes it in `unit` (`_unit`): money, percent, days, a year, or a
+    count."""
     if value is None:
         return "n/a"
     if not isinstance(value, int | float):
         return str(value)
-    unit = None
-    if name in METRICS:
-        unit = METRICS[name].unit
-    elif name in FIELDS:
-        unit = FIELDS[name].unit
     if unit == "USD":
         return money(float(value))
     if unit == "%":
         return pct(float(value))
     if unit == "days":
         return days(float(value))
-    if name is not None and "year" in name:
+    if unit == "year":
         return str(int(value))
     if unit == "million USD":
         return f"{money(float(value))} million"
@@ -155,7 +160,7 @@ def _conditions_text(conditions: list[Condition], subject: str) -> str:
         else:
             value = join_names([str(v) for v in c.value]) if isinstance(c.value, list) else str(c.value)
             if FIELDS[c.field].kind == "number" and not isinstance(c.value, list):
-                value = _number(c.field, float(c.value))  # type: ignore[arg-type]
+                value = _number(_unit(c.field), float(c.value))  # type: ignore[arg-type]
             parts.append(f"{label} {_OPS[c.op]} {value}")
     return " and ".join(parts)
 
@@ -174,18 +179,23 @@ def _having_text(having: list[MetricCondition]) -> str:
             else:
                 parts.append(f"{_OPS[h.op]} {count(int(n), noun)}".replace("is ", "exactly ", 1))
         else:
-            parts.append(f"{words} {_OPS[h.op]} {_number(h.metric, n)}")
+            parts.append(f"{words} {_OPS[h.op]} {_number(_unit(h.metric), n)}")
     return " and ".join(parts)
 
 
-def _scope_text(q: SemanticQuery) -> str:
-    """ "accounts where account sector is retail, with number of won deals is 0"."""
-    text = _PLURAL[q.subject]
+def _filters_text(q: SemanticQuery) -> str:
+    """ " where sector is retail, with no won deal" ("" without conditions)."""
+    text = ""
     if q.where:
         text += f" where {_conditions_text(q.where, q.subject)}"
     if q.having:
         text += f"{',' if q.where else ''} with {_having_text(q.having)}"
     return text
+
+
+def _scope_text(q: SemanticQuery) -> str:
+    """ "accounts where sector is retail, with no won deal"."""
+    return _PLURAL[q.subject] + _filters_text(q)
 
 
 def _what(q: SemanticQuery) -> str:
@@ -203,30 +213,30 @@ def _what(q: SemanticQuery) -> str:
     return f"{names.get(q.measure, q.measure)} {_label(q.field, q.subject) if q.field else ''}".strip()
 
 
-def _value_name(q: SemanticQuery) -> str | None:
-    """The layer name whose unit formats the measure's values."""
+def _value_unit(q: SemanticQuery) -> str | None:
+    """The unit of the measure's values."""
     if q.measure == "metric":
-        return q.metric
+        return _unit(q.metric)
     if q.measure == "share":
-        return "win_rate"  # a percentage
+        return "%"
     if q.measure in ("sum", "avg", "min", "max", "list"):
-        return q.field
+        return _unit(q.field)
     return None
 
 
 def _row_figure(q: SemanticQuery, r: ResultRow) -> tuple[str | None, Any]:
-    """The figure a row of a list or ranking shows, with the layer name that formats it."""
+    """The figure a row of a list or ranking shows, with its unit."""
     if q.order_by is not None and q.order_by.by not in ("value", None) and str(q.order_by.by) in r.extra:
-        return str(q.order_by.by), r.extra[str(q.order_by.by)]
-    return _value_name(q), r.value
+        return _unit(str(q.order_by.by)), r.extra[str(q.order_by.by)]
+    return _value_unit(q), r.value
 
 
 def _row_text(q: SemanticQuery, r: ResultRow) -> str:
-    name, figure = _row_figure(q, r)
+    unit, figure = _row_figure(q, r)
     label = r.label if r.label is not None else "none"
     if q.measure == "list" and (figure is None or str(figure) == label):
         return label
-    return f"{label} ({_number(name, figure)})"
+    return f"{label} ({_number(unit, figure)})"
 
 
 def answer_of(result: SemanticResult) -> Answer:
@@ -256,17 +266,17 @@ def answer_of(result: SemanticResult) -> Answer:
         value = rows[0].value if rows else None
         if q.measure == "count" and isinstance(value, int | float):
             return done(f"There {'is' if value == 1 else 'are'} {_count_of(q, int(value))}.")
-        return done(f"The {_what(q)} of {_scope_text(q)} is {_number(_value_name(q), value)}.")
+        return done(f"The {_what(q)} of {_scope_text(q)} is {_number(_value_unit(q), value)}.")
     if not rows:
         return done(f"No {_scope_text(q)} in the CRM.")
     names = [str(r.label) for r in rows[:3]]
     if ranked and q.order_by is not None:
         which = "highest" if q.order_by.direction == "desc" else "lowest"
-        name, figure = _row_figure(q, rows[0])
+        unit, figure = _row_figure(q, rows[0])
         by = _what(q) if q.order_by.by == "value" else _label(str(q.order_by.by), q.subject)
         if len(rows) == 1:
             head = f"{rows[0].label} has the {which} {by} among the {_scope_text(q)}"
-            return done(f"{head}: {_number(name, figure)}." if figure is not None else f"{head}.", names)
+            return done(f"{head}: {_number(unit, figure)}." if figure is not None else f"{head}.", names)
         head = f"The {_scope_text(q)} with the {which} {by}"
         return done(f"{head}: {', '.join(_row_text(q, r) for r in rows)}.", names)
     more = f" and {result.total - len(rows):,} more" if result.total > len(rows) else ""
@@ -275,7 +285,7 @@ def answer_of(result: SemanticResult) -> Answer:
         return done(f"{head}: {', '.join(_row_text(q, r) for r in rows)}{more}.", names)
     if q.field is not None and len(rows) == 1:
         return done(
-            f"{rows[0].label}: {_label(q.field, q.subject)} {_number(q.field, rows[0].value)}.", names
+            f"{rows[0].label}: {_label(q.field, q.subject)} {_number(_unit(q.field), rows[0].value)}.", names
         )
     listed = ", ".join(_row_text(q, r) for r in rows)
     return done(f"The {_count_of(q, result.total)}: {listed}{more}.", names)
@@ -283,10 +293,9 @@ def answer_of(result: SemanticResult) -> Answer:
 
 def _count_of(q: SemanticQuery, n: int) -> str:
     """ "12 accounts where sector is retail" (the noun in the singular for 1)."""
-    scope = _scope_text(q)
     plural = _PLURAL[q.subject]
     noun = plural[:-1] if n == 1 else plural
-    return f"{n:,} {noun}{scope[len(plural) :]}"
+    return f"{n:,} {noun}{_filters_text(q)}"
 
 
 def semantic_answer(

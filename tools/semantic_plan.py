@@ -67,12 +67,12 @@ class SemanticChoice(BaseModel):
     metric: MetricName | Literal["none"] = "none"
     field: FieldName | Literal["none"] = "none"
     group_by: FieldName | Literal["none"] = "none"
-    rank: Literal["none", "highest", "lowest"] = "none"
+    rank: Rank = "none"
     top_n: int = Field(1, description="how many records a ranking shows (1 to 20)")
     conditions: list[Condition] = Field(default_factory=list, max_length=4)
     share_conditions: list[Condition] = Field(default_factory=list, max_length=2)
     having: list[MetricCondition] = Field(default_factory=list, max_length=2)
-    date_field: Literal["engage", "close"] = "close"
+    date_field: DateField = "close"
 
     @field_validator("top_n", mode="after")
     @classmethod
@@ -271,8 +271,9 @@ class SemanticPlan(BaseModel):
 
     @model_validator(mode="after")
     def _makes_a_query(self) -> SemanticPlan:
-        # refused here, the planner is re-asked with the reason (crews.runner.kickoff_validated)
-        complete_query(self.choice(), Entities())
+        # refused here (the choice's own check), the planner is re-asked with the reason
+        # (crews.runner.kickoff_validated)
+        self.choice()
         return self
 
     def choice(self) -> SemanticChoice:

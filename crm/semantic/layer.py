@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Numeric, cast, extract, func
+from sqlalchemy import ColumnElement, Numeric, case, cast, extract, func
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from config.files import load_pipeline
 from crm.models import Account, Deal, Product, SalesRep
 
 Entity = Literal["account", "product", "rep", "deal"]
@@ -96,8 +98,8 @@ class Tables:
 @dataclass(frozen=True)
 class FieldSpec:
     """One attribute: its entity, kind ("text", "number", "date", or "period" for a time bucket
-    such as "2017-Q3"), unit (for replies), what it means (for the planner's prompt), and
-    `column(tables)`, the SQL expression that reads it."""
+    such as "2017-Q3"), unit (for replies: "USD", "million USD", "days", "year"), what it means
+    (for the planner's prompt), and `column(tables)`, the SQL expression that reads it."""
 
     name: FieldName
     entity: Entity
@@ -134,6 +136,7 @@ _SPECS: list[FieldSpec] = [
         "number",
         "year the company was founded",
         lambda t: t.account.year_established,
+        unit="year",
     ),
     FieldSpec(
         "account.location",
@@ -196,6 +199,7 @@ _SPECS: list[FieldSpec] = [
         "number",
         "year engaged",
         lambda t: cast(extract("year", t.deal.engage_date), Numeric),
+        unit="year",
     ),
     FieldSpec(
         "deal.close_year",
@@ -203,6 +207,7 @@ _SPECS: list[FieldSpec] = [
         "number",
         "year closed",
         lambda t: cast(extract("year", t.deal.close_date), Numeric),
+        unit="year",
     ),
 ]
 
@@ -248,10 +253,6 @@ assert set(MetricName.__args__) == set(METRICS), "MetricName and METRICS must ag
 
 
 def _status(t: Tables) -> ColumnElement[Any]:
-    from sqlalchemy import case
-
-    from config.files import load_pipeline
-
     pipeline = load_pipeline()
     return case(
         (t.deal.stage == pipeline.won_key, "won"),
@@ -260,8 +261,10 @@ def _status(t: Tables) -> ColumnElement[Any]:
     )
 
 
+@cache
 def describe() -> str:
-    """The layer as the planner's prompt shows it: one line per attribute and metric."""
+    """The layer as the planner's prompt shows it: one line per attribute and metric (built once:
+    the layer does not change while the process runs)."""
     lines = ["Attributes:"]
     lines += [f"- {f.name}: {f.description}" for f in _SPECS]
     lines.append("Deal metrics:")

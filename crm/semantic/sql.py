@@ -20,6 +20,7 @@ Raises `crm.errors.Invalid("query", reason)` for a query that cannot run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def metric_sql(name: str, d: _DealCols) -> ColumnElement[Any]:
         "won": n_won,
         "lost": n_lost,
         "closed": func.count(d.id).filter(or_(won, lost)),
-        "win_rate": literal(Decimal(100)) * n_won / func.nullif(n_won + n_lost, 0),
+        "win_rate": _percent(n_won, n_won + n_lost),
         "won_value": func.coalesce(func.sum(d.value).filter(won), 0),
         "avg_won_value": func.avg(d.value).filter(won),
         "max_won_value": func.max(d.value).filter(won),
@@ -171,6 +172,11 @@ def metric_sql(name: str, d: _DealCols) -> ColumnElement[Any]:
     if name not in exprs:
         raise Invalid("query", f"unknown metric {name!r}; one of {', '.join(METRICS)}")
     return exprs[name]
+
+
+def _percent(part: ColumnElement[Any], whole: ColumnElement[Any]) -> ColumnElement[Any]:
+    """100 x part / whole, NULL when whole is 0 (a win rate, a share)."""
+    return literal(Decimal(100)) * part / func.nullif(whole, 0)
 
 
 def _having_sql(h: MetricCondition, d: _DealCols) -> ColumnElement[bool]:
@@ -205,14 +211,14 @@ def _measure_sql(
     raise Invalid("query", f"measure {q.measure!r} does not aggregate here")
 
 
-def _ordered(rows: list[ResultRow], q: SemanticQuery, default_key: str = "label") -> list[ResultRow]:
-    """Rows sorted as `q.order_by` says (None values last), else by `default_key`."""
+def _ordered(rows: list[ResultRow], q: SemanticQuery) -> list[ResultRow]:
+    """Rows sorted as `q.order_by` says (None values last), else by label."""
     by = q.order_by.by if q.order_by is not None else None
     desc = q.order_by is not None and q.order_by.direction == "desc"
 
     def key(r: ResultRow) -> Any:
         if by is None:
-            v: Any = r.label if default_key == "label" else r.value
+            v: Any = r.label
         elif by == "value":
             v = r.value
         else:
@@ -261,9 +267,7 @@ def _run_deals(
         return _limited(q, _ordered(rows, q))
     if q.measure == "share":
         part = and_(*(condition_sql(c) for c in q.share_where))
-        value: ColumnElement[Any] = (
-            literal(Decimal(100)) * func.count(Deal.id).filter(part) / func.nullif(func.count(Deal.id), 0)
-        )
+        value: ColumnElement[Any] = _percent(func.count(Deal.id).filter(part), func.count(Deal.id))
     else:
         value = _measure_sql(q, field_col, d, func.count(Deal.id))
     ranked = (
@@ -299,23 +303,14 @@ def _rows_query(q: SemanticQuery, rep_ids: frozenset[int] | None, metrics: list[
     subject = q.subject
     table = _SUBJECT_TABLE[subject]
     cross = [condition_sql(c) for c in q.where if not own(subject, c.field)]
-    amount = func.coalesce(Deal.value, Product.list_price, 0)
+    cols = _deal_cols()
+    columns = {f.name: getattr(cols, f.name) for f in dataclasses.fields(cols)}  # not asdict: no copies
     deals = (
-        _deal_from(
-            Deal.id.label("id"),
-            _DEAL_KEY[subject].label("owner_id"),
-            Deal.stage.label("stage"),
-            Deal.value.label("value"),
-            Deal.engage_date.label("engage_date"),
-            Deal.close_date.label("close_date"),
-            amount.label("amount"),
-        )
+        _deal_from(_DEAL_KEY[subject].label("owner_id"), *(col.label(name) for name, col in columns.items()))
         .where(*cross, *_deal_scope(rep_ids))
         .subquery("d")
     )
-    d = _DealCols(
-        deals.c.id, deals.c.stage, deals.c.value, deals.c.engage_date, deals.c.close_date, deals.c.amount
-    )
+    d = _DealCols(**{name: deals.c[name] for name in columns})
     name = FIELDS[NAME_FIELD[subject]].column(_TABLES)
     plain_cols: list[Any] = [table.id.label("row_id"), name.label("label")]
     if q.field is not None and own(subject, q.field):
@@ -375,9 +370,7 @@ def _run_records(session: Session, q: SemanticQuery, rep_ids: frozenset[int] | N
         return _limited(q, _ordered(rows, q))
     field_col = rows_sq.c.field if q.field is not None and "field" in rows_sq.c else None
     if q.measure == "share":
-        value_sql: ColumnElement[Any] = (
-            literal(Decimal(100)) * func.count().filter(rows_sq.c.in_share) / func.nullif(func.count(), 0)
-        )
+        value_sql: ColumnElement[Any] = _percent(func.count().filter(rows_sq.c.in_share), func.count())
     else:
         value_sql = _measure_sql(q, field_col, None, func.count())
     if q.group_by is None:
@@ -398,19 +391,6 @@ def run_query(
     if query.subject == "deal":
         return _run_deals(session, query, rep_ids, [])
     return _run_records(session, query, rep_ids)
-
-
-__all__ = [
-    "CATEGORICAL",
-    "DEFAULT_LIMIT",
-    "ResultRow",
-    "SemanticResult",
-    "condition_sql",
-    "known_values",
-    "metric_sql",
-    "run_query",
-    "snap_values",
-]
 
 
 #: Text attributes whose values are a small closed set (snapped to the CRM's own values).
@@ -463,3 +443,16 @@ def snap_values(session: Session, query: SemanticQuery) -> SemanticQuery:
         return out
 
     return query.model_copy(update={"where": snapped(query.where), "share_where": snapped(query.share_where)})
+
+
+__all__ = [
+    "CATEGORICAL",
+    "DEFAULT_LIMIT",
+    "ResultRow",
+    "SemanticResult",
+    "condition_sql",
+    "known_values",
+    "metric_sql",
+    "run_query",
+    "snap_values",
+]
