@@ -7,6 +7,7 @@ is used as is and must answer, never silently replaced by an embedded server.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -128,6 +129,10 @@ class Settings(BaseSettings):
     # are masked in traces before they leave the process (observability.masking); true: traces
     # carry the raw prompts and replies
     trace_raw: bool = Field(False, alias="FLOWSTATE_TRACE_RAW")
+    # the date requests' relative dates ("tomorrow", "next Tuesday") count from, instead of the
+    # clock's, at the clock's time of day: for evaluations and demos that must read the same
+    # tomorrow every day; unset in production
+    today: dt.date | None = Field(None, alias="FLOWSTATE_TODAY")
 
     @property
     def llm_is_embedded(self) -> bool:
@@ -147,7 +152,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins", "cors_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        """"a, b" -> ["a", "b"]: origins are written comma-separated in the environment."""
+        """ "a, b" -> ["a", "b"]: origins are written comma-separated in the environment."""
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,9 +21,11 @@ class CrewDeps:
     thread), the LLM endpoint (`llm`: `llm.LLMConfig`), and the `embedder` for memory
     search (None: no memory search). `word_answers` False returns computed answers (pipeline
     figures, account facts) as their template sentence without asking the model to reword them:
-    one LLM call less per such turn (~3 s on the 2-core machine), same figures."""
+    one LLM call less per such turn (~3 s on the 2-core machine), same figures. `today`: the
+    date relative dates in requests count from (None: the clock's, in the rep's time zone)."""
 
     engine: Engine
     llm: LLMConfig
     embedder: Embedder | None = None
     word_answers: bool = True
+    today: dt.date | None = None

@@ -408,9 +408,7 @@ class Credential(Base):
     expiry; `revoked_at` set: no longer valid."""
 
     __tablename__ = "credentials"
-    __table_args__ = (
-        CheckConstraint("kind IN ('token','session','login_link')", name="credentials_kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('token','session','login_link')", name="credentials_kind"),)
     id: Mapped[int] = _id()
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True

@@ -327,6 +327,7 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
     `tools.query_plan.asks_about_records`) or a deal figure the query plan rules read from the
     message (`tools.query_plan.plan_from_rules`). Names are masked before matching
     (`tools.query_plan.masked`), so a name cannot trigger a rule. Pure text, no I/O."""
+    from tools.action_requests import request_kind
     from tools.query_plan import asks_about_records, masked, plan_from_rules
     from tools.semantic_words import read_question
 
@@ -334,6 +335,12 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
     text = masked(message, ents)
     if _is_stage_move(message, ents):
         return "pipeline"
+    asked = request_kind(text)
+    if asked is not None and not (asked == "move_stage" and _DELIVERY_WORK.search(text)):
+        # an action the rep asks for: deal updates, reminders and tasks are the pipeline crew's;
+        # an email to an address or a discount to grant, the closing crew's ("we just won X, set
+        # up the onboarding" is delivery's work, left to the steps below)
+        return "closing" if asked in ("queue_email", "accept_discount") else "pipeline"
     if _WORK_REQUEST.search(text):
         return None
     if _fact_question(text, ents):

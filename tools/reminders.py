@@ -78,6 +78,25 @@ def manager_of(session: Session, owner: Person) -> Person | None:
     return Person(name=name, rep_id=as_rep.id if as_rep else None, email=as_rep.email if as_rep else None)
 
 
+def local_now(
+    session: Session, rep_id: int | None, *, today: dt.date | None = None, now: dt.datetime | None = None
+) -> dt.datetime:
+    """The rep's wall clock: `now` (default: the clock) in the rep's time zone (UTC for no rep,
+    an unknown rep or an unknown zone), aware. `today` replaces the date and keeps the time of
+    day (a fixed date for evaluations and demos: `FLOWSTATE_TODAY`)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = session.scalar(select(SalesRep.time_zone).where(SalesRep.id == rep_id)) if rep_id else None
+    try:
+        zone = ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
+    if today is not None:
+        local = local.replace(year=today.year, month=today.month, day=today.day)
+    return local
+
+
 def _same_instant(a: dt.datetime, b: dt.datetime) -> bool:
     return abs((a - b).total_seconds()) < 0.001
 

@@ -53,3 +53,9 @@ def register(eval_cli: typer.Typer) -> None:
     from app.commands.eval_intents import intents_command
 
     eval_cli.command("intents")(intents_command)
+    from app.commands.eval_multiturn import multiturn_command
+
+    eval_cli.command("multiturn")(multiturn_command)
+    from app.commands.eval_actions import actions_command
+
+    eval_cli.command("actions")(actions_command)

@@ -14,6 +14,7 @@ examples and the guard loads Guardrails on first use, or in :func:`warm_up`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
@@ -55,14 +56,17 @@ def intent_router(
     )
 
 
-def real_context(engine: Engine, llm: LLMConfig, embedder: Embedder) -> ChatContext:
+def real_context(
+    engine: Engine, llm: LLMConfig, embedder: Embedder, *, today: dt.date | None = None
+) -> ChatContext:
     """The app's parts on a ready `engine` (sync, CRM database), `llm` and `embedder` (memory
     search and the router's neighbours). Builds no connection. The action log gets the same
-    embedder, so what an action writes (an email, a note) is indexed for memory search."""
+    embedder, so what an action writes (an email, a note) is indexed for memory search.
+    `today`: the date requests' relative dates count from (None: the clock's)."""
     return ChatContext(
         engine=engine,
         llm=llm,
-        crew_deps=CrewDeps(engine=engine, llm=llm, embedder=embedder),
+        crew_deps=CrewDeps(engine=engine, llm=llm, embedder=embedder, today=today),
         resolver=CrmResolver(engine),
         router=intent_router(embedder, llm),
         crews=run_crew,
@@ -85,7 +89,7 @@ def build_context(settings: Settings, endpoints: Endpoints | None = None) -> Cha
         llm = LLMConfig.from_endpoints(endpoints, settings)
     else:
         llm = LLMConfig.from_settings(settings)
-    return real_context(make_engine(url), llm, get_embedder(settings))
+    return real_context(make_engine(url), llm, get_embedder(settings), today=settings.today)
 
 
 def warm_up(ctx: ChatContext) -> None:

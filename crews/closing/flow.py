@@ -27,6 +27,7 @@ keeps the sentences already written (a template opening when there are none).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from llm import StopGeneration, parse_output
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.accounts import AccountBrief, ContactOut
+from tools.action_requests import ActionRequest, read_request
 from tools.deals import DealOut, account_deals, find_products
 from tools.errors import DomainError
 from tools.formatting import money
@@ -106,6 +108,15 @@ _SIGNOFF_LINE = re.compile(
     re.I,
 )
 _SUBJECT_LINE = re.compile(r"^[\s*#_]*subject[\s*_]*:[\s*_]*(.*?)[\s*_]*$", re.I)
+
+
+#: The rep approving a discount themselves (not offering it to the buyer).
+_APPROVE = re.compile(r"\b(approve|accept|agree to|go ahead)\b", re.I)
+
+
+def wants_email_words(message: str) -> bool:
+    """Whether `message` asks for something written ("write", "draft", "email", "send" ...)."""
+    return EMAIL.search(message) is not None
 
 
 def requested_discount(message: str) -> float | None:
@@ -353,8 +364,11 @@ class _EmailStream:
     callback; `finish` writes the rest and returns the draft. An answer that starts with "{" is
     a JSON `EmailDraft` after all: read whole at the end."""
 
-    def __init__(self, writer: ReplyWriter, ctx: _Context, kind: DraftKind) -> None:
+    def __init__(
+        self, writer: ReplyWriter, ctx: _Context, kind: DraftKind, subject: str | None = None
+    ) -> None:
         self.writer = writer
+        self.fixed_subject = subject  # the rep's own subject line wins over the model's
         self.ctx = ctx
         self.kind = kind
         self.keep = [n for n in (ctx.product, ctx.account.name if ctx.account else None) if n]
@@ -393,7 +407,7 @@ class _EmailStream:
             rest = line + "\n" + rest  # no subject line: it all is body
         ctx = self.ctx
         default = f"{ctx.product} for {ctx.account.name}" if ctx.account and ctx.product else "Following up"
-        self.subject = (subject or default)[:200]
+        self.subject = (self.fixed_subject or subject or default)[:200]
         self.writer.write(f"Subject: {self.subject}\n\nHi {self.first},\n\n")
         for unit in self.splitter.feed(rest):
             self._unit(unit)
@@ -409,7 +423,9 @@ class _EmailStream:
             sentence = _GREETING.sub("", sentence, count=1).strip() if _GREETING.match(sentence) else sentence
         if not sentence:
             return
-        if _SIGNOFF_LINE.match(sentence):
+        if _SIGNOFF_LINE.match(sentence) and self.body:
+            # a sign-off ends the body; as the first sentence ("Thank you for meeting us
+            # today.") it is the body's opening
             self.done = True
             return
         kept = drop_numeric_sentences(sentence, self.keep)
@@ -508,10 +524,24 @@ class _AdviceStream:
 
 
 async def _email(
-    deps: CrewDeps, request: CrewRequest, kind: DraftKind, ctx: _Context, writer: ReplyWriter, figures: str
+    deps: CrewDeps,
+    request: CrewRequest,
+    kind: DraftKind,
+    ctx: _Context,
+    writer: ReplyWriter,
+    figures: str,
+    asked: ActionRequest | None = None,
 ) -> EmailDraft:
-    """The email, streamed into `writer` from the draft's subject line on."""
+    """The email, streamed into `writer` from the draft's subject line on. `asked`: what the rep
+    set themselves (a subject, what to say), which the draft keeps; an email whose content the
+    rep dictated is written from their words, without the model."""
     from crews.closing.crew import ClosingCrew
+
+    subject = asked.subject if asked is not None else None
+    if asked is not None and asked.what:
+        stream = _EmailStream(writer, ctx, kind, subject)
+        stream.feed(f"Subject: {subject or 'Following up'}\n{asked.what.rstrip('.!')}.")
+        return stream.finish(figures)
 
     label = {
         "outreach": "first outreach",
@@ -520,7 +550,7 @@ async def _email(
         "discount": "discount reply",
         "negotiation": "negotiation",
     }[kind]
-    stream = _EmailStream(writer, ctx, kind)
+    stream = _EmailStream(writer, ctx, kind, subject)
     try:
         await kickoff_text(
             "closing",
@@ -656,7 +686,13 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 llm_calls=usage.calls,
             )
         kind = detect_kind(message, bool(ctx.history))
-        requested = requested_discount(message)
+        # what the rep set themselves: an address and subject to use, a percent to grant
+        asked = read_request(message, now=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        granting = asked if asked is not None and asked.kind == "accept_discount" else None
+        emailing = asked if asked is not None and asked.kind == "queue_email" else None
+        if emailing is not None and kind in ("negotiation", "discount"):
+            kind = "follow_up"  # "say the contract goes out Monday" asks for an email, not advice
+        requested = granting.percent if granting is not None else requested_discount(message)
         discount = decide_discount(requested) if requested is not None else None
         price = _price_line(ctx, message, discount) if kind == "proposal" else None
         result = ClosingResult(
@@ -664,7 +700,7 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             account=ctx.account.name if ctx.account else None,
             deal=ctx.deal.external_id if ctx.deal else None,
             product=ctx.product,
-            recipient=_recipient(ctx, message),
+            recipient=emailing.to if emailing is not None and emailing.to else _recipient(ctx, message),
             discount=discount,
             price=price,
         )
@@ -673,11 +709,11 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         await writer.ground(facts, sources)
         action: ProposedAction | None = None
         wants_email = EMAIL.search(message) is not None or kind in ("outreach", "follow_up", "proposal")
-        advice_only = kind == "negotiation" or (
-            ADVICE.search(message) is not None and not wants_email and not discount
+        advice_only = emailing is None and (
+            kind == "negotiation" or (ADVICE.search(message) is not None and not wants_email and not discount)
         )
 
-        if ctx.account is None and not advice_only and discount is None:
+        if ctx.account is None and not advice_only and discount is None and emailing is None:
             writer.write(
                 "Which account or deal is this for? "
                 "Name the account (or the opportunity id) and I'll draft it."
@@ -691,7 +727,11 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             writer.write(_discount_sentence(discount, ctx.product))
             params: dict[str, Any] = {
                 "percent": discount.allowed_percent,
-                "requested_percent": discount.requested_percent,
+                "requested_percent": (
+                    granting.requested_percent
+                    if granting is not None and granting.requested_percent is not None
+                    else discount.requested_percent
+                ),
             }
             if ctx.deal:
                 params.update(deal=ctx.deal.external_id, deal_id=ctx.deal.id)
@@ -705,6 +745,22 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 params=params,
             )
         lead = "\n\n" if writer.text else ""
+        if (
+            granting is not None
+            and action is not None
+            and _APPROVE.search(message)
+            and not wants_email_words(message)
+        ):
+            # "approve a 10% discount on X": the decision is the answer; an offer to the buyer
+            # ("offer Acme 10% off") or an email asked for is drafted
+            return CrewResponse(
+                reply=writer.text,
+                data=result.model_dump(mode="json"),
+                sources=sources,
+                facts=facts,
+                proposed_action=action,
+                llm_calls=usage.calls,
+            )
         if advice_only:
             advice = await _advise(deps, request, ctx, writer, lead)
             result.advice = advice
@@ -712,16 +768,21 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 writer.write(lead + "I couldn't prepare advice right now; try again in a moment.")
         else:
             writer.write(f"{lead}Draft ({kind.replace('_', '-')}) to {result.recipient}:\n\n")
-            email = await _email(deps, request, kind, ctx, writer, _figure_lines(kind, ctx, discount, price))
+            email = await _email(
+                deps, request, kind, ctx, writer, _figure_lines(kind, ctx, discount, price), emailing
+            )
             result.email = email
             if action is None:
                 params = {
                     "subject": email.subject,
                     "body": email.body,
-                    "to": ctx.contact.email if ctx.contact else None,
-                    "contact_id": ctx.contact.id if ctx.contact else None,
+                    "to": emailing.to
+                    if emailing is not None and emailing.to
+                    else (ctx.contact.email if ctx.contact else None),
+                    "contact_id": ctx.contact.id if ctx.contact and not (emailing and emailing.to) else None,
                     "account_id": ctx.account.id if ctx.account else None,
                     "deal_id": ctx.deal.id if ctx.deal else None,
+                    "deal": ctx.deal.external_id if ctx.deal else None,
                 }
                 action = ProposedAction(
                     kind="queue_email",

@@ -23,6 +23,7 @@ figures. A question the rules plan therefore needs no LLM call at all.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from typing import Any
@@ -35,16 +36,18 @@ from contracts.identity import Caller
 from crews.common import in_session, reading
 from crews.deps import CrewDeps
 from crews.pipeline.models import PipelineResult
+from crews.pipeline.requests import add_tasks, remind, which_deal
 from crews.planner import answer_over_crm
 from observability.llm_meter import usage_scope
 from tools import deals
 from tools.account_facts import safe_answer_fact
+from tools.action_requests import read_request, won_value
 from tools.answers import Answer
-from tools.deals import account_deals
 from tools.errors import DomainError
 from tools.formatting import money
 from tools.pipeline_answers import compute
 from tools.query_plan import QueryPlan, plan_from_rules
+from tools.reminders import local_now
 from tools.semantic_answers import what_i_can_answer
 from tools.sources import deal_source
 
@@ -60,7 +63,6 @@ MOVE_VERB = re.compile(
 TO_STAGE = re.compile(
     r"\b(?:to|into|as|at)\s+(?:the\s+)?(?:stage\s+)?([a-z][a-z ]{1,30}?)(?:\s+stage)?\s*(?:[.!?,]|$)", re.I
 )
-MONEY = re.compile(r"(?:\$\s?|usd\s?)(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s?(?:usd|dollars)\b", re.I)
 
 
 def detect_stage_move(message: str, entities: Entities) -> str | None:
@@ -83,19 +85,6 @@ def detect_stage_move(message: str, entities: Entities) -> str | None:
     return None
 
 
-def _deal_ref(session: Session, entities: Entities) -> str | None:
-    deal = entities.first("deal")
-    if deal is not None:
-        return deal.key
-    account = entities.first("account")
-    if account is not None and account.id is not None:
-        # an account with exactly one open deal names that deal
-        open_deals = account_deals(session, account.id, status="open", limit=2)
-        if len(open_deals) == 1:
-            return open_deals[0].external_id
-    return None
-
-
 def _not_yours(ref: str, verb: str) -> CrewResponse:
     """The honest answer about a deal outside the caller's scope (no action, no record shown)."""
     return CrewResponse(
@@ -106,16 +95,20 @@ def _not_yours(ref: str, verb: str) -> CrewResponse:
 
 
 def _move(
-    session: Session, message: str, entities: Entities, stage: str, caller: Caller | None = None
+    session: Session,
+    message: str,
+    entities: Entities,
+    stage: str,
+    caller: Caller | None = None,
+    *,
+    note: str | None = None,
 ) -> CrewResponse:
-    ref = _deal_ref(session, entities)
     target = load_pipeline().get(stage)
     assert target is not None
-    if ref is None:
-        return CrewResponse(
-            reply=f"Which deal should I move to {target.name}? Give me its opportunity id (e.g. 1C1I7A6R).",
-            data={"stage": stage},
-        )
+    pick = deals.deal_for_request(session, entities, caller)
+    if pick.deal is None:
+        return which_deal(pick, entities, f"move to {target.name}")
+    ref = pick.deal.external_id
     if caller is not None:
         # refused before the dry run: another team's deal gets no proposal, and no details
         try:
@@ -125,7 +118,17 @@ def _move(
         else:
             if not caller.may_act_for_rep(owner):
                 return _not_yours(ref, "move")
-    check = deals.check_stage_move(session, ref, stage)
+    value = won_value(message) if target.won else None
+    if target.won and value is None and pick.deal.value is None:
+        # Closed Won needs the deal's value: ask for it rather than propose a move that fails
+        return CrewResponse(
+            reply=f"What value did deal {ref} ({pick.deal.account_name or 'no account'}, "
+            f"{pick.deal.product_name or 'no product'}) close at? Tell me (e.g. 'won at $4,500') "
+            f"and I'll propose moving it to {target.name}.",
+            data={"deal": ref, "missing": "value"},
+            sources=[deal_source(pick.deal)],
+        )
+    check = deals.check_stage_move(session, ref, stage, value=value)
     if not check.ok or check.deal is None:
         reply = f"I can't move deal {ref} to {target.name}: {check.reason}."
         sources = [deal_source(check.deal)] if check.deal else []
@@ -137,20 +140,33 @@ def _move(
         )
     d = check.deal
     params: dict[str, Any] = {"deal": d.external_id, "deal_id": d.id, "stage": check.to_stage}
-    value = MONEY.search(message)
-    if value and target.won:
-        params["value"] = float((value.group(1) or value.group(2)).replace(",", ""))
+    if value is not None:
+        params["value"] = value
+    if note and not target.won and target.closed:
+        params["note"] = note
     fills = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in check.fills.items() if k not in params)
     what = f"{d.account_name or 'no account'}, {d.product_name or 'no product'}"
     summary = f"Move deal {d.external_id} ({what}) from {d.stage_name} to {check.to_stage_name}"
     reply = f"Deal {d.external_id} ({what}) is in {d.stage_name}. I can move it to {check.to_stage_name}"
+    if value is not None:
+        reply += f" with a value of {money(value)}"
+    if "note" in params:
+        reply += f" (reason: {params['note']})"
     reply += f" (this also sets {fills})" if fills else ""
     reply += "; approve to go ahead."
     return CrewResponse(
         reply=reply,
         data={"check": check.model_dump(mode="json")},
         sources=[deal_source(d)],
-        facts=[{"deal": d.external_id, "from_stage": d.stage, "to_stage": check.to_stage, "allowed": True}],
+        facts=[
+            {
+                "deal": d.external_id,
+                "from_stage": d.stage,
+                "to_stage": check.to_stage,
+                "allowed": True,
+                **({"value": value} if value is not None else {}),
+            }
+        ],
         proposed_action=ProposedAction(kind="move_stage", summary=summary, params=params),
     )
 
@@ -178,6 +194,26 @@ def _deal_info(session: Session, ref: str, caller: Caller | None = None) -> Answ
     return Answer(draft, [d.model_dump(mode="json")], [deal_source(d)], data={"deal": d.external_id})
 
 
+#: Asking for one deal's record ("show me the open GTK 500 deal with Warephase", "what's the
+#: status of the Hatfan opportunity"): one deal, no figure asked for.
+_SHOW_ONE_DEAL = re.compile(
+    r"^\s*(?:(?:ok|so|and|please)[\s,]+)*(?:show|pull up|open up|find|look up|tell me about|give me|"
+    r"what'?s|what is|where(?:'s| is| are| do we stand with)|status of|details of)\b"
+    r"[^?]*\b(?:deal|opportunity)\b(?!s)",
+    re.I,
+)
+
+
+def _named_deal(session: Session, entities: Entities, caller: Caller | None) -> Answer:
+    """The record of the deal an account (and product) names, or the account's open deals when
+    they name several."""
+    pick = deals.deal_for_request(session, entities, caller)
+    if pick.deal is not None:
+        return _deal_info(session, pick.deal.external_id, caller)
+    asked = which_deal(pick, entities, "show")
+    return Answer(asked.reply, asked.facts, asked.sources, data=asked.data)
+
+
 #: A message the rules cannot plan and this short (words) may be a follow-up of the previous
 #: question ("what about Cassey Cress?", "and in 2016?"): see `follow_up_plan`.
 FOLLOW_UP_MAX_WORDS = 8
@@ -197,15 +233,49 @@ def follow_up_plan(request: CrewRequest) -> QueryPlan | None:
     return plan.model_copy(update={"source": "follow-up"}) if plan is not None else None
 
 
+#: A message that starts by asking to move a deal ("Move the deal to negotiation"): a request
+#: even when it names no deal (the crew asks which), not a question about deals.
+_MOVE_REQUEST = re.compile(
+    r"^\s*(?:(?:ok|okay|please|now|so)[\s,]+)*(?:can you |could you |please )?"
+    r"(move|advance|push|progress|promote|bump|shift|set|put|mark|close|reopen|update)\b",
+    re.I,
+)
+
+
+def _act(session: Session, request: CrewRequest, today: dt.date | None) -> CrewResponse | None:
+    """The proposal (or the question back) for an action request: a stage move, won with its
+    value or lost with its reason, a reminder or tasks; None for a question about the CRM."""
+    message, entities, caller = request.message, request.entities, request.caller
+    now = local_now(session, caller.rep_id if caller else None, today=today)
+    req = read_request(message, now=now.replace(tzinfo=None))
+    if req is not None and req.kind == "create_reminder":
+        return remind(session, request, req, now)
+    if req is not None and req.kind == "create_task":
+        return add_tasks(session, request, req, now)
+    pipeline = load_pipeline()
+    stage = detect_stage_move(message, entities)
+    note = None
+    if req is not None and req.kind == "move_stage":
+        stage = (
+            pipeline.won_key
+            if req.stage == "won"
+            else (stage if stage in pipeline.lost_keys else pipeline.lost_keys[0])
+        )
+        note = req.note
+    named = entities.first("deal") or entities.first("account")
+    if stage is not None and (named or req is not None or _MOVE_REQUEST.match(message)):
+        return _move(session, message, entities, stage, caller, note=note)
+    return None
+
+
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Answer a pipeline question or propose a stage move (see the module docstring)."""
     message, entities, caller = request.message, request.entities, request.caller
     rep_ids = reading(request)
     with usage_scope() as usage:
-        stage = detect_stage_move(message, entities)
-        if stage is not None and (entities.first("deal") or entities.first("account")):
-            response = await in_session(deps, lambda s: _move(s, message, entities, stage, caller))
-            return response.model_copy(update={"llm_calls": usage.calls})
+        acted = await in_session(deps, lambda s: _act(s, request, deps.today))
+        if acted is not None:
+            return acted.model_copy(update={"llm_calls": usage.calls})
         deal = entities.first("deal")
         plan: QueryPlan | None = None
         fact = await in_session(deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=rep_ids))
@@ -213,6 +283,13 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             answer = fact
         elif deal is not None and plan_from_rules(message, entities) is None:
             answer = await in_session(deps, lambda s: _deal_info(s, deal.key, caller))
+        elif (
+            _SHOW_ONE_DEAL.search(message)
+            and entities.first("account")
+            and not plan_from_rules(message, entities)
+        ):
+            # "show me the open GTK 500 deal with Warephase": the record, as for its opportunity id
+            answer = await in_session(deps, lambda s: _named_deal(s, entities, caller))
         else:
             plan = plan_from_rules(message, entities) or follow_up_plan(request)
             if plan is None:

@@ -207,3 +207,81 @@ async def test_a_json_answer_is_still_read_as_the_draft(crm_data: CRM, deps: Cre
     assert "".join(p for _, p in sink.pieces) == r.reply
     assert "Subject: Meet GTX Pro\n\nHi Dana,\n\nI'd love to show you GTX Pro.\n\n" in r.reply
     assert "{" not in r.reply and "ships in 3 days" not in r.reply
+
+
+# ---------------------------------------------------------------------------------------------
+# what the rep set themselves: an address, a subject, the words to say, the percent to grant
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_an_email_to_an_address_keeps_the_reps_subject_and_words(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    r = await run(
+        _ask(
+            "Email lee.wong@example.com, subject 'Pilot dates', saying the pilot starts on the 3rd",
+            Entities(),
+        ),
+        deps,
+    )
+    assert stub.count == 0  # dictated: no model needed, and no account asked for
+    action = r.proposed_action
+    assert action is not None and action.kind == "queue_email"
+    assert (action.params["to"], action.params["subject"]) == ("lee.wong@example.com", "Pilot dates")
+    assert "The pilot starts on the 3rd." in action.params["body"]
+    assert "Subject: Pilot dates" in r.reply
+
+
+async def test_a_drafted_email_keeps_the_reps_subject_over_the_models(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    stub.answers = ["Subject: Something else\nThank you for meeting us today."]
+    r = await run(
+        _ask(
+            "Send a thank-you email to dana.d@example.org about the Acme meeting, subject 'Thanks'",
+            crm_data.entities(("account", "Acme")),
+        ),
+        deps,
+    )
+    action = r.proposed_action
+    assert action is not None and action.params["subject"] == "Thanks"
+    assert action.params["to"] == "dana.d@example.org"  # not the contact on file
+    assert "Thank you for meeting us today." in action.params["body"]
+
+
+async def test_the_percent_granted_is_proposed_with_what_the_buyer_asked(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    limit = load_policies().discount.max_percent
+    granted = limit - 2
+    r = await run(
+        _ask(
+            f"Acme asked for {limit + 5:g}% off GTX Pro, give them {granted:g}%",
+            crm_data.entities(("account", "Acme"), ("product", "GTX Pro")),
+        ),
+        deps,
+    )
+    action = r.proposed_action
+    assert action is not None and action.kind == "accept_discount"
+    assert (action.params["percent"], action.params["requested_percent"]) == (granted, limit + 5)
+
+
+async def test_approving_a_discount_proposes_it_without_drafting_an_email(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    percent = load_policies().discount.max_percent / 2
+    r = await run(
+        _ask(f"Approve a {percent:g}% discount on D0000005", crm_data.entities(("deal", "D0000005"))), deps
+    )
+    action = r.proposed_action
+    assert action is not None and action.kind == "accept_discount"
+    assert (action.params["deal"], action.params["percent"]) == ("D0000005", percent)
+    assert stub.count == 0 and "Subject:" not in r.reply
+
+
+async def test_an_email_about_a_contract_is_an_email_not_advice(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    r = await run(_ask("Email kim@example.com saying the contract is signed", Entities()), deps)
+    assert stub.count == 0  # dictated, and "contract" does not turn it into negotiation advice
+    assert r.proposed_action is not None and r.proposed_action.kind == "queue_email"

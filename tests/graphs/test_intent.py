@@ -393,7 +393,15 @@ def _entities(*refs: tuple[str, str]) -> Entities:
         # a move of a named deal to a named stage is the pipeline crew's, other work is not
         ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R"), ("stage", "won")], "pipeline"),
         ("Mark 1C1I7A6R as lost", [("deal", "1C1I7A6R"), ("stage", "lost")], "pipeline"),
-        ("Move deal 1C1I7A6R to won", [("deal", "1C1I7A6R")], None),  # no stage resolved
+        ("Move deal 1C1I7A6R to negotiation", [("deal", "1C1I7A6R")], None),  # no stage resolved
+        # a win or loss, a reminder or a task asked for: pipeline; an email to an address or a
+        # discount to grant: closing; a win with work after the sale is left to the neighbours
+        ("We won 1C1I7A6R, final value $5,000", [("deal", "1C1I7A6R")], "pipeline"),
+        ("Remind me on Friday at 2pm to call Zoomit", [("account", "Zoomit")], "pipeline"),
+        ("Add a task to send Konex the pricing sheet by Monday", [("account", "Konex")], "pipeline"),
+        ("Email ann@example.com, subject 'Hi', saying the demo is booked", [], "closing"),
+        ("Konex asked for 9% off, give them 5%", [("account", "Konex")], "closing"),
+        ("We just won Codehow, set up the onboarding", [("account", "Codehow")], None),
         (
             "Write to Zoomit to move them to negotiation",
             [("account", "Zoomit"), ("stage", "negotiation")],
