@@ -54,6 +54,9 @@ class Entities(BaseModel):
 
     items: list[EntityRef] = []
     period: Period | None = None
+    #: records the previous answer named that the rep did not (who "that office", "its", "her"
+    #: may point at in the next message); set for one resolution, then dropped
+    answered: list[EntityRef] = []
 
     def of(self, kind: EntityKind) -> list[EntityRef]:
         """The entities of one kind, in order."""

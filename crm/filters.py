@@ -30,6 +30,7 @@ class DealFilter(BaseModel):
     - `engaged_from/to`, `closed_from/to`: inclusive date bounds on engage_date / close_date;
       deals without that date are excluded once a bound is given. A range whose end is before its
       start is `Invalid(field of the end)`.
+    - `has_account`: False only deals with no account attached, True only deals with one.
     - `rep_ids`: only deals of these reps: the caller's reading scope (`Caller.read_rep_ids`),
       set by the API from the credential, never from a query string; None = every rep.
     """
@@ -43,6 +44,7 @@ class DealFilter(BaseModel):
     series: str | None = None
     account: int | str | None = None
     sector: str | None = None
+    has_account: bool | None = None
     stages: list[str] | None = Field(None, description="stage keys or names")
     status: FilterStatus | None = None
     engaged_from: dt.date | None = None
@@ -110,6 +112,8 @@ def deal_conditions(session: Session, f: DealFilter) -> list[ColumnElement[bool]
         conds.append(Deal.rep_id == _ref(session, SalesRep, f.rep, "rep"))
     if f.account is not None:
         conds.append(Deal.account_id == _ref(session, Account, f.account, "account"))
+    if f.has_account is not None:
+        conds.append(Deal.account_id.is_not(None) if f.has_account else Deal.account_id.is_(None))
     if f.product is not None:
         conds.append(Deal.product_id == _ref(session, Product, f.product, "product"))
     if f.manager is not None:

@@ -195,7 +195,7 @@ _ORDINAL_Q = {
 }
 _SHIFTS = {"this": 0, "current": 0, "last": -1, "previous": -1, "prior": -1, "past": -1, "next": 1}
 _MONTH_PREPS = _words("in during for of since until through from by last this next")
-_YEAR_PREPS = _words("in during for of since from fy year through")
+_YEAR_PREPS = _words("in during for of since from fy year through about and")
 _UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30, "months": 30, "year": 365, "years": 365}
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                  "nine": 9, "ten": 10, "twelve": 12, "a": 1}  # fmt: skip
@@ -205,7 +205,8 @@ def parse_period(message: str, today: dt.date) -> Period | None:
     """The date range `message` names, relative to `today`, or None.
 
     Understands: "March 2017", "Mar 2017", "in March" (latest March not after `today`), "Q1 2017",
-    "2017 Q1", "Q3" (of `today`'s year), "first quarter of 2017", "in 2017", "this/last/next
+    "2017 Q1", "Q3" (of `today`'s year), "first quarter of 2017", "first half of 2017", "H2 2017",
+    "in 2017", "this/last/next
     month|quarter|year|week", "today", "yesterday", "year to date", "last 90 days", "past 3
     months", "since March 2017" (to `today` inclusive). Several ranges ("from March to May 2017")
     give the span from the first start to the last end. End dates are exclusive.
@@ -250,6 +251,19 @@ def parse_period(message: str, today: dt.date) -> Period | None:
                     y = today.year - (month > today.month)
             start, end = _month_range(y, month)
             found.append((start, end, f"{calendar.month_name[month]} {y}"))
+            continue
+        # --- halves: "first half of 2017", "H2 2017", "second half" (of today's year) ---------
+        half = 1 if w == "h1" else 2 if w == "h2" else None
+        if half is None and w == "half" and prev in ("first", "second"):
+            half = 1 if prev == "first" else 2
+        if half is not None:
+            y = year_near(i)
+            if y is None and i > 0 and _year_of(prev) is not None:
+                y = _year_of(prev)
+            if y is None:
+                y = today.year
+            start = dt.date(y, 1 + 6 * (half - 1), 1)
+            found.append((start, _add_months(start, 6), f"{'first' if half == 1 else 'second'} half of {y}"))
             continue
         # --- quarters ------------------------------------------------------------------------
         m = re.fullmatch(r"q([1-4])", w)
@@ -364,6 +378,52 @@ def is_follow_up(message: str) -> bool:
     return any(w in _DEMONSTRATIVES and nxt in _REFERENCE_NOUNS for w, nxt in itertools.pairwise(words))
 
 
+#: The record kind a noun after "that/this" means ("that office", "this rep").
+_NOUN_KINDS: dict[str, tuple[str, ...]] = {
+    "account": ("account",), "company": ("account",), "customer": ("account",), "client": ("account",),
+    "rep": ("rep",), "agent": ("rep",), "person": ("rep", "manager"), "guy": ("rep", "manager"),
+    "manager": ("manager",), "office": ("office",), "product": ("product",), "deal": ("deal",),
+    "opportunity": ("deal",), "one": ("account", "product", "rep", "manager", "office", "deal"),
+}  # fmt: skip
+_PERSON_PRONOUNS = _words("he him his she her hers")
+_THING_PRONOUNS = _words("it its")
+_PERSON_KINDS = ("rep", "manager", "contact")
+
+
+def _referent(
+    message: str, answered: Sequence[EntityRef], named_kinds: set[str], *, nouns_only: bool = False
+) -> tuple[EntityRef | None, bool]:
+    """The record of the previous answer that `message` points at, and whether it was pointed at
+    with "that/this <noun>" (True) rather than a pronoun: "that office" is the office the answer
+    named, "her" its last person, "its"/"it" its last other record. (None, False) when the
+    message points at nothing the answer named, or already names a record of that kind; plural
+    pronouns ("them") point at a set, which is not one record. `nouns_only`: only "that <noun>"
+    points (used on the rep's own earlier records, where a pronoun keeps them all)."""
+    if not answered:
+        return None, False
+    words = [t.norm for t in tokenize(message)]
+    for w, nxt in itertools.pairwise(words):
+        if w in _DEMONSTRATIVES and nxt.rstrip("s") in _NOUN_KINDS and not nxt.endswith("s"):
+            kinds = _NOUN_KINDS[nxt]
+            found = next(
+                (e for e in reversed(answered) if e.kind in kinds and e.kind not in named_kinds), None
+            )
+            return found, found is not None
+    if nouns_only:
+        return None, False
+    if any(w in _PERSON_PRONOUNS for w in words):
+        found = next(
+            (e for e in reversed(answered) if e.kind in _PERSON_KINDS and e.kind not in named_kinds), None
+        )
+        return found, False
+    if any(w in _THING_PRONOUNS for w in words):
+        found = next(
+            (e for e in reversed(answered) if e.kind not in _PERSON_KINDS and e.kind not in named_kinds), None
+        )
+        return found, False
+    return None, False
+
+
 def _derived(index: NameIndex, message: str, items: Iterable[EntityRef]) -> list[EntityRef]:
     """The manager / office of the first rep in `items` when the message asks about a manager or
     an office and names none ("and his manager?")."""
@@ -406,8 +466,21 @@ def resolve_entities(
     items = find_entities(index, message)
     period = parse_period(message, today or index.as_of or reference_date(session))
     if prev is not None and is_follow_up(message):
-        kinds = {e.kind for e in items}
-        items += [e for e in prev.items if e.kind not in kinds]
+        kinds: set[str] = {e.kind for e in items}
+        referent, pointed = _referent(message, prev.answered, kinds)
+        if referent is None:
+            # "that office" may point at a record the rep's own turns brought in
+            referent, pointed = _referent(message, prev.items, kinds, nouns_only=True)
+        if referent is not None:
+            # "that office", "its list price", "who manages her?" after an answer that named
+            # the record: it replaces the earlier record of its kind; "that <noun>" names the
+            # record outright, so the earlier ones it was reached from are dropped
+            items.append(referent)
+            kinds.add(referent.kind)
+            if not pointed:
+                items += [e for e in prev.items if e.kind not in kinds]
+        else:
+            items += [e for e in prev.items if e.kind not in kinds]
         period = period or prev.period
     items += _derived(index, message, items)
     return Entities(items=items, period=period)

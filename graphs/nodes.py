@@ -78,6 +78,7 @@ from graphs.state import (
     error_of,
     first_response_of,
     history,
+    last_assistant_message,
     last_user_message,
     pending_action_of,
     previous_intent,
@@ -229,9 +230,19 @@ async def resolve_entities(state: ChatState, runtime: Runtime[ChatContext]) -> d
     follow-up that names nothing keeps the previous turn's entities."""
     ctx = _ctx(runtime)
     status("resolve_entities")
-    message = last_user_message(state.get("messages", []))
+    messages = state.get("messages", [])
+    message = last_user_message(messages)
     try:
-        entities = await asyncio.to_thread(ctx.resolver.resolve, message, entities_of(state))
+        previous = entities_of(state)
+        reply = last_assistant_message(messages)
+        if reply:
+            # the records the last answer introduced ("Celia Rouche", "the East office"): what a
+            # follow-up's "her", "that office" or "its" may point at
+            said = await asyncio.to_thread(ctx.resolver.resolve, reply, Entities())
+            known = {(e.kind, e.key) for e in previous.items}
+            answered = [e for e in said.items if (e.kind, e.key) not in known and e.kind != "stage"]
+            previous = previous.model_copy(update={"answered": answered})
+        entities = await asyncio.to_thread(ctx.resolver.resolve, message, previous)
     except Exception as exc:
         return _fail(exc, "resolve_entities", ctx.llm.timeout_s)
     allow_record_names(entities)

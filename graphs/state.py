@@ -161,6 +161,14 @@ def last_user_message(messages: list[BaseMessage] | list[AnyMessage]) -> str:
     return ""
 
 
+def last_assistant_message(messages: list[BaseMessage] | list[AnyMessage]) -> str:
+    """Text of the latest assistant message ("" when there is none)."""
+    for msg in reversed(messages):
+        if isinstance(msg, AIMessage):
+            return msg.text if isinstance(msg.content, list) else str(msg.content)
+    return ""
+
+
 def unanswered(messages: list[BaseMessage] | list[AnyMessage]) -> bool:
     """True when the thread ends with a human message that got no answer (a failed turn)."""
     return bool(messages) and isinstance(messages[-1], HumanMessage)

@@ -7,12 +7,15 @@ model drops a figure or adds one.
 
 from __future__ import annotations
 
+import calendar
+import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from config.files import load_pipeline
-from contracts import Entities
+from contracts import Entities, Source
 from crm.analytics import GroupBy
 from crm.filters import DealFilter
 from crm.schemas import MetricsRow
@@ -95,6 +98,10 @@ def scope_phrase(f: DealFilter, entities: Entities, date_field: str) -> str:
         parts.append(f"for {names.get('product', f.product)}")
     if f.sector is not None:
         parts.append(f"in the {f.sector} sector")
+    if f.series is not None:
+        parts.append(f"in the {f.series.upper()} series")
+    if f.has_account is False:
+        parts.append("with no account attached")
     if f.stages:
         stages = [load_pipeline().resolve(s) for s in f.stages]
         parts.append("in " + join_names([s.name if s else "?" for s in stages]))
@@ -194,6 +201,9 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
     stage_names = {s.key: s.name for s in load_pipeline().stages}
 
     def name(r: MetricsRow) -> str:
+        if plan.group_by == "month" and re.fullmatch(r"\d{4}-\d{2}", r.group or ""):
+            year, month = (r.group or "").split("-")
+            return f"{calendar.month_name[int(month)]} {year}"  # "June 2017", as people say it
         return stage_names.get(r.group or "", r.group or "") if plan.group_by == "stage" else (r.group or "")
 
     # "rank": the reply numbers the groups inline ("1. West: ...; 2. East: ..."), which the
@@ -212,6 +222,8 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
     sources = [metric_source(metric, f"{label} of {name(r)}", v, group_by=plan.group_by) for r, v in valued]
     if not valued:
         return Answer(f"There are no deals{scope} to compare.", facts, sources)
+    if plan.nth is not None and plan.rank != "none":
+        return _nth(plan, valued, name, label, scope, facts, sources)
     if plan.rank != "none" and plan.top_n == 1:
         r, v = valued[0]
         which = "highest" if plan.rank == "highest" else "lowest"
@@ -236,6 +248,41 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
         draft = f"{label.capitalize()}{scope} by {noun}: {items}."
     return Answer(
         draft, facts, sources, names=[name(valued[0][0])], data={"metric": metric, "group_by": plan.group_by}
+    )
+
+
+_ORDINAL_WORDS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def _nth(
+    plan: QueryPlan,
+    valued: list[tuple[MetricsRow, float | int | None]],
+    name: Callable[[MetricsRow], str],
+    label: str,
+    scope: str,
+    facts: list[dict[str, Any]],
+    sources: list[Source],
+) -> Answer:
+    """The group at the ranked place `plan.nth` ("second-most won revenue"), with the ones ranked
+    above it (ties are kept in the order SQL gave them)."""
+    assert plan.nth is not None
+    noun = _GROUP_NOUN[plan.group_by]
+    if len(valued) < plan.nth:
+        return Answer(f"There are only {count(len(valued), noun)}{scope} to rank.", facts, sources)
+    r, v = valued[plan.nth - 1]
+    if plan.metric in COUNT_METRICS:
+        which = "most" if plan.rank == "highest" else "fewest"
+    else:
+        which = "highest" if plan.rank == "highest" else "lowest"
+    above = "; ".join(
+        f"{i}. {name(a)}: {fmt(plan.metric, b)}" for i, (a, b) in enumerate(valued[: plan.nth - 1], 1)
+    )
+    draft = (
+        f"{name(r)} has the {_ORDINAL_WORDS[plan.nth]}-{which} {label}{scope}: {fmt(plan.metric, v)} "
+        f"(above it: {above})."
+    )
+    return Answer(
+        draft, facts, sources, names=[name(r)], data={"metric": plan.metric, "group_by": plan.group_by}
     )
 
 

@@ -96,6 +96,7 @@ class QueryPlan(BaseModel):
     date_field: DateField = "engage"
     stuck_days: int = 90
     list_status: FilterStatus | None = None
+    nth: int | None = Field(None, ge=2, le=5, description='the ranked place asked for ("second-most")')
     source: Literal["rules", "follow-up", "default"] = "rules"
 
 
@@ -107,8 +108,10 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 
 STUCK = _rx(
-    r"\b(stuck|stall(ed|ing)?|stale|sitting|idle|aging|ageing|languish\w*|dormant|not moved|"
-    r"(has|have)n'?t moved|no (progress|movement)|going nowhere)\b"
+    r"\b(stuck|stall(ed|ing)?|stale|idle|aging|ageing|languish\w*|dormant|not moved|"
+    r"(has|have)n'?t moved|no (progress|movement)|going nowhere)\b|"
+    # "sitting in Engaging" is where deals are; sitting there for a time is being stuck
+    r"\bsitting\b.{0,40}\b(for|over|more than|longer than|too long)\b"
 )
 FORECAST = _rx(
     r"\b(forecast\w*|weighted|projected|projection|predict\w*|expected (revenue|value|bookings|sales)|"
@@ -151,13 +154,14 @@ COUNTING = _rx(r"\b(how many|number of|count|total (number|deals)|tally|quantity
 LISTING = _rx(r"\b(list|show( me)?|give me|display|which|what|see)\b.{0,40}\b(deals|opportunities)\b")
 SUMMARY = _rx(r"\b(summary|overview|status|snapshot|health|how (are|is) .{0,30}(doing|going|looking))\b")
 
-WON = _rx(r"\b(won|wins?|closed[- ]won|winning|clos\w* successful\w*|successful\w* clos\w*)\b")
+WON = _rx(r"\b(won|wins?|closed[- ]won|winning|clos\w* successful\w*|successful\w* clos\w*|signed)\b")
 LOST = _rx(r"\b(lost|loss(es)?|lose|closed[- ]lost|losing)\b")
 OPEN = _rx(
     r"\b(open|active|in progress|ongoing|live|pending|current(ly)?|right now|in (the |our )?pipeline|"
     r"still (open|going)|at the moment|working on|in play|in flight|not (yet )?closed)\b"
 )
 CLOSED = _rx(r"\bclosed\b")
+WON_OR_LOST = _rx(r"\b(won or lost|lost or won|won and lost|lost and won|(either|whether) won)\b")
 ENGAGED = _rx(
     r"\b(engag\w*|start(ed)?|began|begin|initiat\w*|creat\w*|opened|new deals|entered|added|came in)\b"
 )
@@ -167,6 +171,12 @@ HIGHEST = _rx(
     r"\b(most|highest|top|best|largest|biggest|greatest|leading|max(imum)?|number one|#1|strongest)\b"
 )
 LOWEST = _rx(r"\b(least|lowest|fewest|worst|smallest|bottom|min(imum)?|weakest)\b")
+#: "second-most", "3rd highest": the nth of a ranking.
+ORDINAL = _rx(
+    r"\b(second|third|fourth|fifth|2nd|3rd|4th|5th)[- ]?(most|highest|largest|biggest|best|greatest|"
+    r"fewest|lowest|least|smallest|worst)\b"
+)
+_ORDINALS = {"second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5, "5th": 5}
 TOP_N = _rx(
     r"\b(?:top|best|worst|bottom|which|what)\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:best|top|biggest|largest|worst)\b"
 )
@@ -248,7 +258,9 @@ def stage_filter(message: str, entities: Entities) -> list[str]:
     status, and "deals won" is no stage filter), and an open stage's word used as a verb ("deals
     we started engaging in March") is not a stage."""
     pipeline = load_pipeline()
-    keys = []
+    keys: list[str] = []
+    if CYCLE.search(message) or re.search(r"\bbetween engag\w* and\b", message, re.I):
+        return keys  # "days between engaging and closing": the cycle's ends, not a stage filter
     for e in entities.of("stage"):
         stage = pipeline.get(e.key)
         if stage is None or stage.closed:
@@ -298,7 +310,28 @@ def _named(entities: Entities, kind: str) -> bool:
     return entities.first(kind) is not None  # type: ignore[arg-type]
 
 
+#: "the two accounts with the most ...": a number of records of one kind, ranked.
+_NUMBERED_GROUP = _rx(
+    rf"\b(?:two|three|four|five|ten|\d{{1,2}}) (accounts?|customers?|clients?|compan(?:y|ies)|products?|"
+    rf"offices?|sectors?|managers?|{_REP})\b"
+)
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "ten": 10}
+
+
 def _group(text: str, entities: Entities) -> GroupKind:
+    numbered = _NUMBERED_GROUP.search(text)
+    if numbered and (HIGHEST.search(text) or LOWEST.search(text)):
+        noun = numbered.group(1)
+        for kind, prefix in (
+            ("account", ("account", "customer", "client", "compan")),
+            ("product", ("product",)),
+            ("office", ("office",)),
+            ("sector", ("sector",)),
+            ("manager", ("manager",)),
+        ):
+            if noun.startswith(prefix):
+                return kind  # type: ignore[return-value]
+        return "rep"
     for kind, rx in GROUPS:
         if not rx.search(text):
             continue
@@ -312,6 +345,8 @@ def _group(text: str, entities: Entities) -> GroupKind:
 
 
 def _count_metric(text: str) -> PlanMetric:
+    if WON_OR_LOST.search(text):
+        return "closed"
     if WON.search(text):
         return "won"
     if LOST.search(text):
@@ -375,6 +410,10 @@ def _top_n(text: str) -> int:
     m = TOP_N.search(text)
     if m:
         return max(1, min(20, int(m.group(1) or m.group(2))))
+    numbered = re.search(r"\b(two|three|four|five|ten|\d{1,2}) \w+", text)
+    if numbered and _NUMBERED_GROUP.match(numbered.group(0)):
+        word = numbered.group(1)
+        return max(1, min(20, _NUMBER_WORDS[word] if word in _NUMBER_WORDS else int(word)))
     return 1
 
 
@@ -418,8 +457,13 @@ def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
     if entity_wins and (group != "rep" or not re.search(rf"\b(which|what|top|best|worst) {_REP}", text)):
         group = "none"
     rank: Rank = "none"
+    nth: int | None = None
     if group != "none":
-        if LOWEST.search(text):
+        ordinal = ORDINAL.search(text)
+        if ordinal:
+            nth = _ORDINALS[ordinal.group(1).lower()]
+            rank = "lowest" if LOWEST.search(ordinal.group(2)) else "highest"
+        elif LOWEST.search(text):
             rank = "lowest"
         elif HIGHEST.search(text) or re.search(r"\bwho\b", text):
             rank = "highest"
@@ -427,7 +471,8 @@ def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
         metric=metric,
         group_by=group,
         rank=rank,
-        top_n=_top_n(text) if rank != "none" else 10,
+        nth=nth,
+        top_n=nth if nth is not None else (_top_n(text) if rank != "none" else 10),
         date_field=_date_field(text, metric),
         stuck_days=_stuck_days(text),
         list_status=_list_status(text),
@@ -440,6 +485,18 @@ def _list_status(text: str) -> FilterStatus | None:
 
 
 # --- the filter -------------------------------------------------------------------------------
+
+#: A product series named as such ("MG-series products", "the GTX series"); the CRM's own
+#: series names are checked by the filter (an unknown one is an error the rep sees).
+SERIES_NAMED = _rx(r"\b([a-z0-9]{2,12})[- ]series\b")
+_NOT_SERIES = frozenset(
+    {"product", "which", "what", "each", "per", "by", "the", "a", "our", "this", "that", "every"}
+)
+#: Deals with no account attached.
+NO_ACCOUNT = _rx(
+    r"\b(?:no|without(?: an?)?|missing(?: an?)?|lack(?:s|ing)?(?: an?)?) "
+    r"(?:account|customer|company|client)\b"
+)
 
 
 def _ref(e: EntityRef) -> int | str:
@@ -462,6 +519,12 @@ def deal_filter(plan: QueryPlan, entities: Entities, message: str = "") -> DealF
         if e is None or _GROUP_OF_ENTITY.get(kind) == plan.group_by:
             continue
         data[field] = _ref(e) if kind in ("rep", "account", "product") else e.key
+    text = masked(message, entities) if message else ""
+    series = SERIES_NAMED.search(text)
+    if series and series.group(1) not in _NOT_SERIES and plan.group_by != "series":
+        data["series"] = series.group(1)
+    if NO_ACCOUNT.search(text) and plan.group_by != "account":
+        data["has_account"] = False
     stages = stage_filter(message, entities)
     if stages and plan.group_by != "stage":
         data["stages"] = stages

@@ -43,6 +43,7 @@ from tools import deals
 from tools.account_facts import safe_answer_fact
 from tools.action_requests import read_request, won_value
 from tools.answers import Answer
+from tools.deal_comparisons import special_answer
 from tools.errors import DomainError
 from tools.formatting import money
 from tools.pipeline_answers import compute
@@ -291,7 +292,13 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             # "show me the open GTK 500 deal with Warephase": the record, as for its opportunity id
             answer = await in_session(deps, lambda s: _named_deal(s, entities, caller))
         else:
-            plan = plan_from_rules(message, entities) or follow_up_plan(request)
+            rules_plan = plan_from_rules(message, entities)
+            special = await in_session(
+                deps, lambda s: special_answer(s, rules_plan, entities, message, rep_ids=rep_ids)
+            )
+            if special is not None:  # two records compared, or a share
+                return _response(special, rules_plan, usage.calls)
+            plan = rules_plan or follow_up_plan(request)
             if plan is None:
                 semantic = await answer_over_crm(deps, request, rep_ids)
                 if semantic is not None:

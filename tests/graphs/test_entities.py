@@ -175,6 +175,37 @@ def test_that_account_and_them_refer_back(session: Session) -> None:
         assert _keys(resolve_entities(session, msg, first, today=TODAY)) == {("account", "Hottechi")}, msg
 
 
+def _after(session: Session, previous: Entities, reply: str) -> Entities:
+    """`previous` with the records `reply` named that it lacks, as the chat graph passes them."""
+    said = resolve_entities(session, reply, None, today=TODAY)
+    known = {(e.kind, e.key) for e in previous.items}
+    return previous.model_copy(update={"answered": [e for e in said.items if (e.kind, e.key) not in known]})
+
+
+def test_a_follow_up_points_at_what_the_last_answer_named(session: Session) -> None:
+    first = resolve_entities(session, "Who sold the most in the Central office?", None, today=TODAY)
+    prev = _after(session, first, "Darcel Schlecht has the highest won revenue in the Central office.")
+    # "that rep" is the rep of the answer, alone
+    assert _keys(resolve_entities(session, "How many open deals does that rep have?", prev, today=TODAY)) == {
+        ("rep", "Darcel Schlecht")
+    }
+    first = resolve_entities(session, "Which product sells best?", None, today=TODAY)
+    prev = _after(session, first, "GTX Pro has the highest won revenue: $3,510,578.")
+    assert _keys(resolve_entities(session, "and its list price?", prev, today=TODAY)) == {
+        ("product", "GTX Pro")
+    }
+    # a person pronoun skips the answer's office for its person
+    first = resolve_entities(session, "Where does Kami Bicknell work?", None, today=TODAY)
+    prev = _after(session, first, "Kami Bicknell works in the West office; her manager is Summer Sewald.")
+    follow = resolve_entities(session, "who else reports to her?", prev, today=TODAY)
+    assert ("manager", "Summer Sewald") in _keys(follow)
+    # "that office" points at the office alone, whoever brought it in
+    first = resolve_entities(session, "Which office is Kami Bicknell in?", None, today=TODAY)
+    assert _keys(resolve_entities(session, "How many reps does that office have?", first, today=TODAY)) == {
+        ("office", "West")
+    }
+
+
 def test_no_carry_without_a_reference(session: Session) -> None:
     first = resolve_entities(session, "How much revenue have we won from Hottechi?", None, today=TODAY)
     assert resolve_entities(session, "Thanks, that's all", first, today=TODAY).items == []
@@ -207,6 +238,9 @@ def test_previous_entities_may_come_back_from_the_checkpoint_as_a_dict(session: 
         ("from March to May 2017", "2017-03-01", "2017-06-01"),
         ("this year so far", "2017-01-01", "2018-01-01"),
         ("since June 2017", "2017-06-01", "2018-01-01"),
+        ("won in the first half of 2016", "2016-01-01", "2016-07-01"),
+        ("revenue in H2 2017", "2017-07-01", "2018-01-01"),
+        ("deals closed in the second half", "2017-07-01", "2018-01-01"),
     ],
 )
 def test_parse_period(message: str, start: str, end: str) -> None:
