@@ -257,9 +257,13 @@ _ACCOUNT_REVENUE = re.compile(
 
 def _fact_question(text: str, entities: Entities) -> bool:
     """Whether the masked `text` asks `tools.account_facts` for a fact about a named account, rep,
-    manager or sector: its own triggers, in the order `answer_fact` tries them."""
+    manager or sector, or about the product catalog or the team directory
+    (`tools.directory_facts`): its own triggers, in the order `answer_fact` tries them."""
     from tools import account_facts as af
+    from tools.directory_facts import is_directory_question
 
+    if is_directory_question(text, entities):
+        return True  # the product catalog and the team directory (`answer_fact` asks it first)
     account, rep = entities.first("account"), entities.first("rep")
     no_deal_words = not af.DEALS_WORDS.search(text)
     if (

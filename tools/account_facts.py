@@ -292,9 +292,17 @@ def _manager_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
 def answer_fact(
     session: Session, message: str, entities: Entities, *, rep_ids: RepIds = None
 ) -> Answer | None:
-    """The answer to a factual account/contact/rep question, or None when `message` is not one,
+    """The answer to a factual account/contact/rep question (or a product-catalog / team-directory
+    one: `tools.directory_facts`), or None when `message` is not one,
     within the reading of `rep_ids` (the caller's `read_rep_ids`; None: all). Domain errors (an
     entity that vanished) propagate."""
+    # the product catalog and the team directory first: their questions name products, offices
+    # or teams, and "reps with no deals" must not be read as prospects ("no deals") below
+    from tools.directory_facts import answer_directory  # imports this module's vocabulary
+
+    directory = answer_directory(session, message, entities, rep_ids=rep_ids)
+    if directory is not None:
+        return directory
     text = masked(message, entities)
     account = entities.first("account")
     rep = entities.first("rep")

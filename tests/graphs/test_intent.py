@@ -380,6 +380,19 @@ def _entities(*refs: tuple[str, str]) -> Entities:
         ("What's Initech's annual revenue?", [("account", "Initech")], "discovery"),
         ("How many companies do we have in retail?", [("sector", "retail")], "discovery"),
         ("Which customers have no deals yet?", [], "discovery"),
+        # the product catalog and the team directory (`tools.directory_facts`): discovery
+        ("Which products make up the GTX line?", [], "discovery"),
+        ("What's our most expensive product?", [], "discovery"),
+        (
+            "What's the price gap between GTX Pro and MG Special?",
+            [("product", "GTX Pro"), ("product", "MG Special")],
+            "discovery",
+        ),
+        ("Which manager has the biggest team?", [], "discovery"),
+        ("How many reps work in the East office?", [("office", "East")], "discovery"),
+        ("Who are Kami Bicknell's teammates?", [("rep", "Kami Bicknell")], "discovery"),
+        ("Which sales agents have never been assigned a deal?", [], "discovery"),
+        ("Which product brought in the most revenue?", [], "pipeline"),  # a deal figure
         # work, advice, or nothing of sales: left to the neighbours and the LLM
         ("Write Zoomit an email about their win rate", [("account", "Zoomit")], None),
         ("How can I raise my win rate?", [], None),
