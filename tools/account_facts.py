@@ -31,11 +31,13 @@ from crm.models import Account
 from crm.schemas import AccountBrief
 from tools import accounts
 from tools.answers import Answer
+from tools.directory_facts import answer_directory
+from tools.fact_words import ACCOUNT_WORD, COUNTING, DEALS_WORDS, LISTING
 from tools.formatting import count, count_fact, join_names, money, names_and_more
 from tools.query_plan import masked
 from tools.sources import account_source
 
-__all__ = ["answer_fact", "safe_answer_fact"]
+__all__ = ["ACCOUNT_WORD", "COUNTING", "DEALS_WORDS", "LISTING", "answer_fact", "safe_answer_fact"]
 
 
 def _rx(p: str) -> re.Pattern[str]:
@@ -50,11 +52,6 @@ PARENT = _rx(
     r"holding company|owner)\b"
 )
 SECTOR = _rx(r"\b(sector|industry|industries|vertical|line of business|what (does|do) <account_ent> do)\b")
-ACCOUNT_WORD = _rx(
-    r"\b(accounts?|companies|company|customers?|clients?|firms?|organi[sz]ations?|businesses)\b"
-)
-COUNTING = _rx(r"\b(how many|number of|count|total)\b")
-LISTING = _rx(r"\b(which|what|list|show|name|who are|give me|find)\b")
 SIZE = _rx(r"\b(employees?|headcount|staff|people|workforce|how big|size)\b")
 REVENUE = _rx(
     r"\b(annual revenue|revenue|turnover|sales volume|how much (does|do) <account_ent> (make|earn))\b"
@@ -68,10 +65,6 @@ CONTACTS = _rx(
 MANAGER = _rx(r"\b(manager|manages|boss|reports? to|supervisor|team lead|line manager|superior)\b")
 OFFICE = _rx(r"\b(office|region|based|located|where)\b")
 TEAM = _rx(r"\b(team|reports|who (works|sells) (for|under)|reps? under|members)\b")
-DEALS_WORDS = _rx(
-    r"\b(deals?|won|win|wins|win rate|revenue (we|have we)|sold|sell|opportunit\w*|pipeline|close[ds]?|"
-    r"forecast\w*|weighted|stuck|cycle|quota|bookings)\b"
-)
 EMPLOYEES_OVER = _rx(
     r"\b(?:more than|over|above|at least|>=?|greater than)\s*([\d,.]+)\s*(k|"
     r"thousand)?\s*(?:employees|people|staff)"
@@ -298,8 +291,6 @@ def answer_fact(
     entity that vanished) propagate."""
     # the product catalog and the team directory first: their questions name products, offices
     # or teams, and "reps with no deals" must not be read as prospects ("no deals") below
-    from tools.directory_facts import answer_directory  # imports this module's vocabulary
-
     directory = answer_directory(session, message, entities, rep_ids=rep_ids)
     if directory is not None:
         return directory

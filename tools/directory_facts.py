@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 from contracts import Entities, EntityRef, Source
 from crm.access import RepIds
 from crm.models import Deal, Product, SalesRep
-from tools.account_facts import ACCOUNT_WORD, COUNTING, DEALS_WORDS, LISTING
 from tools.answers import Answer
+from tools.fact_words import ACCOUNT_WORD, COUNTING, DEALS_WORDS, LISTING
 from tools.formatting import compared_across, count, count_fact, join_names, money, names_and_more
 from tools.query_plan import masked
 
