@@ -62,7 +62,16 @@ from urllib.parse import urlencode
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.commands.eval_questions import DEFAULT_TIMEOUT_S, Post, http_post
+from app.commands.eval_questions import (
+    DEFAULT_TIMEOUT_S,
+    JsonOption,
+    Post,
+    TimeoutOption,
+    UrlOption,
+    http_post,
+    load_or_exit,
+    target,
+)
 from app.services.chat_types import PendingAction
 from contracts import ActionResult
 from contracts.chat import ActionKind
@@ -584,36 +593,21 @@ def actions_command(
     file: Annotated[
         Path, typer.Argument(help='JSONL of {"id", "message", "history"?, "today"?, "expect", "state"}')
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Flowstate base URL [default: http://FLOWSTATE_HOST:FLOWSTATE_PORT]"),
-    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N lines")] = None,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds per request")
-    ] = DEFAULT_TIMEOUT_S,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if line accuracy is below this")
     ] = None,
 ) -> None:
     """Proposal and CRM-state accuracy of chat action requests (approves what is proposed: use a
     freshly imported CRM, and FLOWSTATE_TODAY for lines with relative dates)."""
-    from config.settings import get_settings
-
-    if not file.is_file():
-        typer.echo(f"error: {file}: no such file", err=True)
-        raise typer.Exit(2)
-    try:
-        items = load_actions(file)[:limit]
-    except ActionFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    items = load_or_exit(file, load_actions, ActionFileError)[:limit]
     warning = today_warning(items)
     if warning:
         typer.echo(warning, err=True)
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
+    base, token = target(url)
 
     def show(row: dict[str, Any]) -> None:
         if not as_json:
@@ -624,7 +618,6 @@ def actions_command(
                 f"| {row['message'][:60]} | {why}"
             )
 
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     summary = run_actions(base, items, http_post(timeout_s, token), http_get(timeout_s, token), show)
     if as_json:
         typer.echo(json.dumps({"file": file.name, "url": base, **summary}))

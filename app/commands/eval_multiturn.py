@@ -26,7 +26,19 @@ from typing import Annotated, Any
 
 import typer
 
-from app.commands.eval_questions import DEFAULT_TIMEOUT_S, Post, http_post, is_right, summarize
+from app.commands.eval_questions import (
+    DEFAULT_TIMEOUT_S,
+    JsonOption,
+    Post,
+    TimeoutOption,
+    UrlOption,
+    echo_usage,
+    http_post,
+    is_right,
+    load_or_exit,
+    summarize,
+    target,
+)
 
 #: Scoring kinds a turn may use (those of `eval_questions.is_right`).
 KINDS = ("number", "percent", "text", "set")
@@ -130,34 +142,19 @@ def run_conversations(
 
 def multiturn_command(
     file: Annotated[Path, typer.Argument(help='JSONL of {"id", "turns": [{message, answer, kind}, ...]}')],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Flowstate base URL [default: http://FLOWSTATE_HOST:FLOWSTATE_PORT]"),
-    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N conversations")
     ] = None,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds per turn")
-    ] = DEFAULT_TIMEOUT_S,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if turn accuracy is below this")
     ] = None,
 ) -> None:
     """Turn and conversation accuracy of multi-turn chats (each conversation in one thread)."""
-    from config.settings import get_settings
-
-    if not file.is_file():
-        typer.echo(f"error: {file}: no such file", err=True)
-        raise typer.Exit(2)
-    try:
-        items = load_conversations(file)[:limit]
-    except ConversationFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
+    items = load_or_exit(file, load_conversations, ConversationFileError)[:limit]
+    base, token = target(url)
 
     def show(row: dict[str, Any]) -> None:
         if not as_json:
@@ -167,7 +164,6 @@ def multiturn_command(
                 f"| {row['message'][:60]} | {row['reply'][:160]!r}"
             )
 
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     summary = run_conversations(base, items, http_post(timeout_s, token), show)
     if as_json:
         typer.echo(json.dumps({"file": file.name, "url": base, **summary}))
@@ -178,8 +174,6 @@ def multiturn_command(
             f"conversations fully right ({summary['conversation_accuracy']:.1%}); errors "
             f"{summary['errors']}, median {summary['median_s']} s, p95 {summary['p95_s']} s"
         )
-        calls, prompt = summary["llm_calls_per_turn"], summary["prompt_tokens_per_turn"]
-        completion = summary["completion_tokens_per_turn"]
-        typer.echo(f"per turn: {calls} LLM calls, {prompt} prompt + {completion} completion tokens")
+        echo_usage(summary)
     if fail_under is not None and summary["accuracy"] < fail_under:
         raise typer.Exit(1)

@@ -23,11 +23,13 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from guards.numbers import numbers_in
+
+T = TypeVar("T")
 
 #: Every number in a text ("1,234.5" -> 1234.5), read as the guards read them.
 numbers = numbers_in
@@ -159,34 +161,57 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: The options every scorer over REST takes (`--json`, `--url`, `--timeout`).
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Flowstate base URL [default: http://FLOWSTATE_HOST:FLOWSTATE_PORT]"),
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", min=1, help="Seconds per turn")]
+
+
+def load_or_exit(file: Path, load: Callable[[Path], list[T]], error: type[Exception]) -> list[T]:
+    """`load(file)`, or exit 2 with the message when the file is missing or `error` is raised."""
+    if not file.is_file():
+        typer.echo(f"error: {file}: no such file", err=True)
+        raise typer.Exit(2)
+    try:
+        return load(file)
+    except error as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def target(url: str | None) -> tuple[str, str | None]:
+    """The base URL (`url`, else FLOWSTATE_HOST:FLOWSTATE_PORT) and the bearer token
+    (FLOWSTATE_API_TOKEN, None when unset) the scorers send requests with."""
+    from config.settings import get_settings
+
+    settings = get_settings()
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    return url or f"http://{settings.host}:{settings.port}", token
+
+
+def echo_usage(summary: dict[str, Any]) -> None:
+    """The LLM calls and tokens per turn line of a summary."""
+    calls, prompt = summary["llm_calls_per_turn"], summary["prompt_tokens_per_turn"]
+    completion = summary["completion_tokens_per_turn"]
+    typer.echo(f"per turn: {calls} LLM calls, {prompt} prompt + {completion} completion tokens")
+
+
 def questions_command(
     file: Annotated[Path, typer.Argument(help="JSONL of {message, answer, kind, tolerance?}")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Flowstate base URL [default: http://FLOWSTATE_HOST:FLOWSTATE_PORT]"),
-    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds per turn")
-    ] = DEFAULT_TIMEOUT_S,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
     fail_under: Annotated[
         float | None, typer.Option("--fail-under", help="Exit 1 if accuracy is below this")
     ] = None,
 ) -> None:
     """Accuracy, latency and LLM usage of chat answers on a question set (through POST /api/chat)."""
-    from config.settings import get_settings
-
-    if not file.is_file():
-        typer.echo(f"error: {file}: no such file", err=True)
-        raise typer.Exit(2)
-    try:
-        items = load_questions(file)[:limit]
-    except QuestionFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
+    items = load_or_exit(file, load_questions, QuestionFileError)[:limit]
+    base, token = target(url)
 
     def show(row: dict[str, Any]) -> None:
         if not as_json:
@@ -196,7 +221,6 @@ def questions_command(
                 f"calls={row['llm_calls']} | {row['message'][:60]} | {row['reply'][:160]!r}"
             )
 
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     summary = run_questions(base, items, http_post(timeout_s, token), show)
     if as_json:
         typer.echo(json.dumps({"file": file.name, "url": base, **summary}))
@@ -207,8 +231,6 @@ def questions_command(
         )
         if summary["intent_accuracy"] is not None:
             typer.echo(f"intent accuracy {summary['intent_accuracy']:.1%}")
-        calls, prompt = summary["llm_calls_per_turn"], summary["prompt_tokens_per_turn"]
-        completion = summary["completion_tokens_per_turn"]
-        typer.echo(f"per turn: {calls} LLM calls, {prompt} prompt + {completion} completion tokens")
+        echo_usage(summary)
     if fail_under is not None and summary["accuracy"] < fail_under:
         raise typer.Exit(1)
