@@ -54,8 +54,8 @@ class Entities(BaseModel):
 
     items: list[EntityRef] = []
     period: Period | None = None
-    #: records the previous answer named that the rep did not (who "that office", "its", "her"
-    #: may point at in the next message); set for one resolution, then dropped
+    #: records the previous answer named, in its order (who "that office", "its", "her", "which of
+    #: them" may point at in the next message); set for one resolution, then dropped
     answered: list[EntityRef] = []
 
     def of(self, kind: EntityKind) -> list[EntityRef]:

@@ -383,19 +383,43 @@ _NOUN_KINDS: dict[str, tuple[str, ...]] = {
     "account": ("account",), "company": ("account",), "customer": ("account",), "client": ("account",),
     "rep": ("rep",), "agent": ("rep",), "person": ("rep", "manager"), "guy": ("rep", "manager"),
     "manager": ("manager",), "office": ("office",), "product": ("product",), "deal": ("deal",),
-    "opportunity": ("deal",), "one": ("account", "product", "rep", "manager", "office", "deal"),
+    "opportunity": ("deal",), "one": ("deal", "account", "product", "rep", "manager", "office"),
 }  # fmt: skip
 _PERSON_PRONOUNS = _words("he him his she her hers")
 _THING_PRONOUNS = _words("it its")
 _PERSON_KINDS = ("rep", "manager", "contact")
 
 
+_SET_REFERENCE = re.compile(r"\b(?:of|among|between) (?:them|those|these|the two|all of them)\b", re.I)
+
+
+def _set_referent(message: str, answered: Sequence[EntityRef], named_kinds: set[str]) -> list[EntityRef]:
+    """The records of one kind the last answer listed, when `message` chooses among them ("which
+    of them", "among those"): the kind with the most records (at least two), else []."""
+    if not _SET_REFERENCE.search(message):
+        return []
+    by_kind: dict[str, list[EntityRef]] = {}
+    for e in answered:
+        if e.kind not in named_kinds and e.kind in (
+            "account",
+            "rep",
+            "product",
+            "manager",
+            "office",
+            "sector",
+        ):
+            by_kind.setdefault(e.kind, []).append(e)
+    best = max(by_kind.values(), key=len, default=[])
+    return best if len(best) >= 2 else []
+
+
 def _referent(
     message: str, answered: Sequence[EntityRef], named_kinds: set[str], *, nouns_only: bool = False
 ) -> tuple[EntityRef | None, bool]:
     """The record of the previous answer that `message` points at, and whether it was pointed at
-    with "that/this <noun>" (True) rather than a pronoun: "that office" is the office the answer
-    named, "her" its last person, "its"/"it" its last other record. (None, False) when the
+    with "that/this <noun>" (True) rather than a pronoun: "that office" is the first office the
+    answer named, "her" its last person, "its"/"it" its last other record ("X is a subsidiary of
+    Y": "it" is Y). (None, False) when the
     message points at nothing the answer named, or already names a record of that kind; plural
     pronouns ("them") point at a set, which is not one record. `nouns_only`: only "that <noun>"
     points (used on the rep's own earlier records, where a pronoun keeps them all)."""
@@ -404,9 +428,16 @@ def _referent(
     words = [t.norm for t in tokenize(message)]
     for w, nxt in itertools.pairwise(words):
         if w in _DEMONSTRATIVES and nxt.rstrip("s") in _NOUN_KINDS and not nxt.endswith("s"):
-            kinds = _NOUN_KINDS[nxt]
+            # the noun's kinds in their order of preference ("that one": a deal before its
+            # account), the first the answer named (a ranking names its winner first)
             found = next(
-                (e for e in reversed(answered) if e.kind in kinds and e.kind not in named_kinds), None
+                (
+                    e
+                    for kind in _NOUN_KINDS[nxt]
+                    for e in answered
+                    if e.kind == kind and kind not in named_kinds
+                ),
+                None,
             )
             return found, found is not None
     if nouns_only:
@@ -467,6 +498,15 @@ def resolve_entities(
     period = parse_period(message, today or index.as_of or reference_date(session))
     if prev is not None and is_follow_up(message):
         kinds: set[str] = {e.kind for e in items}
+        group = _set_referent(message, prev.answered, kinds)
+        if group:
+            # "which of them ...": the records the last answer listed, as a set to choose from
+            items += group
+            kinds.add(group[0].kind)
+            items += [e for e in prev.items if e.kind not in kinds]
+            period = period or prev.period
+            items += _derived(index, message, items)
+            return Entities(items=items, period=period)
         referent, pointed = _referent(message, prev.answered, kinds)
         if referent is None:
             # "that office" may point at a record the rep's own turns brought in

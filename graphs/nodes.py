@@ -239,8 +239,7 @@ async def resolve_entities(state: ChatState, runtime: Runtime[ChatContext]) -> d
             # the records the last answer introduced ("Celia Rouche", "the East office"): what a
             # follow-up's "her", "that office" or "its" may point at
             said = await asyncio.to_thread(ctx.resolver.resolve, reply, Entities())
-            known = {(e.kind, e.key) for e in previous.items}
-            answered = [e for e in said.items if (e.kind, e.key) not in known and e.kind != "stage"]
+            answered = list({(e.kind, e.key): e for e in said.items if e.kind != "stage"}.values())
             previous = previous.model_copy(update={"answered": answered})
         entities = await asyncio.to_thread(ctx.resolver.resolve, message, previous)
     except Exception as exc:

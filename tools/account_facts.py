@@ -220,6 +220,65 @@ def _account_fact(session: Session, text: str, e: EntityRef, rep_ids: RepIds) ->
     return None
 
 
+#: Superlatives of an account attribute: (regex, attribute, largest first?, how it is said).
+_FOUNDED_WORDS = r"\b(founded|established|incorporated)\b.{0,20}"
+_MOST = r"\b(most|largest|biggest|highest)\b.{0,20}"
+_LEAST = r"\b(fewest|smallest|least|lowest)\b.{0,20}"
+_PEOPLE = r"\b(employees|headcount|staff|people)\b"
+_AMONG_ORDER: list[tuple[re.Pattern[str], str, bool, str]] = [
+    (
+        _rx(_FOUNDED_WORDS + r"\b(first|earliest)\b|\boldest\b"),
+        "year_established",
+        False,
+        "was founded first",
+    ),
+    (
+        _rx(_FOUNDED_WORDS + r"\b(last|latest|most recently)\b|\b(youngest|newest)\b"),
+        "year_established",
+        True,
+        "was founded last",
+    ),
+    (_rx(_MOST + _PEOPLE), "employees", True, "has the most employees"),
+    (_rx(_LEAST + _PEOPLE), "employees", False, "has the fewest employees"),
+    (_rx(_MOST + r"\b(annual )?revenue\b"), "revenue_musd", True, "has the highest annual revenue"),
+    (_rx(_LEAST + r"\b(annual )?revenue\b"), "revenue_musd", False, "has the lowest annual revenue"),
+]
+_AMONG = _rx(r"\b(of|among|between) (them|those|these)\b|\bwhich (one|of)\b")
+
+
+def _shown(row: Any, attr: str) -> str:
+    value = getattr(row, attr)
+    if attr == "revenue_musd":
+        return f"{money(float(value))} million"
+    return str(value) if attr == "year_established" else f"{int(value):,}"
+
+
+def _among_accounts(session: Session, text: str, refs: list[EntityRef], rep_ids: RepIds) -> Answer | None:
+    """Which of several named accounts is first on an attribute ("which of them has the most
+    employees / was founded first"), with every account's value; None when the text asks none."""
+    if not _AMONG.search(text) or DEALS_WORDS.search(text):
+        return None
+    for rx, attr, largest, said in _AMONG_ORDER:
+        if not rx.search(text):
+            continue
+        rows = [_account(session, e) for e in refs]
+        rows = [r for r in rows if account_readable(session, r.id, rep_ids) and getattr(r, attr) is not None]
+        if not rows:
+            return None
+        rows.sort(key=lambda r: float(getattr(r, attr)), reverse=largest)
+        top = rows[0]
+
+        others = "; ".join(f"{r.name}: {_shown(r, attr)}" for r in rows[1:])
+        draft = f"Of those {len(rows)} accounts, {top.name} {said} ({_shown(top, attr)})" + (
+            f"; the others: {others}." if others else "."
+        )
+        facts = [{"account": r.name, attr: getattr(r, attr)} for r in rows]
+        facts.append(count_fact("accounts_compared", len(rows)))
+        sources = [account_source(AccountBrief.model_validate(r)) for r in rows]
+        return Answer(draft, facts, sources, names=[top.name], key_figures=[])
+    return None
+
+
 def _rep_fact(session: Session, text: str, e: EntityRef) -> Answer | None:
     profile = accounts.rep_profile(session, e.id if e.id is not None else e.key)
     rep = profile.rep
@@ -309,6 +368,11 @@ def answer_fact(
             return found
     if manager is not None and rep is None and not DEALS_WORDS.search(text):
         found = _manager_fact(session, text, manager)
+        if found is not None:
+            return found
+    named_accounts = entities.of("account")
+    if len(named_accounts) >= 2:
+        found = _among_accounts(session, text, named_accounts, rep_ids)
         if found is not None:
             return found
     if account is not None and not DEALS_WORDS.search(text):

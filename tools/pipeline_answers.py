@@ -43,6 +43,9 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "weighted_forecast": ("weighted forecast of the open pipeline", "money"),
 }
 
+#: Group kinds whose records the resolver names (a set of them restricts the ranking).
+_SETS = ("rep", "account", "product", "office", "manager", "sector")
+
 _GROUP_NOUN: dict[str, str] = {
     "rep": "sales rep",
     "office": "regional office",
@@ -176,7 +179,9 @@ def _single(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Ans
     return Answer(draft, [facts], [src], data={"metric": plan.metric, "value": value})
 
 
-def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> Answer:
+def _grouped(
+    session: Session, plan: QueryPlan, f: DealFilter, scope: str, only: set[str] | None = None
+) -> Answer:
     group: GroupBy = (
         "engage_month"
         if plan.group_by == "month" and plan.date_field == "engage"
@@ -185,6 +190,8 @@ def _grouped(session: Session, plan: QueryPlan, f: DealFilter, scope: str) -> An
         )
     )
     rows = [r for r in analytics.deal_metrics(session, f, group) if r.group is not None]
+    if only:  # ranking among the records named ("which of them ...")
+        rows = [r for r in rows if (r.group or "").lower() in only]
     metric = plan.metric
     valued: list[tuple[MetricsRow, float | int | None]] = [(r, metric_value(r, metric)) for r in rows]
     if plan.rank != "none":
@@ -439,5 +446,7 @@ def compute(
     if plan.metric == "deal_list":
         return _deal_list(session, plan, f, scope)
     if plan.group_by != "none":
-        return _grouped(session, plan, f, scope)
+        named = entities.of(plan.group_by) if plan.group_by in _SETS else []  # type: ignore[arg-type]
+        only = {e.key.lower() for e in named} if len(named) >= 2 else None
+        return _grouped(session, plan, f, scope, only)
     return _single(session, plan, f, scope)

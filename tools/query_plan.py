@@ -318,7 +318,20 @@ _NUMBERED_GROUP = _rx(
 _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "ten": 10}
 
 
+#: Choosing among records listed before ("which of them", "who among those").
+_AMONG = _rx(r"\b(which|who|what)\b.{0,15}\b(of|among) (them|those|these)\b")
+_SET_KINDS: tuple[GroupKind, ...] = ("rep", "account", "product", "office", "manager", "sector")
+
+
+def set_kind(entities: Entities) -> GroupKind | None:
+    """The kind of which `entities` name two or more records (a set to rank among), or None."""
+    return next((k for k in _SET_KINDS if len(entities.of(k)) >= 2), None)  # type: ignore[arg-type]
+
+
 def _group(text: str, entities: Entities) -> GroupKind:
+    among = set_kind(entities) if _AMONG.search(text) else None
+    if among is not None:
+        return among
     numbered = _NUMBERED_GROUP.search(text)
     if numbered and (HIGHEST.search(text) or LOWEST.search(text)):
         noun = numbered.group(1)
@@ -453,11 +466,18 @@ def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
     if metric is None:
         return None
     # "by stage" of a named stage, "which rep" with a rep named: the entity wins, no grouping
-    entity_wins = group != "none" and any(_GROUP_OF_ENTITY.get(e.kind) == group for e in entities.items)
+    # (unless the question chooses among several named: "which of them")
+    entity_wins = (
+        group != "none"
+        and not (_AMONG.search(text) and set_kind(entities) == group)
+        and any(_GROUP_OF_ENTITY.get(e.kind) == group for e in entities.items)
+    )
     if entity_wins and (group != "rep" or not re.search(rf"\b(which|what|top|best|worst) {_REP}", text)):
         group = "none"
     rank: Rank = "none"
     nth: int | None = None
+    if group != "none" and _AMONG.search(text) and not (HIGHEST.search(text) or LOWEST.search(text)):
+        rank = "highest"  # "which of them won most often"
     if group != "none":
         ordinal = ORDINAL.search(text)
         if ordinal:

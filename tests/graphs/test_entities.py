@@ -178,8 +178,7 @@ def test_that_account_and_them_refer_back(session: Session) -> None:
 def _after(session: Session, previous: Entities, reply: str) -> Entities:
     """`previous` with the records `reply` named that it lacks, as the chat graph passes them."""
     said = resolve_entities(session, reply, None, today=TODAY)
-    known = {(e.kind, e.key) for e in previous.items}
-    return previous.model_copy(update={"answered": [e for e in said.items if (e.kind, e.key) not in known]})
+    return previous.model_copy(update={"answered": [e for e in said.items if e.kind != "stage"]})
 
 
 def test_a_follow_up_points_at_what_the_last_answer_named(session: Session) -> None:
@@ -203,6 +202,20 @@ def test_a_follow_up_points_at_what_the_last_answer_named(session: Session) -> N
     first = resolve_entities(session, "Which office is Kami Bicknell in?", None, today=TODAY)
     assert _keys(resolve_entities(session, "How many reps does that office have?", first, today=TODAY)) == {
         ("office", "West")
+    }
+
+
+def test_which_of_them_chooses_among_the_records_the_answer_listed(session: Session) -> None:
+    first = resolve_entities(session, "Which telecom accounts do we have?", None, today=TODAY)
+    prev = _after(session, first, "The telecom accounts: Faxquote, Gogozoom and Initech.")
+    follow = resolve_entities(session, "Which of them is the oldest?", prev, today=TODAY)
+    assert [e.key for e in follow.of("account")] == ["Faxquote", "Gogozoom", "Initech"]
+    # a later "that one" is the one the next answer named first
+    prev = _after(
+        session, follow, "Of those 3 accounts, Initech was founded first; the others: Faxquote, Gogozoom."
+    )
+    assert _keys(resolve_entities(session, "and that one's revenue?", prev, today=TODAY)) >= {
+        ("account", "Initech")
     }
 
 

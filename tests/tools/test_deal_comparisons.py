@@ -67,6 +67,12 @@ def _answer(engine: Engine, message: str, crm: CRM, *refs: tuple[str, str]) -> s
             "There is 1 open deal with no account attached.",
         ),
         ("How many deals were closed, won or lost?", [], "There are 5 closed deals"),
+        # among the reps named: Bob Beta (1 won) and Cy Gamma (1 won, $4,800 > $4,500)
+        (
+            "Which of them has won the most revenue?",
+            [("rep", "Bob Beta"), ("rep", "Cy Gamma")],
+            "Cy Gamma has the highest won revenue: $4,800. (Compared across 2 sales reps.)",
+        ),
     ],
 )
 def test_the_rules_read_comparisons_shares_places_and_filters(

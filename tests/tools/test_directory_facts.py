@@ -233,3 +233,15 @@ def test_an_existing_fact_still_takes_its_own_rule(crm: CRM, clean_db: Engine) -
         office = safe_answer_fact(s, "Which office is Cy Gamma in?", crm.entities(("rep", "Cy Gamma")))
     assert team is not None and team.draft.startswith("Mia Manager manages 2 sales reps in the West office")
     assert office is not None and office.draft == "Cy Gamma works in the East regional office."
+
+
+def test_which_of_several_named_accounts_is_first_on_an_attribute(crm_data: CRM, clean_db: Engine) -> None:
+    # Acme 2,822 employees, Betaco 500, Gammaco 1,500
+    ents = crm_data.entities(("account", "Betaco"), ("account", "Gammaco"), ("account", "Acme"))
+    with session_scope(clean_db) as s:
+        found = safe_answer_fact(s, "Which of them has the most employees?", ents)
+        fewest = safe_answer_fact(s, "and which of those has the fewest staff?", ents)
+    assert found is not None and found.draft.startswith(
+        "Of those 3 accounts, Acme has the most employees (2,822)"
+    )
+    assert fewest is not None and "Betaco has the fewest employees (500)" in fewest.draft
