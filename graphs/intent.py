@@ -262,8 +262,10 @@ def _fact_question(text: str, entities: Entities) -> bool:
     from tools import account_facts as af
     from tools.directory_facts import is_directory_question
 
-    if is_directory_question(text, entities):
-        return True  # the product catalog and the team directory (`answer_fact` asks it first)
+    if is_directory_question(text, entities) or (
+        af.SECTOR_RANK.search(text) and not af.DEALS_WORDS.search(text)
+    ):
+        return True  # the product catalog, the team directory, sectors ranked by their accounts
     account, rep = entities.first("account"), entities.first("rep")
     no_deal_words = not af.DEALS_WORDS.search(text)
     if (

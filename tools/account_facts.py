@@ -106,6 +106,34 @@ def _sector_answer(session: Session, sector: str, listing: bool, rep_ids: RepIds
     return Answer(draft, facts, sources, key_figures=[str(found.count)])
 
 
+#: "Which sector has the most accounts?": the sectors ranked by their number of accounts.
+SECTOR_RANK = _rx(
+    r"\b(which|what) (sector|industry|vertical)\b.{0,40}\b(most|fewest|least|largest|smallest|biggest)\b"
+    r".{0,20}\b(accounts?|customers?|companies|clients?)\b"
+)
+
+
+def _sector_rank(session: Session, text: str, rep_ids: RepIds) -> Answer:
+    """The sector with the most (or fewest) accounts, ties named, with its count."""
+    query = select(Account.sector, func.count()).where(Account.sector.is_not(None)).group_by(Account.sector)
+    visible = accounts_condition(rep_ids)
+    if visible is not None:
+        query = query.where(visible)
+    rows = [(str(s), int(n)) for s, n in session.execute(query)]
+    if not rows:
+        return Answer("There are no accounts with a sector in the CRM.", [], [])
+    fewest = re.search(r"\b(fewest|least|smallest)\b", text) is not None
+    best = (min if fewest else max)(n for _, n in rows)
+    top = sorted(s for s, n in rows if n == best)
+    which = "fewest" if fewest else "most"
+    facts: list[dict[str, Any]] = [{"sector": s, "accounts": n} for s, n in rows]
+    verb = "has" if len(top) == 1 else "have"
+    draft = f"{join_names(top)} {verb} the {which} accounts: {count(best, 'account')}"
+    draft += f" (compared across {len(rows)} sectors)." if len(top) == 1 else " each."
+    facts.append(count_fact("sectors_compared", len(rows)))
+    return Answer(draft, facts, [], names=top, key_figures=[str(best)])
+
+
 def _prospects(session: Session, sector: str | None, text: str, rep_ids: RepIds) -> Answer:
     m = EMPLOYEES_OVER.search(text)
     threshold = 0
@@ -370,6 +398,8 @@ def answer_fact(
         found = _manager_fact(session, text, manager)
         if found is not None:
             return found
+    if SECTOR_RANK.search(text) and not DEALS_WORDS.search(text):
+        return _sector_rank(session, text, rep_ids)
     named_accounts = entities.of("account")
     if len(named_accounts) >= 2:
         found = _among_accounts(session, text, named_accounts, rep_ids)

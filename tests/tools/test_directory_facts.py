@@ -245,3 +245,10 @@ def test_which_of_several_named_accounts_is_first_on_an_attribute(crm_data: CRM,
         "Of those 3 accounts, Acme has the most employees (2,822)"
     )
     assert fewest is not None and "Betaco has the fewest employees (500)" in fewest.draft
+
+
+def test_the_sector_with_the_most_accounts(crm_data: CRM, clean_db: Engine) -> None:
+    # retail: Betaco and Gammaco; technology: Acme; software: Deltaco
+    with session_scope(clean_db) as s:
+        most = safe_answer_fact(s, "Which sector has the most accounts?", Entities())
+    assert most is not None and most.draft.startswith("retail has the most accounts: 2 accounts")
