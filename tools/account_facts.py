@@ -250,18 +250,18 @@ def _account_fact(session: Session, text: str, e: EntityRef, rep_ids: RepIds) ->
 
 #: Superlatives of an account attribute: (regex, attribute, largest first?, how it is said).
 _FOUNDED_WORDS = r"\b(founded|established|incorporated)\b.{0,20}"
-_MOST = r"\b(most|largest|biggest|highest)\b.{0,20}"
-_LEAST = r"\b(fewest|smallest|least|lowest)\b.{0,20}"
+_MOST = r"\b(most|largest|biggest|highest|more|larger|bigger|higher)\b.{0,20}"
+_LEAST = r"\b(fewest|smallest|least|lowest|fewer|smaller|lower|less)\b.{0,20}"
 _PEOPLE = r"\b(employees|headcount|staff|people)\b"
 _AMONG_ORDER: list[tuple[re.Pattern[str], str, bool, str]] = [
     (
-        _rx(_FOUNDED_WORDS + r"\b(first|earliest)\b|\boldest\b"),
+        _rx(_FOUNDED_WORDS + r"\b(first|earliest)\b|\b(oldest|older)\b"),
         "year_established",
         False,
         "was founded first",
     ),
     (
-        _rx(_FOUNDED_WORDS + r"\b(last|latest|most recently)\b|\b(youngest|newest)\b"),
+        _rx(_FOUNDED_WORDS + r"\b(last|latest|most recently)\b|\b(youngest|newest|younger|newer)\b"),
         "year_established",
         True,
         "was founded last",
@@ -271,7 +271,9 @@ _AMONG_ORDER: list[tuple[re.Pattern[str], str, bool, str]] = [
     (_rx(_MOST + r"\b(annual )?revenue\b"), "revenue_musd", True, "has the highest annual revenue"),
     (_rx(_LEAST + r"\b(annual )?revenue\b"), "revenue_musd", False, "has the lowest annual revenue"),
 ]
-_AMONG = _rx(r"\b(of|among|between) (them|those|these)\b|\bwhich (one|of)\b")
+_AMONG = _rx(r"\b(of|among|between) (them|those|these)\b|\bwhich\b")
+#: "Which account was founded most recently?": every account (of the sector named) ranked.
+_WHICH_ACCOUNT = _rx(r"\b(which|what)(?: [\w-]+){0,2} (account|company|customer|client|firm)\b")
 
 
 def _shown(row: Any, attr: str) -> str:
@@ -304,6 +306,35 @@ def _among_accounts(session: Session, text: str, refs: list[EntityRef], rep_ids:
         facts.append(count_fact("accounts_compared", len(rows)))
         sources = [account_source(AccountBrief.model_validate(r)) for r in rows]
         return Answer(draft, facts, sources, names=[top.name], key_figures=[])
+    return None
+
+
+def _top_account(session: Session, text: str, sector: str | None, rep_ids: RepIds) -> Answer | None:
+    """The account first on an attribute among all accounts (of `sector`), ties named: "which
+    account was founded most recently", "which retail company has the most employees"."""
+    for rx, attr, largest, said in _AMONG_ORDER:
+        if not rx.search(text) or (attr == "revenue_musd" and "annual" not in text):
+            continue  # "which customer has the most revenue" asks for won revenue: the deal rules'
+        column = getattr(Account, attr)
+        query = select(Account).where(column.is_not(None))
+        if sector is not None:
+            query = query.where(func.lower(Account.sector) == sector.lower())
+        visible = accounts_condition(rep_ids)
+        if visible is not None:
+            query = query.where(visible)
+        rows = list(session.scalars(query))
+        if not rows:
+            return None
+        best = (max if largest else min)(float(getattr(r, attr)) for r in rows)
+        top = sorted((r for r in rows if float(getattr(r, attr)) == best), key=lambda r: r.name)
+        where = f" in the {sector} sector" if sector else ""
+        names = [r.name for r in top]
+        first = _shown(top[0], attr)
+        draft = f"Of the {count(len(rows), 'account')}{where}, {join_names(names)} {said} ({first})."
+        facts: list[dict[str, Any]] = [{"account": r.name, attr: getattr(r, attr)} for r in top]
+        facts.append(count_fact("accounts_compared", len(rows)))
+        sources = [account_source(AccountBrief.model_validate(r)) for r in top]
+        return Answer(draft, facts, sources, names=names, key_figures=[])
     return None
 
 
@@ -403,6 +434,10 @@ def answer_fact(
     named_accounts = entities.of("account")
     if len(named_accounts) >= 2:
         found = _among_accounts(session, text, named_accounts, rep_ids)
+        if found is not None:
+            return found
+    if not named_accounts and _WHICH_ACCOUNT.search(text) and not DEALS_WORDS.search(text):
+        found = _top_account(session, text, sector.key if sector else None, rep_ids)
         if found is not None:
             return found
     if account is not None and not DEALS_WORDS.search(text):

@@ -156,7 +156,9 @@ def _family(text: str, entities: Entities) -> str | None:
     kinds = _kinds(entities)
     if entities.period is not None or kinds & {"account", "contact", "deal", "sector", "stage"}:
         return None
-    if ACCOUNT_WORD.search(text) and not LIST_PRICE.search(text):
+    # "in the company" is our own company, not an account
+    own = re.sub(r"\b(in|at|across|of) (the|our|this) (company|organi[sz]ation|business|firm)\b", " ", text)
+    if ACCOUNT_WORD.search(own) and not LIST_PRICE.search(text):
         # accounts / customers are `account_facts`' and the deal rules' ("if a customer bought
         # one of each MG product at list price" is still the catalog's)
         return None

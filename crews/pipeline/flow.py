@@ -269,6 +269,11 @@ def _act(session: Session, request: CrewRequest, today: dt.date | None) -> CrewR
     return None
 
 
+def _bare_count(plan: QueryPlan) -> bool:
+    """A plan that only counts deals, with no status, grouping or ranking of its own."""
+    return plan.metric == "deals" and plan.group_by == "none"
+
+
 async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
     """Answer a pipeline question or propose a stage move (see the module docstring)."""
     message, entities, caller = request.message, request.entities, request.caller
@@ -298,7 +303,12 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
             )
             if special is not None:  # two records compared, or a share
                 return _response(special, rules_plan, usage.calls)
-            plan = rules_plan or follow_up_plan(request)
+            follow = follow_up_plan(request)
+            if rules_plan is not None and follow is not None and _bare_count(rules_plan):
+                # "and how many MG Special?" after "how many GTX Pro deals did Kan-code sign?":
+                # the count is of the previous question's deals (won), for the new record
+                rules_plan = follow
+            plan = rules_plan or follow
             if plan is None:
                 semantic = await answer_over_crm(deps, request, rep_ids)
                 if semantic is not None:

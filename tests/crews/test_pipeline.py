@@ -107,6 +107,24 @@ async def test_a_follow_up_takes_the_plan_of_the_previous_question(
     assert "$4,500" in response.reply  # Bob Beta's won revenue
 
 
+async def test_a_bare_count_follow_up_counts_the_previous_questions_deals(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    # Acme: GTX Pro won (D0000001); GTX Basic won (D0000002); MG Advanced lost (D0000003)
+    request = CrewRequest(
+        message="And how many MG Advanced?",
+        intent="pipeline",
+        entities=crm_data.entities(("account", "Acme"), ("product", "MG Advanced")),
+        history=[
+            Turn(role="user", content="How many GTX Pro deals has Acme signed with us?"),
+            Turn(role="assistant", content="There is 1 won deal with Acme for GTX Pro."),
+        ],
+    )
+    response = await pipeline.run(request, deps)
+    assert response.data["plan"]["metric"] == "won", response.reply
+    assert response.reply == "There are 0 won deals with Acme for MG Advanced."
+
+
 async def test_the_analyst_wording_is_kept_only_when_it_keeps_the_figures(
     crm_data: CRM, deps: CrewDeps, stub: StubLLM
 ) -> None:

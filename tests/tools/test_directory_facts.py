@@ -252,3 +252,21 @@ def test_the_sector_with_the_most_accounts(crm_data: CRM, clean_db: Engine) -> N
     with session_scope(clean_db) as s:
         most = safe_answer_fact(s, "Which sector has the most accounts?", Entities())
     assert most is not None and most.draft.startswith("retail has the most accounts: 2 accounts")
+
+
+def test_accounts_compared_or_ranked_on_their_own_attributes(crm_data: CRM, clean_db: Engine) -> None:
+    # Acme 2,822 employees, Betaco 500, Gammaco 1,500 (retail: Betaco, Gammaco)
+    two = crm_data.entities(("account", "Betaco"), ("account", "Gammaco"))
+    retail = crm_data.entities(("sector", "retail"))
+    with session_scope(clean_db) as s:
+        more = safe_answer_fact(s, "Which has more employees, Betaco or Gammaco?", two)
+        top = safe_answer_fact(s, "Which retail company has the most employees?", retail)
+        staff = safe_answer_fact(s, "What's the total number of sales reps in the company?", Entities())
+        won = safe_answer_fact(s, "Which customer has the most revenue?", Entities())
+    assert more is not None and "Gammaco has the most employees (1,500)" in more.draft
+    assert (
+        top is not None
+        and top.draft == "Of the 2 accounts in the retail sector, Gammaco has the most employees (1,500)."
+    )
+    assert staff is not None and "3 sales reps" in staff.draft  # "the company" is ours, not an account
+    assert won is None  # revenue from customers is the deal rules' (won revenue)
