@@ -373,9 +373,14 @@ def is_follow_up(message: str) -> bool:
         return False
     if words[0] in ("and", "also", "same") or words[:2] in (["what", "about"], ["how", "about"]):
         return True
-    if any(w in _PRONOUNS for w in words):
+    if any(w in _PRONOUNS for w in words) or _ends_on_that(words):
         return True
     return any(w in _DEMONSTRATIVES and nxt in _REFERENCE_NOUNS for w, nxt in itertools.pairwise(words))
+
+
+def _ends_on_that(words: Sequence[str]) -> bool:
+    """ "How many accounts is that?", "who is that?": the message ends pointing at the last answer."""
+    return bool(words) and words[-1] in ("that", "this")
 
 
 #: The record kind a noun after "that/this" means ("that office", "this rep").
@@ -442,6 +447,10 @@ def _referent(
             return found, found is not None
     if nouns_only:
         return None, False
+    if _ends_on_that(words):
+        # "how many accounts is that?": the record the answer was about, its first
+        found = next((e for e in answered if e.kind not in named_kinds), None)
+        return found, False
     if any(w in _PERSON_PRONOUNS for w in words):
         found = next(
             (e for e in reversed(answered) if e.kind in _PERSON_KINDS and e.kind not in named_kinds), None

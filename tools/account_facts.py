@@ -127,8 +127,8 @@ def _sector_rank(session: Session, text: str, rep_ids: RepIds) -> Answer:
     top = sorted(s for s, n in rows if n == best)
     which = "fewest" if fewest else "most"
     facts: list[dict[str, Any]] = [{"sector": s, "accounts": n} for s, n in rows]
-    verb = "has" if len(top) == 1 else "have"
-    draft = f"{join_names(top)} {verb} the {which} accounts: {count(best, 'account')}"
+    verb = "sector has" if len(top) == 1 else "sectors have"
+    draft = f"The {join_names(top)} {verb} the {which} accounts: {count(best, 'account')}"
     draft += f" (compared across {len(rows)} sectors)." if len(top) == 1 else " each."
     facts.append(count_fact("sectors_compared", len(rows)))
     return Answer(draft, facts, [], names=top, key_figures=[str(best)])
@@ -184,6 +184,18 @@ def _account_fact(session: Session, text: str, e: EntityRef, rep_ids: RepIds) ->
     scoped = "" if rep_ids is None else " you can see"
     brief = AccountBrief.model_validate(row)
     src = account_source(brief, employees=row.employees, revenue_musd=float(row.revenue_musd or 0))
+    if SECTOR.search(text) and re.search(r"\bthe parent\b(?! (company )?of)", text):
+        # "which sector is the parent itself in?": the parent named in the earlier turns is the
+        # account resolved here
+        facts0: list[dict[str, Any]] = [{"account": row.name, "sector": row.sector}]
+        if row.sector:
+            return Answer(
+                f"{row.name} is in the {row.sector} sector.",
+                facts0,
+                [src],
+                names=[row.sector],
+                key_figures=[],
+            )
     if SUBSIDIARIES.search(text) and not PARENT.search(text):
         subs = accounts.subsidiaries(session, row.id, rep_ids=rep_ids)
         names = [s.name for s in subs]

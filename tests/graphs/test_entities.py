@@ -219,6 +219,14 @@ def test_which_of_them_chooses_among_the_records_the_answer_listed(session: Sess
     }
 
 
+def test_a_message_ending_on_that_points_at_the_answers_record(session: Session) -> None:
+    first = resolve_entities(session, "Which sector has the most accounts?", None, today=TODAY)
+    prev = _after(session, first, "The retail sector has the most accounts: 17 accounts.")
+    assert _keys(resolve_entities(session, "How many accounts is that?", prev, today=TODAY)) == {
+        ("sector", "retail")
+    }
+
+
 def test_no_carry_without_a_reference(session: Session) -> None:
     first = resolve_entities(session, "How much revenue have we won from Hottechi?", None, today=TODAY)
     assert resolve_entities(session, "Thanks, that's all", first, today=TODAY).items == []

@@ -251,7 +251,7 @@ def test_the_sector_with_the_most_accounts(crm_data: CRM, clean_db: Engine) -> N
     # retail: Betaco and Gammaco; technology: Acme; software: Deltaco
     with session_scope(clean_db) as s:
         most = safe_answer_fact(s, "Which sector has the most accounts?", Entities())
-    assert most is not None and most.draft.startswith("retail has the most accounts: 2 accounts")
+    assert most is not None and most.draft.startswith("The retail sector has the most accounts: 2 accounts")
 
 
 def test_accounts_compared_or_ranked_on_their_own_attributes(crm_data: CRM, clean_db: Engine) -> None:
@@ -270,3 +270,12 @@ def test_accounts_compared_or_ranked_on_their_own_attributes(crm_data: CRM, clea
     )
     assert staff is not None and "3 sales reps" in staff.draft  # "the company" is ours, not an account
     assert won is None  # revenue from customers is the deal rules' (won revenue)
+
+
+def test_the_sector_of_the_parent_in_context(crm_data: CRM, clean_db: Engine) -> None:
+    # Acme (technology) is Betaco's parent; a follow-up carries Acme as "the parent"
+    with session_scope(clean_db) as s:
+        found = safe_answer_fact(
+            s, "And which sector is the parent itself in?", crm_data.entities(("account", "Acme"))
+        )
+    assert found is not None and found.draft == "Acme is in the technology sector."
