@@ -312,11 +312,27 @@ def _is_stage_move(message: str, entities: Entities) -> bool:
     Acme to move them to negotiation" is not a move)."""
     from crews.pipeline.flow import detect_stage_move
 
-    if not entities.of("stage") or not (entities.first("deal") or entities.first("account")):
+    if not entities.of("stage"):
         return False
-    if _DRAFTING.search(message) or work_intent(message, entities) is not None:
+    named = entities.first("deal") or entities.first("account")
+    if not named and not (_MOVE_FIRST.match(message) and _A_DEAL.search(message)):
+        return False  # "move the deal to negotiation" names none, but asks a move: the crew asks which
+    # the stage's own name is no other work ("negotiation" is the closing crew's word otherwise)
+    rest = message
+    for stage in entities.of("stage"):
+        rest = re.sub(re.escape(stage.mention or stage.key), " ", rest, flags=re.I)
+    if _DRAFTING.search(message) or work_intent(rest, entities) is not None:
         return False
     return detect_stage_move(message, entities) is not None
+
+
+#: A message that starts by asking to move something ("Move the deal to negotiation").
+_MOVE_FIRST = re.compile(
+    r"^\s*(?:(?:ok|okay|please|now|so)[\s,]+)*(?:can you |could you |please )?"
+    r"(move|advance|push|progress|promote|bump|shift|mark|set|put|update|change)\b",
+    re.I,
+)
+_A_DEAL = re.compile(r"\b(deal|opportunity|it|one)\b", re.I)
 
 
 #: A question asking for data (not a request for work): how many / which / what / list ...
