@@ -9,7 +9,7 @@ at 10", "by Friday", "on 2027-01-15", "20 January 2027 at 14:30". The date words
 `dateparser` (relative to `today`, preferring the future, so "Friday" is the coming one); the
 span that holds them and the time of day are found here, because `dateparser` alone reads "next
 Tuesday at 10" as nothing and "in 3 days" inside a sentence not at all. A reminder without a
-time falls due at `DEFAULT_HOUR`.
+time falls due at `DEFAULT_HOUR`; a bare hour from 1 to 6 ("at 3") is read in the afternoon.
 """
 
 from __future__ import annotations
@@ -150,6 +150,8 @@ def _parse_time(m: re.Match[str]) -> dt.time | None:
             hour = 0 if not pm else 12
         elif pm:
             hour += 12
+    elif 1 <= hour <= 6 and minute_s is None:
+        hour += 12  # "at 3" in a work reminder is 15:00, not the middle of the night
     if hour > 23 or minute > 59:
         return None
     return dt.time(hour, minute)
@@ -171,7 +173,7 @@ def find_due(text: str, today: dt.date) -> tuple[dt.date | None, dt.time | None,
         if any(a <= m.start() < b for a, b in spans):
             continue
         if m.group(7) and date is None:
-            continue  # "14:30" alone without a date is still a time, but only next to a date
+            continue  # a bare "14:30" counts only beside a date (alone it may be a score or a ratio)
         t = _parse_time(m)
         if t is not None:
             time = t

@@ -25,6 +25,7 @@ NOW = dt.datetime(2027, 3, 4, 8, 15)
         ("Remind me Thursday to send the deck", "2027-03-11T09:00"),  # said on a Thursday: next week's
         ("Remind me at 7am to prepare the call", "2027-03-05T07:00"),  # 07:00 has passed today
         ("Remind me at noon to book the room", "2027-03-04T12:00"),
+        ("Remind me tomorrow at 3 to call the buyer", "2027-03-05T15:00"),  # working hours: 15:00
     ],
 )
 def test_reminder_due_times_count_from_the_reps_local_now(message: str, due: str) -> None:
