@@ -231,6 +231,8 @@ def _grouped(
         return Answer(f"There are no deals{scope} to compare.", facts, sources)
     if plan.nth is not None and plan.rank != "none":
         return _nth(plan, valued, name, label, scope, facts, sources)
+    if plan.having_op is not None:
+        return _having(session, plan, f, rows, name, label, scope)
     if plan.rank != "none" and plan.top_n == 1:
         r, v = valued[0]
         which = "highest" if plan.rank == "highest" else "lowest"
@@ -259,6 +261,75 @@ def _grouped(
 
 
 _ORDINAL_WORDS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+_OP_WORDS = {">": "above", ">=": "of at least", "<": "below", "<=": "of at most"}
+_COUNT_OP_WORDS = {">": "more than", ">=": "at least", "<": "fewer than", "<=": "at most"}
+_COMPARE_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def _having(
+    session: Session,
+    plan: QueryPlan,
+    f: DealFilter,
+    rows: list[MetricsRow],
+    name: Callable[[MetricsRow], str],
+    label: str,
+    scope: str,
+) -> Answer:
+    """Every group whose figure passes the plan's threshold ("East-office reps with a win rate
+    above 65%"; "below the company-wide rate": the figure over every deal of the period and the
+    caller's scope), highest first, with the threshold stated."""
+    assert plan.having_op is not None
+    metric = plan.metric
+    threshold = plan.having_value
+    overall_text = ""
+    if plan.having_overall:
+        everything = DealFilter(
+            engaged_from=f.engaged_from,
+            engaged_to=f.engaged_to,
+            closed_from=f.closed_from,
+            closed_to=f.closed_to,
+            rep_ids=f.rep_ids,
+        )
+        value = metric_value(analytics.deal_metrics(session, everything)[0], metric)
+        threshold = float(value) if value is not None else None
+        overall_text = " (the figure over all deals)"
+    noun = _GROUP_NOUN[plan.group_by]
+    if threshold is None:
+        return Answer(f"There is no {label} over all deals to compare with.", [], [])
+    test = _COMPARE_OPS[plan.having_op]
+    passing = [
+        (r, v) for r in rows if (v := metric_value(r, metric)) is not None and test(float(v), threshold)
+    ]
+    passing.sort(key=lambda rv: -float(rv[1] or 0))
+    if metric in COUNT_METRICS:  # "more than 10 open deals"
+        bound = f"{_COUNT_OP_WORDS[plan.having_op]} {fmt(metric, threshold)} {label}{overall_text}"
+    else:  # "a win rate above 65.0%"
+        bound = f"a {label} {_OP_WORDS[plan.having_op]} {fmt(metric, threshold)}{overall_text}"
+    facts: list[dict[str, Any]] = [
+        {"metric": metric, "group_by": plan.group_by, "group": name(r), "value": v, "shown": fmt(metric, v)}
+        for r, v in passing
+    ]
+    facts.append({"metric": metric, "threshold": threshold, "op": plan.having_op})
+    facts.append(count_fact("groups_passing", len(passing)))
+    facts.append(count_fact("groups_compared", len(rows)))
+    if not passing:
+        draft = f"No {noun}{scope} has {bound} (compared across {count(len(rows), noun)})."
+        return Answer(draft, facts, [], data={"metric": metric, "group_by": plan.group_by})
+    items = "; ".join(f"{name(r)}: {fmt(metric, v)}" for r, v in passing[:25])
+    more = f" and {len(passing) - 25} more" if len(passing) > 25 else ""
+    draft = (
+        f"{count(len(passing), noun)}{scope} {'has' if len(passing) == 1 else 'have'} {bound}: {items}{more}."
+    )
+    sources = [
+        metric_source(metric, f"{label} of {name(r)}", v, group_by=plan.group_by) for r, v in passing[:25]
+    ]
+    return Answer(draft, facts, sources, names=[name(r) for r, _ in passing[:25]],
+                  data={"metric": metric, "group_by": plan.group_by})  # fmt: skip
 
 
 def _nth(

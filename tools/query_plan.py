@@ -97,6 +97,11 @@ class QueryPlan(BaseModel):
     stuck_days: int = 90
     list_status: FilterStatus | None = None
     nth: int | None = Field(None, ge=2, le=5, description='the ranked place asked for ("second-most")')
+    having_op: Literal[">", "<", ">=", "<="] | None = Field(
+        None, description='groups kept by their figure ("reps with a win rate above 65%")'
+    )
+    having_value: float | None = Field(None, description="the threshold (a percent in points, USD, a count)")
+    having_overall: bool = Field(False, description="the threshold is the figure over all deals")
     source: Literal["rules", "follow-up", "default"] = "rules"
 
 
@@ -222,6 +227,7 @@ GROUPS: list[tuple[GroupKind, re.Pattern[str]]] = [
     (
         "account",
         _rx(
+            r"\b(which|what)( \d{1,2})?( [\w-]+)? (accounts|customers|clients|companies|buyers)\b|"
             r"\b(which|what)( \d{1,2})? (accounts?|customers?|clients?|compan(y|ies)|buyers?)\b|"
             r"\b(by|per|each|every|across) (accounts?|customers?|clients?)\b|"
             r"\b(top|biggest|largest|best|bottom|worst)( \d{1,2})? (accounts|customers|clients)\b"
@@ -230,7 +236,7 @@ GROUPS: list[tuple[GroupKind, re.Pattern[str]]] = [
     (
         "rep",
         _rx(
-            rf"\b(which|what)( \d{{1,2}})? {_REP}\b|\b(by|per|each|every|across) {_REP}\b|"
+            rf"\b(which|what)( \d{{1,2}})?( [\w-]+)? {_REP}\b|\b(by|per|each|every|across) {_REP}\b|"
             rf"\b(top|best|worst|bottom)( \d{{1,2}})? {_REP}\b|"
             rf"\b(rank|ranking|leaderboard)\b|\bwho\b"
         ),
@@ -487,16 +493,54 @@ def plan_from_rules(message: str, entities: Entities) -> QueryPlan | None:
             rank = "lowest"
         elif HIGHEST.search(text) or re.search(r"\bwho\b", text):
             rank = "highest"
+    having_op, having_value, having_overall = _having(text) if group != "none" else (None, None, False)
+    if having_op is not None:
+        rank, nth = "none", None  # every group that passes, not the top one
     return QueryPlan(
         metric=metric,
         group_by=group,
         rank=rank,
         nth=nth,
+        having_op=having_op,
+        having_value=having_value,
+        having_overall=having_overall,
         top_n=nth if nth is not None else (_top_n(text) if rank != "none" else 10),
         date_field=_date_field(text, metric),
         stuck_days=_stuck_days(text),
         list_status=_list_status(text),
     )
+
+
+#: A threshold on the groups' figure: "above 65%", "more than 10 open deals", "at least $50k",
+#: or "below the company-wide rate".
+_THRESHOLD = _rx(
+    r"\b(above|over|more than|greater than|higher than|at least|below|under|less than|fewer than|"
+    r"lower than|at most)\s+(?:\$\s?)?(\d[\d,]*(?:\.\d+)?)\s*(%|k\b|thousand\b|m\b|million\b)?"
+)
+_VS_OVERALL = _rx(
+    r"\b(above|over|higher than|better than|below|under|lower than|worse than)\s+(?:the\s+|our\s+)?"
+    r"(company[- ]wide|overall|average|global|total|team[- ]wide)\b"
+)
+_OPS = {
+    "above": ">", "over": ">", "more than": ">", "greater than": ">", "higher than": ">", "better than": ">",
+    "at least": ">=", "below": "<", "under": "<", "less than": "<", "fewer than": "<", "lower than": "<",
+    "worse than": "<", "at most": "<=",
+}  # fmt: skip
+
+
+def _having(text: str) -> tuple[Literal[">", "<", ">=", "<="] | None, float | None, bool]:
+    """The threshold the groups must pass, from the words after the grouping: (op, value,
+    against the overall figure)."""
+    vs = _VS_OVERALL.search(text)
+    if vs:
+        return _OPS[vs.group(1).lower()], None, True  # type: ignore[return-value]
+    m = _THRESHOLD.search(text)
+    if m is None:
+        return None, None, False
+    value = float(m.group(2).replace(",", ""))
+    unit = (m.group(3) or "").lower()
+    value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(unit, 1.0)
+    return _OPS[m.group(1).lower()], value, False  # type: ignore[return-value]
 
 
 def _list_status(text: str) -> FilterStatus | None:

@@ -410,7 +410,11 @@ def _entities(*refs: tuple[str, str]) -> Entities:
         # a move asked with no deal named is still a move (the crew asks which deal), and the
         # stage's name is not the closing crew's "negotiation" work
         ("Move the deal to negotiation", [("stage", "negotiation")], "pipeline"),
-        ("Advance deal 1C1I7A6R to negotiation", [("deal", "1C1I7A6R"), ("stage", "negotiation")], "pipeline"),
+        (
+            "Advance deal 1C1I7A6R to negotiation",
+            [("deal", "1C1I7A6R"), ("stage", "negotiation")],
+            "pipeline",
+        ),
         # a win or loss, a reminder or a task asked for: pipeline; an email to an address or a
         # discount to grant: closing; a win with work after the sale is left to the neighbours
         ("We won 1C1I7A6R, final value $5,000", [("deal", "1C1I7A6R")], "pipeline"),

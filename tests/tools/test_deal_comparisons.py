@@ -67,6 +67,22 @@ def _answer(engine: Engine, message: str, crm: CRM, *refs: tuple[str, str]) -> s
             "There is 1 open deal with no account attached.",
         ),
         ("How many deals were closed, won or lost?", [], "There are 5 closed deals"),
+        # groups kept by a threshold: win rates Ann 66.7%, Bob 100%, Cy 100%; over all deals 80.0%
+        (
+            "Which reps have a win rate above 70%?",
+            [],
+            "2 sales reps have a win rate above 70.0%: Bob Beta: 100.0%; Cy Gamma: 100.0%.",
+        ),
+        (
+            "Which reps have a win rate below the overall rate?",
+            [],
+            "1 sales rep has a win rate below 80.0% (the figure over all deals): Ann Alpha: 66.7%.",
+        ),
+        (
+            "Which retail accounts have more than 1 open deal?",
+            [("sector", "retail")],
+            "No account in the retail",
+        ),
         # among the reps named: Bob Beta (1 won) and Cy Gamma (1 won, $4,800 > $4,500)
         (
             "Which of them has won the most revenue?",
