@@ -262,10 +262,11 @@ def _fact_question(text: str, entities: Entities) -> bool:
     from tools import account_facts as af
     from tools.directory_facts import is_directory_question
 
+    two_sectors = len(entities.of("sector")) >= 2 and af.ACCOUNT_WORD.search(text)
     if is_directory_question(text, entities) or (
-        af.SECTOR_RANK.search(text) and not af.DEALS_WORDS.search(text)
+        (af.SECTOR_RANK.search(text) or two_sectors) and not af.DEALS_WORDS.search(text)
     ):
-        return True  # the product catalog, the team directory, sectors ranked by their accounts
+        return True  # the catalog, the team directory, sectors ranked or compared by their accounts
     account, rep = entities.first("account"), entities.first("rep")
     no_deal_words = not af.DEALS_WORDS.search(text)
     if (

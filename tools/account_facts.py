@@ -134,6 +134,21 @@ def _sector_rank(session: Session, text: str, rep_ids: RepIds) -> Answer:
     return Answer(draft, facts, [], names=top, key_figures=[str(best)])
 
 
+def _sectors_compared(session: Session, names: list[str], rep_ids: RepIds) -> Answer:
+    """The number of accounts in each of two sectors, and which has more ("do we have more
+    accounts in entertainment or in finance?")."""
+    counts = [(name, accounts.accounts_in_sector(session, name, rep_ids=rep_ids).count) for name in names]
+    (a, na), (b, nb) = counts
+    draft = f"The {a} sector has {count(na, 'account')} and the {b} sector {count(nb, 'account')}"
+    if na == nb:
+        draft += ": the same number."
+    else:
+        more, gap = (a, na - nb) if na > nb else (b, nb - na)
+        draft += f": {more} has {count(gap, 'account')} more."
+    facts: list[dict[str, Any]] = [{"sector": name, "accounts": n} for name, n in counts]
+    return Answer(draft, facts, [], names=[a, b], key_figures=[str(na), str(nb)])
+
+
 def _prospects(session: Session, sector: str | None, text: str, rep_ids: RepIds) -> Answer:
     m = EMPLOYEES_OVER.search(text)
     threshold = 0
@@ -443,6 +458,9 @@ def answer_fact(
             return found
     if SECTOR_RANK.search(text) and not DEALS_WORDS.search(text):
         return _sector_rank(session, text, rep_ids)
+    sectors = entities.of("sector")
+    if len(sectors) >= 2 and ACCOUNT_WORD.search(text) and not DEALS_WORDS.search(text):
+        return _sectors_compared(session, [e.key for e in sectors[:2]], rep_ids)
     named_accounts = entities.of("account")
     if len(named_accounts) >= 2:
         found = _among_accounts(session, text, named_accounts, rep_ids)

@@ -279,3 +279,14 @@ def test_the_sector_of_the_parent_in_context(crm_data: CRM, clean_db: Engine) ->
             s, "And which sector is the parent itself in?", crm_data.entities(("account", "Acme"))
         )
     assert found is not None and found.draft == "Acme is in the technology sector."
+
+
+def test_two_sectors_compared_by_their_accounts(crm_data: CRM, clean_db: Engine) -> None:
+    ents = crm_data.entities(("sector", "retail"), ("sector", "software"))
+    with session_scope(clean_db) as s:
+        found = safe_answer_fact(s, "Do we have more accounts in retail or in software?", ents)
+    assert found is not None
+    assert (
+        found.draft
+        == "The retail sector has 2 accounts and the software sector 1 account: retail has 1 account more."
+    )
