@@ -745,28 +745,20 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
                 params=params,
             )
         lead = "\n\n" if writer.text else ""
-        if (
+        # "approve a 10% discount on X": the decision is the answer; an offer to the buyer
+        # ("offer Acme 10% off") or an email asked for is drafted
+        approving = (
             granting is not None
             and action is not None
-            and _APPROVE.search(message)
+            and _APPROVE.search(message) is not None
             and not wants_email_words(message)
-        ):
-            # "approve a 10% discount on X": the decision is the answer; an offer to the buyer
-            # ("offer Acme 10% off") or an email asked for is drafted
-            return CrewResponse(
-                reply=writer.text,
-                data=result.model_dump(mode="json"),
-                sources=sources,
-                facts=facts,
-                proposed_action=action,
-                llm_calls=usage.calls,
-            )
-        if advice_only:
+        )
+        if advice_only and not approving:
             advice = await _advise(deps, request, ctx, writer, lead)
             result.advice = advice
             if advice is None:
                 writer.write(lead + "I couldn't prepare advice right now; try again in a moment.")
-        else:
+        elif not approving:
             writer.write(f"{lead}Draft ({kind.replace('_', '-')}) to {result.recipient}:\n\n")
             email = await _email(
                 deps, request, kind, ctx, writer, _figure_lines(kind, ctx, discount, price), emailing
