@@ -447,7 +447,8 @@ RECORD_COUNT = _rx(
 #: Attributes of accounts, products and reps (a filter or a figure the deal rules cannot express).
 RECORD_ATTRIBUTE = _rx(
     r"\b(employees?|headcount|staff|workforce|founded|established|incorporated|list price|"
-    r"prices?|costs?|annual revenue|located|location|countr(y|ies)|headquarter\w*|parent|"
+    r"prices?|priced|costs?|annual revenue|located|location|based (in|outside|out of)|countr(y|ies)|"
+    r"headquarter\w*|parent|"
     r"subsidiar(y|ies)|older than|younger than|oldest|youngest)\b"
 )
 

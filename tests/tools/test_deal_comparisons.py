@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from contracts import Entities
 from crm.db import session_scope
 from tests.tools.conftest import CRM
 from tools.deal_comparisons import special_answer
@@ -95,3 +96,14 @@ def test_the_rules_read_comparisons_shares_places_and_filters(
     crm_data: CRM, clean_db: Engine, message: str, refs: list[tuple[str, str]], expected: str
 ) -> None:
     assert expected in _answer(clean_db, message, crm_data, *refs)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Which products are priced under $1,000?",
+        "Which retail accounts based outside the United States have open deals?",
+    ],
+)
+def test_a_condition_on_a_records_own_attribute_is_left_to_the_semantic_layer(message: str) -> None:
+    assert plan_from_rules(message, Entities()) is None
