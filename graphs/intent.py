@@ -343,6 +343,23 @@ _RECORD_QUESTION = re.compile(
 )
 
 
+#: Topics outside sales work (sport, weather, trivia, entertainment, cooking): with no sales word
+#: and no CRM record named, such a question is "general" (out of scope), decided by rule.
+_OFF_TOPIC = re.compile(
+    r"\b(football|soccer|basketball|baseball|cricket|tennis|world cup|olympics?|super bowl|champions league|"
+    r"weather|temperature|rain|recipe|cook\w*|movies?|films?|songs?|music|celebrit\w*|capital of|"
+    r"president of|prime minister|planets?|moons?|jupiter|mars|horoscope|lottery)\b",
+    re.I,
+)
+#: A rep asking how to use their time: the next-best-action crew's question.
+_PLAN_MY_TIME = re.compile(
+    r"\b((most valuable|best|most useful) thing (i|we) (could|can|should) do|best use of (my|our) time|"
+    r"what('s| is) (my|our) plan for (today|tomorrow|this|the|next)|"
+    r"how should (i|we) spend (my|our|the|this)|what should (i|we) work on)\b",
+    re.I,
+)
+
+
 def rule_intent(message: str, entities: Entities | None = None) -> Intent | None:
     """The intent of a lookup the rules recognise (see above), or None: "discovery" for a fact
     about a named account, rep, manager or sector, or a question over the accounts as records;
@@ -356,6 +373,11 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
 
     ents = entities or Entities()
     text = masked(message, ents)
+    mentions = entity_mentions(ents)
+    if _OFF_TOPIC.search(text) and not sales_signal(message, mentions):
+        return "general"  # "who won the World Cup?": a topic no crew works on, and no sales word
+    if _PLAN_MY_TIME.search(text) and not mentions:
+        return "nba"  # "what's my plan for tomorrow?": what to do next is the next-best-action crew's
     if _is_stage_move(message, ents):
         return "pipeline"
     asked = request_kind(text)
@@ -395,7 +417,8 @@ def rule_intent(message: str, entities: Entities | None = None) -> Intent | None
 _DELIVERY_WORK = re.compile(
     r"\b(onboard\w*|implement\w*|roll-?outs?|deploy\w*|install\w*|go-live|kick-?off|hand-?over|"
     r"milestones?|deliverables?|deliver\w*|status (report|update)|training|project (plan|timeline)|"
-    r"timeline|checklist|after the sale|just (signed|won|closed))\b",
+    r"(delivery|implementation|rollout|project) timeline|checklist|after the sale|"
+    r"just (signed|won|closed))\b",
     re.I,
 )
 _CLOSING_WORK = re.compile(
@@ -409,12 +432,14 @@ _CLOSING_WORK = re.compile(
 _NBA_WORK = re.compile(
     r"\b(next (best )?(steps?|actions?|moves?)|what (should|shall) (i|we) (do|focus|prioriti\w*)|"
     r"recommend\w*|prioriti[sz]\w*|focus|upsell\w*|cross-sell\w*|neglect\w*|(sell|buy) more|"
-    r"who should i (call|contact|follow up|reach out)|reach out to|needs? attention|at risk|revive)\b",
+    r"who should i (call|contact|follow up|reach out)|reach out to|needs? attention|at risk|revive|"
+    r"(most valuable|best|most useful) thing (i|we) (could|can|should) do|best use of (my|our) time|"
+    r"what('s| is) (my|our) plan for|how should (i|we) spend|what should (i|we) work on)\b",
     re.I,
 )
 _DISCOVERY_WORK = re.compile(
     r"\b(research\w*|briefing|brief (me|us)|background( check| on)?|dossier|look into|"
-    r"qualify|qualifying|bant|lead scor\w*)\b",
+    r"qualif(y|ying|ied|ication)|bant|lead scor\w*|(good |a |right )?fit for (us|our)|decision[- ]maker)\b",
     re.I,
 )
 _WORK_FAMILIES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
