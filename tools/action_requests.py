@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "DEFAULT_HOUR",
+    "PERCENT",
     "ActionRequest",
     "RequestKind",
     "TaskRequest",
@@ -207,7 +208,8 @@ _TASK = re.compile(
 )
 _DISCOUNT = re.compile(r"\b(discount\w*|off)\b", re.I)
 _GRANT = re.compile(r"\b(approve|accept|grant|give|offer|agree to|go ahead|ok|okay)\b", re.I)
-_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per cent\b|pct\b)", re.I)
+#: A percent as people write it: "15%", "12 percent", "7.5 pct" (the closing crew reads them too).
+PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per cent\b|pct\b)", re.I)
 _ASKED = re.compile(
     r"\b(ask\w*|want\w*|request\w*|demand\w*)\b[^%]{0,30}?(\d{1,3}(?:\.\d+)?)\s*(?:%|percent)", re.I
 )
@@ -360,7 +362,7 @@ def _email(message: str) -> ActionRequest:
 
 
 def _discount(message: str) -> ActionRequest | None:
-    percents = [float(m.group(1)) for m in _PERCENT.finditer(message)]
+    percents = [float(m.group(1)) for m in PERCENT.finditer(message)]
     if not percents:
         return None
     asked = _ASKED.search(message)
@@ -384,7 +386,7 @@ def request_kind(message: str) -> RequestKind | None:
         return "create_reminder"
     if _EMAIL_ADDRESS.search(text) and re.search(r"\b(e-?mail|send|queue|write|draft|message)\b", text, re.I):
         return "queue_email"
-    if _DISCOUNT.search(text) and _GRANT.search(text) and _PERCENT.search(text):
+    if _DISCOUNT.search(text) and _GRANT.search(text) and PERCENT.search(text):
         return "accept_discount"
     if _stage_words(text) is not None and not _QUESTION.match(text) and not _ASKS_FIGURES.search(text):
         return "move_stage"  # "what have we won from Initech?" asks for figures

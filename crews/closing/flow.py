@@ -55,7 +55,7 @@ from llm import StopGeneration, parse_output
 from observability.llm_meter import usage_scope
 from tools import accounts, deals
 from tools.accounts import AccountBrief, ContactOut
-from tools.action_requests import ActionRequest, read_request
+from tools.action_requests import PERCENT, ActionRequest, read_request
 from tools.deals import DealOut, account_deals, find_products
 from tools.errors import DomainError
 from tools.formatting import money
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["decide_discount", "detect_kind", "requested_discount", "run"]
 
-PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per cent\b|pct\b)", re.I)
 DISCOUNT = re.compile(r"\b(discount\w*|off\b|price (cut|reduction)|rebate|markdown|cheaper)", re.I)
 PROPOSAL = re.compile(r"\b(proposal|quote|quotation|offer for|pricing for|price (list|sheet)|bid)\b", re.I)
 NEGOTIATION = re.compile(
