@@ -69,7 +69,8 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph.graph import START
+from langgraph.types import Command, Durability
 from redis.exceptions import RedisError
 
 from app.services.chat_types import (
@@ -575,22 +576,27 @@ class ChatService:
                     observed.finish(intent=None, outcome="error", verdicts=(), output=failure_reply(err))
                     return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
             replies: list[str] = []
+            run = _RunView()
             crash: TurnError | None = None
             deadline = asyncio.timeout(self.turn_deadline_s)
             try:
                 async with deadline:
+                    run_input, durability = await self._record_message(thread_id, graph_input)
                     async for mode, data in self.graph.astream(
-                        graph_input,
+                        run_input,
                         config,
                         context=context,
-                        stream_mode=["custom", "updates"],
-                        durability="sync",
+                        stream_mode=["custom", "updates", "values"],
+                        durability=durability,
                     ):
                         if mode == "custom":
                             if isinstance(data, dict):
                                 queue.put_nowait(data)
+                        elif mode == "values":
+                            if isinstance(data, dict):
+                                run.values = data
                         elif isinstance(data, dict):
-                            self._on_updates(data, replies, queue)
+                            self._on_updates(data, replies, queue, run)
             except TimeoutError as exc:
                 if not deadline.expired():  # a timeout raised inside the run, not ours
                     log.exception("chat turn crashed in thread %s", thread_id)
@@ -602,7 +608,7 @@ class ChatService:
                 crash = classify_failure(exc, "graph")
             usage = TurnUsage.model_validate(metered.as_dict())
             try:
-                result = await self._result(thread_id, replies, usage, crash)
+                result = await self._result(thread_id, replies, usage, crash, run)
             except Exception as exc:
                 err = crash or classify_failure(exc, "load_thread")
                 result = ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err, usage=usage)
@@ -616,6 +622,20 @@ class ChatService:
                 output=result.reply,
             )
         return result
+
+    async def _record_message(
+        self, thread_id: str, graph_input: dict[str, Any] | Command[Any]
+    ) -> tuple[dict[str, Any] | Command[Any] | None, Durability]:
+        """Save a message turn's input as the thread's newest checkpoint before the graph runs,
+        and return what to run: (None, "exit"), the graph continuing from that checkpoint and
+        saving once, when it ends or interrupts. So a process killed mid-turn leaves the message
+        in the thread (unanswered; sending it again answers it) for the price of two checkpoint
+        writes a turn, not one per step. A resume (a `Command`) runs with durability "sync": each
+        step of an approved action is saved as soon as it is done."""
+        if not isinstance(graph_input, dict):
+            return graph_input, "sync"
+        await self.graph.aupdate_state({"configurable": {"thread_id": thread_id}}, graph_input, as_node=START)
+        return None, "exit"
 
     async def _defer(
         self, thread_id: str, waiting: PendingAction, context: ChatContext, config: RunnableConfig
@@ -661,9 +681,12 @@ class ChatService:
         return err
 
     @staticmethod
-    def _on_updates(data: dict[str, Any], replies: list[str], queue: asyncio.Queue[Any]) -> None:
+    def _on_updates(
+        data: dict[str, Any], replies: list[str], queue: asyncio.Queue[Any], run: _RunView
+    ) -> None:
         for node, update in data.items():
             if node == "__interrupt__":
+                run.interrupts.extend(update or ())
                 for intr in update or ():
                     value = intr.value if isinstance(intr.value, dict) else {}
                     queue.put_nowait(
@@ -680,9 +703,18 @@ class ChatService:
                         replies.append(msg.text)
 
     async def _result(
-        self, thread_id: str, replies: list[str], usage: TurnUsage, crash: TurnError | None
+        self,
+        thread_id: str,
+        replies: list[str],
+        usage: TurnUsage,
+        crash: TurnError | None,
+        run: _RunView | None = None,
     ) -> ChatResult:
-        snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        """The turn's result from the state the run streamed last (`run`), or read back from the
+        thread when the run streamed none or failed (the saved state is then the truth)."""
+        snap: Any = run if run is not None and run.values is not None and crash is None else None
+        if snap is None:
+            snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
         values: dict[str, Any] = snap.values or {}
         response: CrewResponse | None = response_of(values)
         err = crash or error_of(values)
@@ -702,6 +734,15 @@ class ChatService:
             data=response.data if response else {},
             verdicts=list(values.get("verdicts") or []),
         )
+
+
+@dataclass
+class _RunView:
+    """What a graph run streamed: its last state (`values`, None before the first step) and the
+    interrupts it ended on; read like a state snapshot by :func:`_pending`."""
+
+    values: dict[str, Any] | None = None
+    interrupts: list[Any] = dataclasses.field(default_factory=list)
 
 
 def _outcome(result: ChatResult) -> Outcome:
