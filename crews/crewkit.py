@@ -6,7 +6,12 @@ call inside CrewAI (the runner retries once, knowing why), no delegation, no mem
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import functools
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
 
 from llm import apply_offline_env
 
@@ -23,6 +28,7 @@ __all__ = [
     "Crew",
     "Process",
     "Task",
+    "cached_configs",
     "make_agent",
     "make_task",
     "prose_task",
@@ -37,6 +43,30 @@ AGENT_LIMITS: dict[str, Any] = {
     "verbose": False,
     "cache": False,
 }
+
+
+C = TypeVar("C")
+
+
+def cached_configs(crew_class: C) -> C:
+    """Apply on top of `@CrewBase`: the crew's agents and tasks YAML files are parsed once per
+    process, not on every instance (CrewBase reads and parses both files each time a crew class
+    is instantiated, and a crew is instantiated on every run: a few milliseconds of pure-Python
+    YAML parsing a turn). Each instance still gets its own copy, which CrewBase then edits."""
+    setattr(crew_class, "load_yaml", staticmethod(_load_yaml_copy))  # noqa: B010 (a CrewBase class)
+    return crew_class
+
+
+def _load_yaml_copy(config_path: Path) -> dict[str, Any]:
+    return copy.deepcopy(_parsed_yaml(Path(config_path)))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_yaml(config_path: Path) -> dict[str, Any]:
+    """A crew's YAML file as CrewBase's own `load_yaml` reads it (an empty file: {})."""
+    with config_path.open(encoding="utf-8") as file:
+        content = yaml.safe_load(file)
+    return content if isinstance(content, dict) else {}
 
 
 def make_agent(config: Any, llm: BaseLLM, **overrides: Any) -> Agent:

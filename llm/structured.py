@@ -16,6 +16,8 @@ Reading: :func:`extract_json` is the one way to cut the JSON object out of a mod
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from typing import Any, TypeVar
@@ -98,10 +100,18 @@ def json_schema_of(schema: dict[str, Any] | type[BaseModel]) -> dict[str, Any]:
     For a model class every property is made required: a small model fills in every key it is
     shown (fields with defaults still validate when missing)."""
     if isinstance(schema, type):
-        safe: dict[str, Any] = _all_required(grammar_safe(schema.model_json_schema()))
-        return safe
+        # a fresh copy: callers may edit it, and the model's schema is built once per class
+        return copy.deepcopy(_model_schema(schema))
     out: dict[str, Any] = grammar_safe(schema)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`json_schema_of` of a model class, computed once per class (pydantic builds the schema
+    anew on every `model_json_schema` call: about a millisecond a crew run)."""
+    safe: dict[str, Any] = _all_required(grammar_safe(model.model_json_schema()))
+    return safe
 
 
 def response_format(

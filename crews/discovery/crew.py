@@ -7,9 +7,10 @@ from typing import Any
 
 from crewai.project import CrewBase, agent, task
 
-from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, single_crew
+from crews.crewkit import Agent, BaseLLM, Crew, Task, cached_configs, make_agent, make_task, single_crew
 
 
+@cached_configs
 @CrewBase
 class DiscoveryCrew:
     """Researcher with two tasks; `research_crew()` / `qualify_crew()` run one of them."""

@@ -7,9 +7,10 @@ from typing import Any
 
 from crewai.project import CrewBase, agent, crew, task
 
-from crews.crewkit import Agent, BaseLLM, Crew, Task, make_agent, make_task, single_crew
+from crews.crewkit import Agent, BaseLLM, Crew, Task, cached_configs, make_agent, make_task, single_crew
 
 
+@cached_configs
 @CrewBase
 class QueryPlanCrew:
     """Planner: question -> `tools.semantic_plan.SemanticPlan` JSON (closed lists)."""
