@@ -13,7 +13,8 @@ abandoned one expires `ttl_minutes` after its last turn. Two bookkeeping keys (`
 `<prefix>:seq`) never expire on purpose (the saver's ordering counter and thread registry).
 
 The saver is async only (`graph.ainvoke` / `astream` / `aget_state`); its sync methods raise
-`NotImplementedError`.
+`NotImplementedError`. :class:`RedisSaver` is that saver with the same keys and values written
+in fewer round trips (a turn saves about thirty keys; see its docstring).
 
 Turns of one thread run one at a time across processes: :func:`thread_lock` holds redis-py's
 `Lock` on `<prefix>:lock:<thread id>` for the duration of a turn (several `flowstate serve`
@@ -24,11 +25,14 @@ process that dies mid-turn blocks its thread only until the lease ends.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import WRITES_IDX_MAP, ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
 
@@ -75,6 +79,79 @@ STATE_TYPES: tuple[type, ...] = (
 )
 
 
+#: Raise the saver's ordering counter and file a checkpoint id under the new value in its thread's
+#: timeline, in one server-side step. KEYS: counter, timeline; ARGV: checkpoint id.
+_FILE_CHECKPOINT = (
+    "local seq = redis.call('INCR', KEYS[1]) redis.call('ZADD', KEYS[2], seq, ARGV[1]) return seq"
+)
+
+
+class RedisSaver(AsyncRedisSaver):
+    """`AsyncRedisSaver` writing the same keys and values in fewer round trips and commands.
+
+    - `aput`: one MULTI/EXEC pipeline. The library first INCRs the ordering counter in a round
+      trip of its own, to score the new checkpoint in the thread's timeline; here a Lua script
+      does both inside the pipeline. Keys get their TTL with `SET ... EX`, not a second
+      `EXPIRE` each (a turn writes about thirty channel blobs).
+    - `aput_writes`: one pipeline. The library reads the existing fields first (EXISTS, HKEYS)
+      to keep a task's first write of a channel; `HSETNX` keeps it in the same command, and the
+      special channels (errors, interrupts; negative index) are overwritten with `HSET` as there.
+
+    The official conformance suite runs against it (tests/graphs/test_checkpoint_conformance.py).
+    """
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Save `checkpoint` and the blobs of the channels in `new_versions`; returns its config."""
+        thread_id: str = config["configurable"]["thread_id"]
+        ns: str = config["configurable"].get("checkpoint_ns", "")
+        cid: str = checkpoint["id"]
+        idx_key = self._key_index(thread_id, ns)
+        payload = self._payload_for_checkpoint(config, checkpoint, metadata)
+        blobs = self._plan_blobs(thread_id, ns, checkpoint.get("channel_values") or {}, new_versions)
+        ttl = self.ttl or None
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._key_checkpoint(thread_id, ns, cid), payload, ex=ttl)
+        for key, value in blobs:
+            pipe.set(key, value, ex=ttl)
+        pipe.eval(_FILE_CHECKPOINT, 2, self._key_seq(), idx_key, cid)
+        pipe.hset(
+            self._key_threads(), idx_key, json.dumps({"thread": thread_id, "ns": ns}, ensure_ascii=False)
+        )
+        if ttl:
+            pipe.expire(idx_key, ttl)
+        await pipe.execute()
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Save a task's pending writes (a channel's first write per task is kept)."""
+        thread_id: str = config["configurable"]["thread_id"]
+        ns: str = config["configurable"].get("checkpoint_ns", "")
+        wr_key = self._key_writes(thread_id, ns, config["configurable"]["checkpoint_id"])
+        pipe = self.client.pipeline(transaction=True)
+        for idx, (channel, value) in enumerate(writes):
+            inner_idx = WRITES_IDX_MAP.get(channel, idx)
+            field, encoded = f"{task_id}:{inner_idx}", self._encode_write(task_id, channel, value)
+            if inner_idx >= 0:
+                pipe.hsetnx(wr_key, field, encoded)
+            else:
+                pipe.hset(wr_key, field, encoded)
+        if self.ttl:
+            pipe.expire(wr_key, self.ttl)
+        await pipe.execute()
+
+
 class CheckpointStoreError(RuntimeError):
     """Redis did not answer when the checkpointer was opened (message names the URL)."""
 
@@ -94,7 +171,7 @@ def make_checkpointer(
     *,
     prefix: str = DEFAULT_PREFIX,
     extra_types: Iterable[type] = (),
-) -> AsyncRedisSaver:
+) -> RedisSaver:
     """A saver on `redis_url` (`redis://host:port/db`, `rediss://...` or `unix:///path.sock`).
 
     `ttl_minutes` (settings.checkpoint_ttl_minutes) becomes the key TTL in seconds; None or 0
@@ -116,7 +193,7 @@ def make_checkpointer(
         socket_connect_timeout=SOCKET_TIMEOUT_S,
     )
     client = AsyncRedis.from_pool(pool)  # the client owns the pool: closing it closes both
-    return AsyncRedisSaver(client=client, ttl=ttl_s, prefix=prefix, serde=make_serializer(extra_types))
+    return RedisSaver(client=client, ttl=ttl_s, prefix=prefix, serde=make_serializer(extra_types))
 
 
 @asynccontextmanager
@@ -126,7 +203,7 @@ async def open_checkpointer(
     *,
     prefix: str = DEFAULT_PREFIX,
     extra_types: Iterable[type] = (),
-) -> AsyncIterator[AsyncRedisSaver]:
+) -> AsyncIterator[RedisSaver]:
     """Open the conversation checkpointer, check that Redis answers, close it on exit.
 
     Usage::

@@ -37,6 +37,7 @@ plain dicts, so nodes read them through the `*_of` helpers below, which accept b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
@@ -78,14 +79,18 @@ def owner_key(caller: Caller) -> str:
     return f"user:{caller.user_id}" if caller.user_id is not None else f"token:{caller.username}"
 
 
-def turn_input(message: str, user_id: str | None) -> dict[str, Any]:
-    """The graph input that starts a turn: the rep's message plus a reset of every per-turn key
-    (`entities` survive for follow-ups)."""
-    return {
-        "messages": [HumanMessage(content=message)],
-        "user_id": user_id,
-        **TURN_RESET,
-    }
+def turn_input(
+    message: str | None, user_id: str | None, current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The graph input that starts a turn: the rep's message (None: a retried turn, whose message
+    is already the thread's last) plus a reset of every per-turn key (`entities` survive for
+    follow-ups). `current`: the thread's state; keys it already holds at their reset value are
+    left out (each key written is one more value the checkpoint saves)."""
+    update: dict[str, Any] = {"messages": [HumanMessage(content=message)]} if message is not None else {}
+    for key, value in {"user_id": user_id, **TURN_RESET}.items():
+        if current is None or key not in current or current[key] != value:
+            update[key] = value
+    return update
 
 
 #: Per-turn keys cleared at the start of a turn (and of a retried turn).

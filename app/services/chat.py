@@ -97,7 +97,6 @@ from graphs.context import ChatContext
 from graphs.failures import busy_error, classify_failure, deadline_error, failure_reply
 from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
 from graphs.state import (
-    TURN_RESET,
     action_result_of,
     entities_of,
     error_of,
@@ -437,8 +436,9 @@ class ChatService:
         msgs = values.get("messages", [])
         if pending is None and exists and unanswered(msgs) and last_user_message(msgs) == message:
             # the last turn failed on this very message: run it again rather than repeat it
-            return {"user_id": who, **TURN_RESET}, None
-        graph_input = turn_input(message, who)
+            return turn_input(None, who, values), None
+        # a waiting action is deferred first, which changes the state: reset every key then
+        graph_input = turn_input(message, who, values if pending is None else None)
         if not exists:
             graph_input["owner"] = owner_key(caller)
         return graph_input, pending
