@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +25,10 @@ from crewai.llms.base_llm import BaseLLM  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
 __all__ = [
+    "AGENTS",
     "AGENT_LIMITS",
     "Agent",
+    "AgentPool",
     "BaseLLM",
     "Crew",
     "Process",
@@ -69,9 +74,60 @@ def _parsed_yaml(config_path: Path) -> dict[str, Any]:
     return content if isinstance(content, dict) else {}
 
 
-def make_agent(config: Any, llm: BaseLLM, **overrides: Any) -> Agent:
-    """An Agent from its YAML `config` with the shared limits and `llm` (from `llm.crew_llm`)."""
-    return Agent(config=config, llm=llm, **{**AGENT_LIMITS, **overrides})
+def make_agent(config: Any, llm: BaseLLM) -> Agent:
+    """An Agent from its YAML `config` with the shared limits and `llm` (from `llm.crew_llm`):
+    an idle one of the same config from :data:`AGENTS` when there is one, else a new one."""
+    return AGENTS.take(config, llm)
+
+
+class AgentPool:
+    """Idle crew agents of this process, by their YAML config, for the next run to reuse.
+
+    CrewAI builds an agent's executor (a Flow with its own state class and bound methods) the
+    first time the agent runs; on later runs it only updates the executor's task, prompt and
+    LLM and resets its state. That first build is about half the CPU of a one-call crew run
+    (bench/bench_crew_cpu.py). An agent is in one run at a time: `take` hands out an idle agent
+    of the config (or a new one) and `give_back` takes the agents of a run back once its crew
+    has stopped (`crews.runner`). An agent whose run may still be going (its worker thread
+    outlived a cancelled turn) is given back with `reuse=False` and dropped. At most
+    `per_config` idle agents are kept per config."""
+
+    def __init__(self, per_config: int = 64) -> None:
+        self.per_config = per_config
+        self._idle: dict[str, list[Agent]] = {}
+        self._out: dict[int, tuple[str, Agent]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, config: dict[str, Any], llm: BaseLLM) -> Agent:
+        """An agent of `config` running on `llm`, out of the pool until given back."""
+        key = json.dumps(config, sort_keys=True, default=str)
+        with self._lock:
+            idle = self._idle.get(key)
+            agent = idle.pop() if idle else None
+        if agent is None:
+            agent = Agent(config=config, llm=llm, **AGENT_LIMITS)
+        else:
+            agent.llm = llm
+        with self._lock:
+            self._out[id(agent)] = (key, agent)
+        return agent
+
+    def give_back(self, agents: Iterable[Any], *, reuse: bool = True) -> None:
+        """Take back the agents of a run that has stopped (`reuse`) or may still be going (not
+        `reuse`: they are dropped). Agents this pool did not hand out are ignored."""
+        with self._lock:
+            for agent in agents:
+                entry = self._out.get(id(agent))
+                if entry is None or entry[1] is not agent:
+                    continue
+                del self._out[id(agent)]
+                idle = self._idle.setdefault(entry[0], [])
+                if reuse and len(idle) < self.per_config:
+                    idle.append(agent)
+
+
+#: The process's agent pool (`make_agent` takes from it, the crew runner gives back).
+AGENTS = AgentPool()
 
 
 def make_task(config: Any) -> Task:

@@ -20,6 +20,7 @@ of CrewAI wrap, and which carries the context variables of the usage scope).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -118,7 +119,7 @@ async def kickoff_validated(
                 task = crew.tasks[-1]
                 task.description = task.description + note
             try:
-                result = await crew.kickoff_async(inputs=dict(inputs))
+                result = await _kickoff(crew, inputs)
             except Exception as exc:
                 log.warning("%s crew failed: %s", name, exc)
                 raise CrewOutputError(name, f"{type(exc).__name__}: {exc}", raw, usage) from exc
@@ -130,6 +131,24 @@ async def kickoff_validated(
                 log.info("%s crew answer invalid (attempt %d): %s", name, attempt, reason)
                 note = _retry_note(model, reason)
     raise CrewOutputError(name, f"invalid JSON after {retries + 1} attempts: {reason}", raw, usage)
+
+
+async def _kickoff(crew: Crew, inputs: Mapping[str, Any]) -> Any:
+    """`crew.kickoff_async(inputs)`, its agents given back to the pool once the crew stopped.
+    Cancelled (the turn's deadline), the crew's worker thread may still be running: its agents
+    are dropped instead."""
+    from crews.crewkit import AGENTS
+
+    try:
+        result = await crew.kickoff_async(inputs=dict(inputs))
+    except asyncio.CancelledError:
+        AGENTS.give_back(crew.agents, reuse=False)
+        raise
+    except BaseException:
+        AGENTS.give_back(crew.agents)
+        raise
+    AGENTS.give_back(crew.agents)
+    return result
 
 
 def compact_json(data: Any) -> str:
@@ -174,7 +193,7 @@ async def kickoff_text(
     with usage_scope() as usage:
         crew = build(crew_llm(cfg, max_tokens=max_tokens, on_text=hook))
         try:
-            result = await crew.kickoff_async(inputs=dict(inputs))
+            result = await _kickoff(crew, inputs)
         except Exception as exc:
             if raised:
                 raise raised[0] from exc
