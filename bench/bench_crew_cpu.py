@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _report import print_report
+
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 
@@ -72,11 +74,7 @@ def main() -> None:
         "wall_ms_per_run_min": round(min(wall), 2),
         "wall_ms_per_run_median": round(statistics.median(wall), 2),
     }
-    if args.json:
-        print(json.dumps(out))
-        return
-    for key, value in out.items():
-        print(f"{key:>24}: {value}")
+    print_report(out, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _report import print_report  # noqa: E402  (bench/, the script's own folder)
+
 #: Pipeline questions the demo CRM answers from rules and SQL (no model call).
 RULE_QUESTIONS = (
     "How many deals did we win?",
@@ -276,7 +278,7 @@ async def _drive(args: argparse.Namespace, port: int, app_pid: int, tokens: list
     elapsed = time.monotonic() - started
     cpu = _cpu_s(app_pid) - cpu_before
     machine = _machine_cpu_s() - machine_before
-    client = time.process_time() - client_before
+    client_cpu = time.process_time() - client_before
     missing = await _read_back(http, tally, tokens)
     lat = sorted(tally.latencies)
 
@@ -316,8 +318,8 @@ async def _drive(args: argparse.Namespace, port: int, app_pid: int, tokens: list
         "app_peak_rss_mib": round(peak_rss),
         "app_cpu_s_per_turn": round(cpu / turns, 4) if turns else None,
         # the rest of the machine: this client, Redis, PostgreSQL, the stub model, Temporal
-        "client_cpu_s_per_turn": round(client / turns, 4) if turns else None,
-        "other_cpu_s_per_turn": round((machine - cpu - client) / turns, 4) if turns else None,
+        "client_cpu_s_per_turn": round(client_cpu / turns, 4) if turns else None,
+        "other_cpu_s_per_turn": round((machine - cpu - client_cpu) / turns, 4) if turns else None,
         "machine_busy_pct": round(100 * machine / (elapsed * (os.cpu_count() or 1)), 1),
     }
 
@@ -435,11 +437,7 @@ def main() -> None:
             rd.stop()
         if pg is not None:
             pg.stop()
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:>24}: {value}")
+    print_report(result, as_json=args.json)
 
 
 if __name__ == "__main__":
