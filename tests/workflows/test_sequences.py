@@ -38,10 +38,10 @@ STEPS_YAML = """steps:
   - after: 0
     kind: email
     brief: a short follow-up
-  - after: 12
+  - after: 25
     kind: email
     brief: a second follow-up
-  - after: 14
+  - after: 27
     kind: task
     title: Call {account} about {product} (deal {deal})
 """
@@ -102,7 +102,7 @@ async def test_a_sequence_drafts_for_approval_and_stops_when_the_deal_moves(
     with session_scope(clean_db) as s:  # the deal moves on before the second email is due
         repository.move_deal_stage(s, deal_id, "qualified", "Bob Beta", None)
     handle = app.client.get_workflow_handle(wid)
-    assert await asyncio.wait_for(handle.result(), 30) == "stopped"
+    assert await asyncio.wait_for(handle.result(), 45) == "stopped"
     assert len(_items(clean_db, "draft")) == 1  # nothing drafted after the move
     with session_scope(clean_db) as s:
         assert not s.scalars(select(Reminder).where(Reminder.message.startswith(TASK_PREFIX))).all()
