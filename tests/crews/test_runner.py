@@ -174,3 +174,39 @@ async def test_a_failed_text_request_is_a_crew_output_error() -> None:
         with pytest.raises(CrewOutputError) as err:
             await kickoff_text("test", _build_text, {"name": "Di"}, _cfg(stub), lambda t: None)
     assert err.value.crew == "test" and err.value.usage.calls >= 1
+
+
+def _pooled_build(seen: list[Any]) -> Any:
+    """A crew whose agent comes from the agent pool (as the product's crews build theirs); each
+    built crew's agent is appended to `seen`."""
+    from crews.crewkit import Task, make_agent, single_crew
+
+    def build(llm: Any) -> Any:
+        agent = make_agent({"role": "Pooled tester", "goal": "Answer", "backstory": "You test."}, llm)
+        seen.append(agent)
+        task = Task(description="Say hi to {name}.", expected_output='JSON {"reply": "..."}', agent=agent)
+        return single_crew([agent], [task])
+
+    return build
+
+
+async def test_a_finished_run_leaves_its_agent_for_the_next_and_a_cancelled_one_does_not() -> None:
+    seen: list[Any] = []
+    with StubLLM(answers=['{"reply": "hi", "score": 3}'], delay_s=0.6) as stub:
+        for _ in range(2):
+            run = await kickoff_validated("test", _pooled_build(seen), {"name": "Ann"}, Answer, _cfg(stub))
+            assert run.output.reply == "hi"
+        assert seen[1] is seen[0]  # the second run reused the first run's agent
+
+        task = asyncio.create_task(
+            kickoff_validated("test", _pooled_build(seen), {"name": "Ann"}, Answer, _cfg(stub))
+        )
+        await asyncio.sleep(0.2)  # the crew's thread now waits for the model
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.8)  # its thread has finished by now
+
+        await kickoff_validated("test", _pooled_build(seen), {"name": "Ann"}, Answer, _cfg(stub))
+        assert seen[2] is seen[0]
+        assert seen[3] is not seen[2]  # the cancelled run's agent was dropped, not reused
