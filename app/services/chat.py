@@ -708,11 +708,11 @@ class ChatService:
         replies: list[str],
         usage: TurnUsage,
         crash: TurnError | None,
-        run: _RunView | None = None,
+        run: _RunView,
     ) -> ChatResult:
         """The turn's result from the state the run streamed last (`run`), or read back from the
         thread when the run streamed none or failed (the saved state is then the truth)."""
-        snap: Any = run if run is not None and run.values is not None and crash is None else None
+        snap: Any = run if run.values is not None and crash is None else None
         if snap is None:
             snap = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
         values: dict[str, Any] = snap.values or {}
