@@ -60,9 +60,13 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --disable-pip-version-check --quiet uv==$(UV_VERSION)
 
+# --compile-bytecode: the dependencies' .pyc files are written once, here. Where
+# PYTHONDONTWRITEBYTECODE is set (container images often set it) Python never writes them, and
+# every process would compile crewai, langgraph, fastapi, ... from source at start: 17.7 s to
+# import them on 2 cores, against 9.1 s with the .pyc files.
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	@echo ">>> installing the locked dependencies into $(VENV)/ (uv sync --frozen)"
 	@echo ">>> on a fresh machine this compiles llama-cpp-python (llama.cpp) from source:"
 	@echo ">>> about 4 to 9 minutes on 2 cores, during which uv shows 'Building llama-cpp-python'."
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
