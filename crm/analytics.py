@@ -427,17 +427,19 @@ def reference_date(session: Session) -> dt.date:
     stage change in the CRM, never after the real today; the real today when the CRM is empty.
     For the Maven export this is 2017-12-31."""
     today = dt.date.today()
-    candidates = [
-        session.scalar(select(func.max(Deal.engage_date))),
-        session.scalar(select(func.max(Deal.close_date))),
-        session.scalar(
-            select(func.max(cast(DealStageHistory.changed_at, Date))).where(
-                DealStageHistory.changed_by.is_distinct_from(IMPORT_ACTOR)
+    # one round trip: GREATEST ignores NULLs and is NULL only when all three are
+    latest = session.scalar(
+        select(
+            func.greatest(
+                select(func.max(Deal.engage_date)).scalar_subquery(),
+                select(func.max(Deal.close_date)).scalar_subquery(),
+                select(func.max(cast(DealStageHistory.changed_at, Date)))
+                .where(DealStageHistory.changed_by.is_distinct_from(IMPORT_ACTOR))
+                .scalar_subquery(),
             )
-        ),
-    ]
-    dates = [d for d in candidates if d is not None]
-    return min(max(dates), today) if dates else today
+        )
+    )
+    return min(latest, today) if latest is not None else today
 
 
 def stuck_deals(
@@ -489,6 +491,8 @@ def stuck_deals(
     ids_since = session.execute(
         deal_select(Deal.id, since.label("since")).where(*conds).order_by(since, Deal.id).limit(limit)
     ).all()
+    if not ids_since:
+        return []
     by_id = {d.id: d for d in deal_outs(session, [Deal.id.in_([r.id for r in ids_since])], [Deal.id])}
     return [
         StuckDeal(deal=by_id[r.id], in_stage_since=r.since, days_in_stage=(as_of - r.since).days)

@@ -20,6 +20,9 @@ Named = TypeVar("Named", Account, Product, SalesRep)
 
 ENTITY_NAMES: dict[type[Any], str] = {Account: "account", Product: "product", SalesRep: "sales rep"}
 
+#: `session.info` key of the rows `get_by_ref` keeps referenced for the session's lifetime.
+_HELD_ROWS = "flowstate.held_rows"
+
 
 def normalize_name(text: str) -> str:
     """Lower case with everything but letters and digits removed: "Xx-holding" -> "xxholding"."""
@@ -120,7 +123,17 @@ def resolve_id(session: Session, model: type[Named], ref: int | str) -> int:
 
 
 def get_by_ref(session: Session, model: type[Named], ref: int | str) -> Named:
-    """The row `ref` names (see `resolve_id`); raises NotFound / Invalid as it does."""
-    row = session.get(model, resolve_id(session, model, ref))
-    assert row is not None  # resolve_id just found it in this transaction
+    """The row `ref` names (see `resolve_id`); raises NotFound / Invalid as it does.
+
+    The row is kept referenced by the session (`session.info`) until it closes: the session's
+    identity map holds rows weakly, so without it every tool of one transaction that looks up
+    the same account (a research briefing: profile, history, contacts) would load it again."""
+    if isinstance(ref, int):
+        row = session.get(model, ref) if 1 <= ref <= MAX_STORED_ID else None
+        if row is None:
+            raise NotFound(ENTITY_NAMES[model], ref)
+    else:
+        row = session.get(model, resolve_id(session, model, ref))
+        assert row is not None  # resolve_id just found it in this transaction
+    session.info.setdefault(_HELD_ROWS, {})[(model, row.id)] = row
     return row

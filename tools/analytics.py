@@ -71,9 +71,10 @@ def stuck_deals(
     """Open deals in `stage` (every open stage when None) for more than `older_than_days` days,
     longest-waiting first, at most `limit`. Raises Invalid for an unknown or closed stage."""
     stages = [stage] if stage else load_pipeline().open_keys
+    as_of = analytics.reference_date(session)  # once for every stage
     found: list[StuckDeal] = []
     for key in stages:
-        found.extend(analytics.stuck_deals(session, key, older_than_days, filter=filter, limit=limit))
+        found.extend(analytics.stuck_deals(session, key, older_than_days, as_of, filter=filter, limit=limit))
     found.sort(key=lambda s: (-s.days_in_stage, s.deal.id))
     return found[:limit]
 
