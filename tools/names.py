@@ -2,16 +2,26 @@
 entity resolver and the guards share it.
 
     index = name_index(session)     # one version read; the names only when they changed
+    with names_read_once():         # a chat turn: the version is read by its first call only
+        ...
 
 The cache is keyed by the database URL and holds the names version the index was built under
 (`fingerprint`: one primary-key read of a counter that database triggers raise on every write to
 a name-bearing table), so an import or an edit by any process is seen on the next call. A rebuild
 reads every name in one query (~10k deal ids for the Maven export).
+
+A chat turn resolves its message, the previous reply and its answer's names with the index,
+each in its own transaction (three version reads). Within `names_read_once()` (the turn, and the
+tasks and worker threads it starts, which copy its context) the first call's version stands for
+the rest: a name written while the turn runs is seen from the next turn on.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Integer, String, cast, literal, null, select, union_all
@@ -21,11 +31,13 @@ from crm.analytics import reference_date
 from crm.models import Account, Contact, Deal, NamesVersion, PipelineStage, Product, SalesRep
 from crm.names import NameIndex, NameRow
 
-__all__ = ["NameIndex", "fingerprint", "invalidate_name_index", "name_index", "name_rows"]
+__all__ = ["NameIndex", "fingerprint", "invalidate_name_index", "name_index", "name_rows", "names_read_once"]
 
 _cache: dict[str, tuple[int, NameIndex]] = {}
 _VERSION_QUERY = select(NamesVersion.version).where(NamesVersion.id == 1)
 _cache_lock = threading.Lock()
+#: The versions read within the current `names_read_once` block, by database URL (None: outside).
+_read_once: ContextVar[dict[str, int] | None] = ContextVar("flowstate_names_read_once", default=None)
 
 
 def name_rows(session: Session) -> list[NameRow]:
@@ -76,7 +88,12 @@ def name_index(session: Session, *, refresh: bool = False) -> NameIndex:
     """The cached `NameIndex` of this session's database, rebuilt when the CRM's names changed
     since it was built (or when `refresh`). Blocking; the same object while nothing changes."""
     db_key = str(session.get_bind().engine.url)
-    fp = fingerprint(session)
+    seen = _read_once.get()
+    fp = seen.get(db_key) if seen is not None else None
+    if fp is None:
+        fp = fingerprint(session)
+        if seen is not None:
+            seen[db_key] = fp
     with _cache_lock:
         hit = _cache.get(db_key)
         if hit is not None and hit[0] == fp and not refresh:
@@ -87,6 +104,17 @@ def name_index(session: Session, *, refresh: bool = False) -> NameIndex:
     with _cache_lock:
         _cache[db_key] = (fp, index)
     return index
+
+
+@contextmanager
+def names_read_once() -> Iterator[None]:
+    """Within the block, `name_index` reads the names version of a database once (see the
+    module docstring): for the span of one chat turn, not for longer-lived work."""
+    token = _read_once.set({})
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
 
 
 def invalidate_name_index() -> None:

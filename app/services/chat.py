@@ -111,6 +111,7 @@ from observability.llm_meter import MeterUsage, usage_scope
 from observability.tracing import get_tracing
 from observability.turn import Outcome, observe_turn
 from tools.inbox import file_chat_action
+from tools.names import names_read_once
 from tools.session import run_in_session
 
 if TYPE_CHECKING:
@@ -563,7 +564,13 @@ class ChatService:
         who = caller.actor
         context = dataclasses.replace(self.context, caller=caller)
         turn_input_text: Any = message if resume is None else {"resume": resume.model_dump()}
-        with observe_turn(thread_id, who, input=turn_input_text) as observed, usage_scope() as metered:
+        # names_read_once: the resolver's and the guard's name lookups share one names version
+        # read (tools.names)
+        with (
+            observe_turn(thread_id, who, input=turn_input_text) as observed,
+            usage_scope() as metered,
+            names_read_once(),
+        ):
             config = self.config_for_turn(thread_id, who)
             deferred: DeferredAction | None = None
             if waiting is not None:

@@ -17,7 +17,7 @@ from contracts import Entities
 from crm.names import NameIndex
 from graphs.entities import parse_period, resolve_entities
 from tests.conftest import EVAL_DIR, MAVEN_DIR
-from tools.names import name_index
+from tools.names import name_index, names_read_once
 
 TODAY = dt.date(2017, 12, 31)  # the Maven export's reference date
 
@@ -295,3 +295,17 @@ def test_index_reloads_after_the_crm_changes(session: Session, maven_db: Engine)
         with Session(maven_db) as s, s.begin():
             s.execute(text("DELETE FROM accounts WHERE name = 'Quuxcorp Industries'"))
     assert isinstance(name_index(session), NameIndex)
+
+
+def test_within_a_turn_the_names_version_is_read_once(session: Session, maven_db: Engine) -> None:
+    with names_read_once():
+        before = name_index(session)
+        with Session(maven_db) as s, s.begin():
+            s.execute(text("INSERT INTO accounts (name, sector) VALUES ('Quuxcorp Holdings', 'retail')"))
+        try:
+            assert name_index(session) is before  # the turn's first read stands for the turn
+            with names_read_once():  # a new turn reads it again
+                assert name_index(session) is not before
+        finally:
+            with Session(maven_db) as s, s.begin():
+                s.execute(text("DELETE FROM accounts WHERE name = 'Quuxcorp Holdings'"))
