@@ -97,6 +97,15 @@ def find_products(session: Session, text: str, limit: int = 10) -> list[ProductO
     return [ProductOut.model_validate(p) for p in _find(session, Product, text, limit)]
 
 
+def _by_id(session: Session, model: type[Named], ref: int) -> Named:
+    """The `model` row of id `ref`; NotFound when there is none (an id outside what a row can
+    have included, without asking the database)."""
+    row = session.get(model, ref) if 1 <= ref <= MAX_STORED_ID else None
+    if row is None:
+        raise NotFound(ENTITY_NAMES[model], ref)
+    return row
+
+
 def resolve_id(session: Session, model: type[Named], ref: int | str) -> int:
     """The id of the one `model` row that `ref` names: an id, or a name matched exactly
     (case-insensitive, else ignoring punctuation). Raises NotFound(entity, ref) when none matches
@@ -104,9 +113,7 @@ def resolve_id(session: Session, model: type[Named], ref: int | str) -> int:
     punctuation-insensitive match is ambiguous."""
     entity = ENTITY_NAMES[model]
     if isinstance(ref, int):
-        if not 1 <= ref <= MAX_STORED_ID or session.get(model, ref) is None:
-            raise NotFound(entity, ref)
-        return ref
+        return _by_id(session, model, ref).id
     text = ref.strip()
     exact = session.scalars(select(model.id).where(func.lower(model.name) == text.lower())).all()
     if len(exact) == 1:
@@ -128,12 +135,6 @@ def get_by_ref(session: Session, model: type[Named], ref: int | str) -> Named:
     The row is kept referenced by the session (`session.info`) until it closes: the session's
     identity map holds rows weakly, so without it every tool of one transaction that looks up
     the same account (a research briefing: profile, history, contacts) would load it again."""
-    if isinstance(ref, int):
-        row = session.get(model, ref) if 1 <= ref <= MAX_STORED_ID else None
-        if row is None:
-            raise NotFound(ENTITY_NAMES[model], ref)
-    else:
-        row = session.get(model, resolve_id(session, model, ref))
-        assert row is not None  # resolve_id just found it in this transaction
+    row = _by_id(session, model, ref if isinstance(ref, int) else resolve_id(session, model, ref))
     session.info.setdefault(_HELD_ROWS, {})[(model, row.id)] = row
     return row
