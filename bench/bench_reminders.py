@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -35,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _report import print_report  # noqa: E402  (bench/, the script's own folder)
 
 
 def _free_port() -> int:
@@ -186,11 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flowstate-bench-") as tmp:
         result = asyncio.run(_run(args, Path(tmp)))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>26}: {value}")
+    print_report(result, as_json=args.json, width=26)
 
 
 if __name__ == "__main__":
