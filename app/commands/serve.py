@@ -170,8 +170,10 @@ def worker_app() -> Any:
     text = os.environ.get(ENDPOINTS_ENV)
     if not text:
         raise RuntimeError(f"{ENDPOINTS_ENV} is not set: worker_app runs under `flowstate serve --workers N`")
+    from app.heap import freeze_after_startup
+
     factory = _load_factory(os.environ.get(APP_ENV, DEFAULT_APP_FACTORY))
-    return factory(endpoints_from_json(text))
+    return freeze_after_startup(factory(endpoints_from_json(text)))
 
 
 def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str, sign_in: str) -> Table:
@@ -221,6 +223,7 @@ def serve(
     import uvicorn
     from rich.logging import RichHandler
 
+    from app.heap import freeze_after_startup
     from config.settings import get_settings
     from crm.migrate import upgrade
     from embedded.llm import LLMStartError, ModelAssemblyError
@@ -256,7 +259,7 @@ def serve(
                 _run_workers(endpoints, app_factory, host, port, workers)
             else:
                 config = uvicorn.Config(
-                    factory(endpoints),
+                    freeze_after_startup(factory(endpoints)),
                     host=host,
                     port=port,
                     log_level="info",

@@ -561,5 +561,6 @@ async def test_workers_share_threads_one_turn_at_a_time(stack: Stack) -> None:
         assert sorted(c for r, c in _contents(view) if r == "user") == sorted(questions)
         log = app.log.read_text()
         assert log.count("Application startup complete") == 2, app.tail()
+        assert log.count("start-up heap frozen") == 2, app.tail()  # each worker froze its own
     finally:
         app.kill()  # a graceful stop waits for both workers' warm-up: seconds this test need not spend

@@ -1,0 +1,43 @@
+"""The serving process's start-up heap freeze (app.heap)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from app.heap import freeze_after_startup
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """Leave the test process's heap as it was: nothing frozen before or after."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_the_heap_is_frozen_after_the_apps_own_start_up_and_its_state_passes_through() -> None:
+    frozen_at_start: list[int] = []
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, str]]:
+        frozen_at_start.append(gc.get_freeze_count())
+        yield {"answer": "from the lifespan"}
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/answer")
+    def answer(request: Request) -> dict[str, object]:
+        return {"answer": request.state.answer, "frozen": gc.get_freeze_count()}
+
+    assert freeze_after_startup(app) is app
+    with TestClient(app) as client:
+        body = client.get("/answer").json()
+    assert frozen_at_start == [0]  # the app's own start-up ran first, nothing frozen then
+    assert body["frozen"] > 1000  # then the heap (this process's modules and all) was frozen
+    assert body["answer"] == "from the lifespan"
