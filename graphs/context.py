@@ -118,7 +118,11 @@ class ChatContext:
       5xx), 1 = no retry; `crew_timeout_s`: wall-clock cap of one crew run (None: 3 x the LLM
       timeout, because a crew makes up to three LLM calls).
     - `history_turns`: earlier messages handed to the crews (prompts stay short).
-    - `stream_chunk_chars`: approximate size of the token frames the reply is streamed in.
+    - `stream_chunk_chars`: the size past which ready text is cut into several token frames (at
+      word boundaries). Text goes out as soon as it is checked (a sentence of a streaming crew,
+      the whole reply of one that does not), in one frame below this size: cutting ready text
+      finer sends it no sooner and costs a WebSocket frame each (a briefing took about 15 frames
+      at 16 characters).
     - `caller`: who this run is for (`contracts.identity.Caller`): the crews' tools read and act
       within the caller's scope, and a decision on an action records `caller.actor`. Set per
       run by the engine (`dataclasses.replace(ctx, caller=...)`: plain data, never
@@ -136,7 +140,7 @@ class ChatContext:
     crew_attempts: int = 2
     crew_timeout_s: float | None = None
     history_turns: int = 6
-    stream_chunk_chars: int = 16
+    stream_chunk_chars: int = 2000
     caller: Caller | None = None
 
     @property

@@ -146,7 +146,7 @@ def status(node: str, crew: str | None = None) -> None:
 
 
 def publish(text: str, chunk_chars: int) -> None:
-    """Stream `text` as token frames of about `chunk_chars` characters."""
+    """Stream `text` as token frames, cut at word boundaries past `chunk_chars` characters."""
     for piece in chunks(text, max(1, chunk_chars)):
         emit({"type": "token", "content": piece})
 

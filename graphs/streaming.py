@@ -12,9 +12,10 @@ reply and stays the authority on what is shown.
 
 Frames (through LangGraph's custom stream, `get_stream_writer`, to the chat service's queue):
 
-- `{"type": "token", "content"}`: the next piece of the reply. Pieces are cut from checked
-  sentences (about `stream_chunk_chars` characters each, at word boundaries); a crew that does not
-  stream has its whole guarded reply sent this way when the turn ends.
+- `{"type": "token", "content"}`: the next piece of the reply: what was checked since the last
+  piece (a sentence as the crew writes it), cut at word boundaries only past `stream_chunk_chars`
+  characters; a crew that does not stream has its whole guarded reply sent this way when the turn
+  ends.
 - `{"type": "discard", "reason"}`: forget the reply streamed so far in this turn; what follows
   replaces it. `reason`: "reask" (a sentence or the whole reply failed a check and the crew is
   asked again), "refuse" (the safe reply follows), "fixed" (the whole-reply guard changed text
@@ -111,7 +112,7 @@ class GuardedReplyStream:
 
     - `write`: the frame writer (:func:`frame_writer`); `load_guard`: builds the per-sentence guard
       when the crew grounds its reply (:meth:`ground`), None to send unchecked (a graph without
-      guards: tests of its plumbing); `chunk_chars`: size of the token frames' pieces.
+      guards: tests of its plumbing); `chunk_chars`: the size past which a piece is cut in several frames.
     - `sent`: the text the client holds since the last discard (fixes applied); a re-asked run
       starts from what the previous run left (nothing, after a discard).
     - `raw`: what the crew wrote in this run, before the sentence guards' fixes.
