@@ -264,7 +264,7 @@ class _SchemaRunner:
     guard's schema, built once per model: the output type, the schema dict and its compiled
     JSON-schema validator, and what `prune_extra_keys` and `coerce_types` derive from the
     schema on every call (its JSON paths and its `$ref`-resolved form: two thirds of the check's
-    CPU when derived per call)."""
+    CPU when derived per call). Immutable after it is built, so threads share it."""
 
     output_type: Any
     schema: dict[str, Any]
@@ -312,7 +312,10 @@ def _build_schema_runner(model: type[BaseModel]) -> _SchemaRunner:
         schema=schema,
         validator=validator,
         paths=frozenset(get_all_paths(schema)),
-        dereferenced=jsonref.replace_refs(schema),
+        # resolved now into plain dicts: jsonref's default lazy proxies resolve on first use and
+        # are not thread-safe (checks from two threads at once saw "'JsonRef' object has no
+        # attribute 'get'")
+        dereferenced=jsonref.replace_refs(schema, proxies=False, lazy_load=False),
     )
 
 

@@ -4,12 +4,15 @@ Guardrails Guard."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import pytest
 from guardrails import Guard, OnFailAction
 from guardrails.validators import FailResult, PassResult
 from pydantic import BaseModel, Field
 
+from guards import validators
 from guards.names import NameIndex
 from guards.validators import CanSpam, DiscountPolicy, Grounding, Privacy, Schema, Tone, schema_check
 
@@ -116,3 +119,47 @@ def test_validators_run_inside_a_guardrails_guard() -> None:
     outcome = guard.validate("Email lena@gmail.com: we can offer 45% off.")
     assert outcome.validation_passed
     assert outcome.validated_output == "Email [redacted email]: we can offer 20% off."
+
+
+class Line(BaseModel):
+    product: str
+    units: int = Field(ge=1)
+
+
+class Order(BaseModel):
+    """A model whose schema has `$ref`s (nested models, one of them optional)."""
+
+    lines: list[Line]
+    main: Line | None = None
+
+
+def test_schema_check_from_many_threads_at_once_on_a_new_schema() -> None:
+    """The schema's resolved form is shared by every thread; the first checks of a new model ran
+    at once (threads switching every microsecond) must all pass, none see a half-resolved $ref."""
+    order = {"lines": [{"product": "GTX Pro", "units": 2}], "main": {"product": "GTX Pro", "units": 2}}
+    failures: list[str] = []
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(20):
+            validators._SCHEMA_RUNNERS.pop(Order, None)
+            validators.schema_runner(Order)
+            start = threading.Barrier(8)
+
+            def check(start: threading.Barrier) -> None:
+                start.wait()
+                try:
+                    ok, message = schema_check(Order, order)
+                    if not ok:
+                        failures.append(message)
+                except Exception as exc:
+                    failures.append(repr(exc))
+
+            threads = [threading.Thread(target=check, args=(start,)) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert failures == []
