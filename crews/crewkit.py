@@ -10,7 +10,7 @@ import copy
 import functools
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ apply_offline_env()
 
 from crewai import Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.base_llm import BaseLLM  # noqa: E402
+from crewai.project.wrappers import AgentMethod, TaskMethod  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
 __all__ = [
@@ -33,11 +34,13 @@ __all__ = [
     "Crew",
     "Process",
     "Task",
+    "agent",
     "cached_configs",
     "make_agent",
     "make_task",
     "prose_task",
     "single_crew",
+    "task",
 ]
 
 #: Limits of every crew agent (see module docstring).
@@ -51,6 +54,40 @@ AGENT_LIMITS: dict[str, Any] = {
 
 
 C = TypeVar("C")
+R = TypeVar("R")
+
+
+def agent(meth: Callable[[Any], R]) -> Any:
+    """CrewAI's `@agent` for a method of a `@CrewBase` crew, memoized per crew instance.
+
+    CrewAI's own decorator memoizes in one process-wide cache keyed by `id(self)`: once a crew
+    instance is freed, a new one at the same address got the old one's agent, which another
+    run may be using at that moment (CrewAI: "Executor is already running"; seen under load)
+    and which carries the old run's LLM. Here the agent lives in the instance and goes with it.
+    """
+    return AgentMethod(_once_per_instance(meth))
+
+
+def task(meth: Callable[[Any], R]) -> Any:
+    """CrewAI's `@task`, memoized per crew instance (see :func:`agent`: a task shared between two
+    runs would carry one run's output into the other)."""
+    return TaskMethod(_once_per_instance(meth))
+
+
+def _once_per_instance(meth: Callable[[Any], R]) -> Callable[[Any], R]:
+    """`meth(self)` computed once per instance and kept in the instance (CrewBase calls an agent
+    method when it maps the tasks' configs and again when the crew is assembled: both calls must
+    give the same object). A crew instance serves one run, in one thread."""
+
+    @functools.wraps(meth)
+    def once(self: Any) -> R:
+        made: dict[str, Any] = self.__dict__.setdefault("_parts_made", {})
+        if meth.__name__ not in made:
+            made[meth.__name__] = meth(self)
+        result: R = made[meth.__name__]
+        return result
+
+    return once
 
 
 def cached_configs(crew_class: C) -> C:

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from crewai.project import CrewBase, agent, crew, task
+from crewai.project import CrewBase, crew
 
-from crews.crewkit import Agent, BaseLLM, Crew, Task, cached_configs, make_agent, prose_task, single_crew
+from crews.crewkit import (
+    Agent,
+    BaseLLM,
+    Crew,
+    Task,
+    agent,
+    cached_configs,
+    make_agent,
+    prose_task,
+    single_crew,
+    task,
+)
 
 
 @cached_configs

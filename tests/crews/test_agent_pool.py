@@ -56,3 +56,23 @@ def test_agents_it_did_not_hand_out_and_idle_beyond_the_bound_are_not_kept() -> 
     pool.give_back([a, b])
     assert pool.take(CONFIG, _llm()) is a
     assert pool.take(CONFIG, _llm()) is not b
+
+
+def test_a_new_crew_instance_never_gets_an_earlier_instances_agent_or_task() -> None:
+    """Crew instances come and go, one per run, and a new one often lands at a freed one's
+    address: each must build its own agent and task (CrewAI's own @agent / @task memoized them
+    process-wide by id(self), so a new crew got a freed crew's agent, with that run's LLM)."""
+    from crews.discovery.crew import DiscoveryCrew
+
+    agents: list[Any] = []
+    tasks: list[Any] = []
+    for _ in range(300):
+        llm = _llm()
+        crew = DiscoveryCrew(llm).research_crew()
+        agent, task = crew.agents[0], crew.tasks[0]
+        assert agent.llm is llm
+        assert task.agent is agent  # the task's agent (mapped from its config) is the crew's
+        assert all(agent is not a for a in agents) and all(task is not t for t in tasks)
+        agents.append(agent)
+        tasks.append(task)
+        del crew
