@@ -246,7 +246,7 @@ async def thread_lock(
     itself within `lease_s`. `wait_s`: how long to wait for a lock another turn holds (polling
     every 50 ms) before raising :class:`ThreadLockTimeout`. Redis errors while taking the lock
     propagate (redis.RedisError); failures to renew or release it are logged (the lease then
-    ends by itself).
+    ends by itself). A lease found lost (the key expired or is another's) is not renewed again.
     """
     from redis.exceptions import LockError, RedisError
 
@@ -261,18 +261,29 @@ async def thread_lock(
     if not await lock.acquire():
         raise ThreadLockTimeout(f"thread {thread_id!r} is busy with another turn (waited {wait_s:g} s)")
 
+    released = False
+
     async def renew() -> None:
-        while True:
+        # ends on its own once the block is done, even when its cancellation is lost on the way
+        # (under 1,000 conversations some renewals outlived their turn and tried to renew a
+        # released lock every lease_s / 3 s for the rest of the process's life)
+        while not released:
             await asyncio.sleep(lease_s / 3)
+            if released:
+                return
             try:
                 await lock.reacquire()
-            except (LockError, RedisError) as exc:
+            except LockError as exc:  # the lease ran out and the key is gone or another's
+                log.warning("the turn lock of thread %s was lost: %r", thread_id, exc)
+                return
+            except RedisError as exc:  # Redis unreachable for now: try again next time
                 log.warning("could not renew the turn lock of thread %s: %r", thread_id, exc)
 
     renewal = asyncio.create_task(renew())
     try:
         yield
     finally:
+        released = True
         renewal.cancel()
         try:
             await lock.release()
