@@ -172,8 +172,21 @@ def worker_app() -> Any:
         raise RuntimeError(f"{ENDPOINTS_ENV} is not set: worker_app runs under `flowstate serve --workers N`")
     from app.heap import freeze_after_startup
 
+    _configure_logging()  # a spawned worker starts without the parent's logging set-up
     factory = _load_factory(os.environ.get(APP_ENV, DEFAULT_APP_FACTORY))
     return freeze_after_startup(factory(endpoints_from_json(text)))
+
+
+def _configure_logging() -> None:
+    """Flowstate's own loggers at INFO, through rich, on the console; libraries (pgserver, httpx,
+    alembic) log every step at INFO: only their warnings."""
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+    )
+    for name in ("embedded", "app", "crm", "flowstate"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _summary(settings: Settings, endpoints: Endpoints, demo: str, url: str, sign_in: str) -> Table:
@@ -221,7 +234,6 @@ def serve(
     migrations, seed demo data into an empty CRM, and serve the API until Ctrl-C or SIGTERM.
     `--workers N`: N uvicorn worker processes share the port, the services and the conversations."""
     import uvicorn
-    from rich.logging import RichHandler
 
     from app.heap import freeze_after_startup
     from config.settings import get_settings
@@ -229,12 +241,7 @@ def serve(
     from embedded.llm import LLMStartError, ModelAssemblyError
     from embedded.stack import ALL_COMPONENTS, ServiceUnavailable, running_stack
 
-    # Libraries (pgserver, httpx, alembic) log every step at INFO: only warnings from them.
-    logging.basicConfig(
-        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
-    )
-    for name in ("embedded", "app", "crm", "flowstate"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    _configure_logging()
 
     settings = get_settings()
     host = host or settings.host
