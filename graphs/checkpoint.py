@@ -274,7 +274,8 @@ async def thread_lock(
             try:
                 await lock.reacquire()
             except LockError as exc:  # the lease ran out and the key is gone or another's
-                log.warning("the turn lock of thread %s was lost: %r", thread_id, exc)
+                if not released:  # (or the turn ended and released it meanwhile)
+                    log.warning("the turn lock of thread %s was lost: %r", thread_id, exc)
                 return
             except RedisError as exc:  # Redis unreachable for now: try again next time
                 log.warning("could not renew the turn lock of thread %s: %r", thread_id, exc)
