@@ -21,7 +21,8 @@ messages (a sent message with no final or error frame, or missing from its threa
 threads are read back at the end), the
 LLM requests the stub served, the peak RSS of the app (parent and workers, MiB), the app's CPU
 seconds per turn, and the rest of the machine's: this client's and everything else's (Redis,
-PostgreSQL, the stub model, Temporal), with how busy the cores were. Target on 2 cores: p95 <= 1.5 s,
+PostgreSQL, the stub model, Temporal), with how busy the cores were, and how many warnings and
+errors the app logged (`--keep-log` keeps the log to read them). Target on 2 cores: p95 <= 1.5 s,
 0 lost.
 """
 
@@ -33,6 +34,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -437,7 +439,24 @@ def main() -> None:
             rd.stop()
         if pg is not None:
             pg.stop()
+    result.update(_log_problems(log_path))
     print_report(result, as_json=args.json)
+
+
+#: A log record's level at the start of its line, as the app's rich handler and Python's default
+#: format write it ("[12/01/26 15:41:39] WARNING  ...", "WARNING:graphs.checkpoint:...").
+_LEVEL = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(WARNING|ERROR|CRITICAL)\b")
+
+
+def _log_problems(log_path: Path) -> dict[str, int]:
+    """Warnings and errors (ERROR or CRITICAL) the app logged during the run: a clean run has
+    none, and under load they were how concurrency bugs first showed (read the log's lines)."""
+    counts = {"app_log_warnings": 0, "app_log_errors": 0}
+    for line in log_path.read_text(errors="replace").splitlines():
+        level = _LEVEL.match(line)
+        if level is not None:
+            counts["app_log_warnings" if level.group(1) == "WARNING" else "app_log_errors"] += 1
+    return counts
 
 
 if __name__ == "__main__":
