@@ -22,8 +22,8 @@ threads are read back at the end), the
 LLM requests the stub served, the peak RSS of the app (parent and workers, MiB), the app's CPU
 seconds per turn, and the rest of the machine's: this client's and everything else's (Redis,
 PostgreSQL, the stub model, Temporal), with how busy the cores were, and how many warnings and
-errors the app logged (`--keep-log` keeps the log to read them). Target on 2 cores: p95 <= 1.5 s,
-0 lost.
+errors the app logged (its log stays at the printed `app_log` path to read them). Target on 2
+cores: p95 <= 1.5 s, 0 lost.
 """
 
 from __future__ import annotations
