@@ -10,7 +10,7 @@ import copy
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ apply_offline_env()
 from crewai import Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.base_llm import BaseLLM  # noqa: E402
 from crewai.project.wrappers import AgentMethod, TaskMethod  # noqa: E402
+from crewai.utilities import file_store  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
 __all__ = [
@@ -55,6 +56,34 @@ AGENT_LIMITS: dict[str, Any] = {
 
 C = TypeVar("C")
 R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _run_disabled_store_call(coro: Coroutine[None, None, T]) -> T:
+    """CrewAI's file-store calls without an event loop of their own while the store is disabled.
+
+    Every kickoff makes four file-store calls (get the crew's and task's files, clear them), each
+    through `asyncio.run`; without `aiocache` (not a Flowstate dependency) the store is None and
+    each coroutine returns at once. A new event loop per call cost about a quarter of a crew's
+    kickoff under load, the more so with more connections: `asyncio.run` ends by listing every
+    task of the process. A coroutine that returns without suspending runs to its end on the
+    first `send`; with a store configured, CrewAI's own runner is used.
+
+    Raises RuntimeError if a call suspends while the store is disabled (CrewAI changed).
+    """
+    if file_store._file_store is not None:
+        return _crewai_run_sync(coro)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("a CrewAI file-store call suspended while the store is disabled")
+
+
+_crewai_run_sync = file_store._run_sync
+file_store._run_sync = _run_disabled_store_call
 
 
 def agent(meth: Callable[[Any], R]) -> Any:
