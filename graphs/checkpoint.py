@@ -27,14 +27,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import WRITES_IDX_MAP, ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+)
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
+from langgraph_checkpoint_plainredis.saver import _MISSING  # what `_decode_blob` gives for no value
 
 from contracts import (
     CrewRequest,
@@ -86,9 +95,57 @@ _FILE_CHECKPOINT = (
 )
 
 
+#: Find a thread's checkpoint (its latest when ARGV[1] is empty) and read it with its pending
+#: writes, in one server-side step: {checkpoint id, payload, flat HGETALL of the writes}, or nil.
+#: KEYS: the thread's timeline; ARGV: checkpoint id or "", checkpoint key prefix, writes key prefix.
+_READ_CHECKPOINT = """
+local cid = ARGV[1]
+if cid == '' then
+  local latest = redis.call('ZREVRANGE', KEYS[1], 0, 0)
+  if #latest == 0 then return nil end
+  cid = latest[1]
+end
+local raw = redis.call('GET', ARGV[2] .. cid)
+if not raw then return nil end
+return {cid, raw, redis.call('HGETALL', ARGV[3] .. cid)}
+"""
+
+#: The latest checkpoints read during a turn, by (thread id, namespace) (see :func:`turn_reads`);
+#: `_ABSENT` records a thread found empty.
+_TURN_READS: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar("flowstate_turn_reads", default=None)
+_ABSENT = object()
+
+
+@contextmanager
+def turn_reads() -> Iterator[None]:
+    """Within the block (one turn of a thread, under its lock), the thread's latest checkpoint is
+    read from Redis once and kept until this process writes to the thread again.
+
+    A turn reads it three times before its graph runs (the chat service's look at the thread,
+    then LangGraph's own read when the message is recorded) and each read decodes the whole
+    message history. Only this process writes to the thread while it holds the turn lock, and
+    every write (`aput`, `aput_writes`, `adelete_thread`) drops the kept copy, so a read in the
+    block sees what Redis holds. The kept tuple is shared by its readers: LangGraph copies a
+    checkpoint before it changes one (`copy_checkpoint`)."""
+    token = _TURN_READS.set({})
+    try:
+        yield
+    finally:
+        _TURN_READS.reset(token)
+
+
+def _forget_read(thread_id: str, ns: str) -> None:
+    reads = _TURN_READS.get()
+    if reads is not None:
+        reads.pop((thread_id, ns), None)
+
+
 class RedisSaver(AsyncRedisSaver):
     """`AsyncRedisSaver` writing the same keys and values in fewer round trips and commands.
 
+    - `aget_tuple`: two round trips, not four: a Lua script finds the checkpoint (the latest by
+      default) and returns it with its pending writes, then one MGET reads its channel blobs.
+      Within :func:`turn_reads`, the latest checkpoint is read once until the next write.
     - `aput`: one MULTI/EXEC pipeline. The library first INCRs the ordering counter in a round
       trip of its own, to score the new checkpoint in the thread's timeline; here a Lua script
       does both inside the pipeline. Keys get their TTL with `SET ... EX`, not a second
@@ -99,6 +156,53 @@ class RedisSaver(AsyncRedisSaver):
 
     The official conformance suite runs against it (tests/graphs/test_checkpoint_conformance.py).
     """
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint `config` names (its `checkpoint_id`, else the thread's latest) with its
+        channel values and pending writes; None when there is none."""
+        thread_id: str = config["configurable"]["thread_id"]
+        ns: str = config["configurable"].get("checkpoint_ns", "")
+        cid = get_checkpoint_id(config)
+        reads = _TURN_READS.get() if cid is None else None
+        if reads is not None and (thread_id, ns) in reads:
+            kept = reads[(thread_id, ns)]
+            return None if kept is _ABSENT else kept  # type: ignore[no-any-return]
+        found = await self.client.eval(  # type: ignore[misc]
+            _READ_CHECKPOINT,
+            1,
+            self._key_index(thread_id, ns),
+            cid or "",
+            self._key_checkpoint(thread_id, ns, ""),
+            self._key_writes(thread_id, ns, ""),
+        )
+        read = None if found is None else await self._tuple_of(thread_id, ns, found)
+        if reads is not None:
+            reads[(thread_id, ns)] = _ABSENT if read is None else read
+        return read
+
+    async def _tuple_of(self, thread_id: str, ns: str, found: list[Any]) -> CheckpointTuple:
+        """The tuple of `_READ_CHECKPOINT`'s answer: its channel blobs are read here (one MGET)."""
+        raw_cid, raw, flat_writes = found
+        cid = raw_cid.decode() if isinstance(raw_cid, bytes) else str(raw_cid)
+        stored, metadata, parent_id, versions = self._parse_checkpoint_payload(raw)
+        channel_values: dict[str, Any] = {}
+        if versions:
+            blobs = await self.client.mget(self._blob_keys(thread_id, ns, versions))
+            for channel, blob in zip(versions, blobs, strict=True):
+                value = self._decode_blob(blob)  # type: ignore[arg-type]  # bytes: no decode_responses
+                if value is not _MISSING:
+                    channel_values[channel] = value
+        raw_writes = dict(zip(flat_writes[::2], flat_writes[1::2], strict=True))
+        pending = self._parse_pending_writes(thread_id, ns, cid, raw_writes)
+        return self._build_tuple(thread_id, ns, cid, stored, metadata, parent_id, channel_values, pending)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint and write of `thread_id` (see `AsyncRedisSaver`)."""
+        reads = _TURN_READS.get()
+        if reads is not None:
+            for key in [k for k in reads if k[0] == thread_id]:
+                del reads[key]
+        await super().adelete_thread(thread_id)
 
     async def aput(
         self,
@@ -111,6 +215,7 @@ class RedisSaver(AsyncRedisSaver):
         thread_id: str = config["configurable"]["thread_id"]
         ns: str = config["configurable"].get("checkpoint_ns", "")
         cid: str = checkpoint["id"]
+        _forget_read(thread_id, ns)
         idx_key = self._key_index(thread_id, ns)
         payload = self._payload_for_checkpoint(config, checkpoint, metadata)
         blobs = self._plan_blobs(thread_id, ns, checkpoint.get("channel_values") or {}, new_versions)
@@ -139,6 +244,7 @@ class RedisSaver(AsyncRedisSaver):
         thread_id: str = config["configurable"]["thread_id"]
         ns: str = config["configurable"].get("checkpoint_ns", "")
         wr_key = self._key_writes(thread_id, ns, config["configurable"]["checkpoint_id"])
+        _forget_read(thread_id, ns)
         pipe = self.client.pipeline(transaction=True)
         for idx, (channel, value) in enumerate(writes):
             inner_idx = WRITES_IDX_MAP.get(channel, idx)

@@ -92,7 +92,7 @@ from app.services.chat_types import (
 from contracts import CrewResponse, Intent, ProposedAction, ResumeValue, Source, TurnError
 from contracts.identity import Caller
 from contracts.outcomes import DeferValue
-from graphs.checkpoint import DEFAULT_PREFIX, ThreadLockTimeout, thread_lock
+from graphs.checkpoint import DEFAULT_PREFIX, ThreadLockTimeout, thread_lock, turn_reads
 from graphs.context import ChatContext
 from graphs.failures import busy_error, classify_failure, deadline_error, failure_reply
 from graphs.graph import GRAPH_NAME, STATE_EXTRA_TYPES, build_graph
@@ -471,9 +471,11 @@ class ChatService:
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
     ) -> ChatResult | _Raise:
-        """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client)."""
+        """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client),
+        reading the thread's latest checkpoint once until the turn writes (`turn_reads`)."""
         if self._redis is None:
-            return await self._run(thread_id, message, caller, resume, queue)
+            with turn_reads():
+                return await self._run(thread_id, message, caller, resume, queue)
         lock = thread_lock(
             self._redis,
             thread_id,
@@ -489,7 +491,8 @@ class ChatService:
             except Exception as exc:  # Redis down: nothing can be read or saved
                 err = classify_failure(exc, "lock_thread")
                 return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-            return await self._run(thread_id, message, caller, resume, queue)
+            with turn_reads():
+                return await self._run(thread_id, message, caller, resume, queue)
 
     async def _run(
         self,
