@@ -60,12 +60,13 @@ def account_deals(
     *,
     status: Literal["open", "won", "lost", "closed"] | None = None,
     limit: int = 10,
+    rep_ids: frozenset[int] | None = None,
 ) -> list[DealOut]:
-    """Deals of an account, most recent first (close date, else engage date), at most `limit`."""
-    conds = deal_conditions(session, DealFilter(account=account_id, status=status))
+    """Deals of an account, most recent first (close date, else engage date), at most `limit`;
+    only the deals of `rep_ids` (the caller's `read_rep_ids`; None: all)."""
+    conds = deal_conditions(session, DealFilter(account=account_id, status=status, rep_ids=rep_ids))
     recent = func.coalesce(Deal.close_date, Deal.engage_date)
-    deals = deal_outs(session, conds, [recent.desc().nulls_last(), Deal.id.desc()])
-    return deals[:limit]
+    return deal_outs(session, conds, [recent.desc().nulls_last(), Deal.id.desc()], limit=limit)
 
 
 # --- purchase history ---------------------------------------------------------------------------
@@ -130,8 +131,7 @@ def account_purchases(
         won_by_account.setdefault(account_id, []).append((product, n))
     out = []
     for r in rows:
-        bought = sorted(won_by_account.get(r.id, []), key=lambda p: (-p[1], p[0]))
-        names = [p for p, _ in bought]
+        names = _most_won_first(won_by_account.get(r.id, []))
         out.append(
             AccountPurchases(
                 account=AccountBrief(id=r.id, name=r.name, sector=r.sector),
@@ -144,6 +144,27 @@ def account_purchases(
             )
         )
     return out
+
+
+def products_won(session: Session, account_id: int, *, rep_ids: frozenset[int] | None = None) -> list[str]:
+    """The products won on one account, most won first (ties by name): `account_purchases`'
+    `products_won` of that account in one query; over the deals of `rep_ids` only (None: all)."""
+    conds = [Deal.stage == load_pipeline().won_key, Deal.account_id == account_id]
+    if rep_ids is not None:
+        conds.append(Deal.rep_id.in_(rep_ids))
+    rows = session.execute(
+        select(Product.name, func.count())
+        .select_from(Deal)
+        .join(Product, Deal.product_id == Product.id)
+        .where(*conds)
+        .group_by(Product.name)
+    ).all()
+    return _most_won_first([(name, n) for name, n in rows])
+
+
+def _most_won_first(counts: list[tuple[str, int]]) -> list[str]:
+    """Product names from (name, deals won), most won first, ties by name."""
+    return [name for name, _ in sorted(counts, key=lambda p: (-p[1], p[0]))]
 
 
 # --- next-best-action signals --------------------------------------------------------------------
@@ -339,7 +360,7 @@ def nba_signals(
             conds.append(
                 ~exists().where(and_(Deal.account_id == account_id, Deal.stage.in_(pipeline.open_keys)))
             )
-        for d in deal_outs(session, conds, [Deal.close_date.desc(), Deal.id])[:2]:
+        for d in deal_outs(session, conds, [Deal.close_date.desc(), Deal.id], limit=2):
             days = (as_of - d.close_date).days if d.close_date else 0
             signals.append(
                 Signal(

@@ -316,9 +316,22 @@ def list_contacts(
             )
         )
     total = _count(session, stmt)
+    return Page(items=_contact_rows(session, stmt, limit, offset), total=total, limit=limit, offset=offset)
+
+
+def account_contacts(session: Session, account_id: int, *, limit: int = 50) -> list[ContactOut]:
+    """The first `limit` contacts of an account in `list_contacts`' order, without the page's
+    total (one query, not two). Invalid("limit") for a limit out of range."""
+    _check_page(limit, 0)
+    return _contact_rows(session, _contact_select().where(Contact.account_id == account_id), limit, 0)
+
+
+def _contact_rows(
+    session: Session, stmt: Select[Contact, str | None], limit: int, offset: int
+) -> list[ContactOut]:
     order = (func.lower(Contact.last_name), func.lower(Contact.first_name), Contact.id)
     rows = session.execute(stmt.order_by(*order).limit(limit).offset(offset)).all()
-    return Page(items=[_contact_out(c, n) for c, n in rows], total=total, limit=limit, offset=offset)
+    return [_contact_out(c, n) for c, n in rows]
 
 
 def get_contact(session: Session, contact_id: int) -> ContactOut:
@@ -519,9 +532,15 @@ def _deals_select() -> Select[Any]:
     return deal_select(Deal, Account.name, Product.name, SalesRep.name)
 
 
-def deal_outs(session: Session, conds: list[ColumnElement[bool]], order: list[Any]) -> list[DealOut]:
-    """Deals matching `conds` (over `deal_select`'s joins) in `order`, as DealOut."""
-    rows = session.execute(_deals_select().where(*conds).order_by(*order)).all()
+def deal_outs(
+    session: Session, conds: list[ColumnElement[bool]], order: list[Any], *, limit: int | None = None
+) -> list[DealOut]:
+    """Deals matching `conds` (over `deal_select`'s joins) in `order`, as DealOut; the first
+    `limit` only (None: all)."""
+    stmt = _deals_select().where(*conds).order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
     return [_deal_out(*row) for row in rows]
 
 

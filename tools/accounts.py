@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from crm import analytics, insights, repository
 from crm.access import account_readable
 from crm.errors import NotFound
-from crm.insights import account_purchases
+from crm.insights import account_purchases, products_won
 from crm.lookup import find_reps, get_by_ref
 from crm.models import Account
 from crm.schemas import AccountBrief, AccountProfile, ContactOut, DealOut, EventOut, RepProfile
@@ -31,6 +31,8 @@ __all__ = [
     "contacts",
     "find_reps",
     "parent_account",
+    "products_won",
+    "recent_deals",
     "rep_profile",
     "subsidiaries",
 ]
@@ -54,7 +56,7 @@ def contacts(
     account_id = get_by_ref(session, Account, account).id
     if not account_readable(session, account_id, rep_ids):
         raise NotFound("account", account)
-    return list(repository.list_contacts(session, account_id=account_id, limit=limit).items)
+    return repository.account_contacts(session, account_id, limit=limit)
 
 
 @traced()
@@ -108,6 +110,16 @@ class AccountHistory(BaseModel):
 
 
 @traced()
+def recent_deals(
+    session: Session, account_id: int, limit: int = 5, *, rep_ids: frozenset[int] | None = None
+) -> list[DealOut]:
+    """The last `limit` deals of an account (close date, else engage date, newest first): the
+    deals of `account_history` without its events; only the deals of `rep_ids` (the caller's
+    `read_rep_ids`; None: all)."""
+    return insights.account_deals(session, account_id, limit=limit, rep_ids=rep_ids)
+
+
+@traced()
 def account_history(
     session: Session, account: int | str, limit: int = 5, *, rep_ids: frozenset[int] | None = None
 ) -> AccountHistory:
@@ -120,7 +132,7 @@ def account_history(
         events = list(repository.list_events(session, account_id=row.id, limit=limit).items)
     else:
         # an account has tens of deals, not thousands: read them all and keep the caller's
-        mine = [d for d in insights.account_deals(session, row.id, limit=10_000) if d.rep_id in rep_ids]
+        mine = insights.account_deals(session, row.id, limit=10_000, rep_ids=rep_ids)
         ids = {d.id for d in mine}
         listed = repository.list_events(session, account_id=row.id, limit=10 * limit).items
         deals, events = mine[:limit], [e for e in listed if e.deal_id is None or e.deal_id in ids][:limit]

@@ -36,7 +36,7 @@ from crews.runner import CrewOutputError, compact_json, kickoff_validated
 from observability.llm_meter import usage_scope
 from tools import accounts, memory
 from tools.account_facts import safe_answer_fact
-from tools.accounts import AccountBrief, account_purchases
+from tools.accounts import AccountBrief
 from tools.answers import Answer
 from tools.deal_leads import score_deal_leads
 from tools.errors import DomainError, NotFound
@@ -88,9 +88,9 @@ def _account_records(
     the local model) plus `_full` (the figures for the reply) and `_sources`; deal figures and
     history of the deals of `rep_ids` only (the caller's scope; None: all)."""
     profile = accounts.account_profile(session, ref, rep_ids=rep_ids)
-    history = accounts.account_history(session, profile.account.id, limit=3, rep_ids=rep_ids)
+    deals = accounts.recent_deals(session, profile.account.id, limit=3, rep_ids=rep_ids)
     people = accounts.contacts(session, profile.account.id, limit=3, rep_ids=rep_ids)
-    bought = account_purchases(session, [profile.account.id], rep_ids=rep_ids)
+    bought = accounts.products_won(session, profile.account.id, rep_ids=rep_ids)
     hits = memory.search_memory(session, embedder, question, k=2, account_id=profile.account.id)
     a, m = profile.account, profile.metrics
     return {
@@ -100,14 +100,14 @@ def _account_records(
         "parent": profile.parent.name if profile.parent else None,
         "subsidiaries": [s.name for s in profile.subsidiaries],
         "deals": {"open": m.open, "won": m.won, "lost": m.lost},
-        "products_bought": bought[0].products_won[:3] if bought else [],
+        "products_bought": bought[:3],
         "recent_deals": [
             {
                 "product": d.product_name,
                 "stage": d.stage_name,
                 "date": _iso(d.close_date or d.engage_date),
             }
-            for d in history.deals
+            for d in deals
         ],
         "contacts": [f"{c.first_name} {c.last_name}" + (f", {c.title}" if c.title else "") for c in people],
         "notes": [h.content for h in hits],
@@ -128,7 +128,7 @@ def _account_records(
                 f"{c.first_name} {c.last_name}" + (f" ({c.title})" if c.title else "") for c in people
             ],
         },
-        "_sources": [deal_source(d) for d in history.deals],
+        "_sources": [deal_source(d) for d in deals],
     }
 
 
