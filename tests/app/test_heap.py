@@ -10,15 +10,18 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from app.heap import freeze_after_startup
+from app.heap import SERVING_GC_THRESHOLDS, freeze_after_startup
 
 
 @pytest.fixture(autouse=True)
 def _unfrozen() -> Iterator[None]:
-    """Leave the test process's heap as it was: nothing frozen before or after."""
+    """Leave the test process's heap as it was: nothing frozen before or after, the collector's
+    thresholds as they were."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_the_heap_is_frozen_after_the_apps_own_start_up_and_its_state_passes_through() -> None:
@@ -27,13 +30,18 @@ def test_the_heap_is_frozen_after_the_apps_own_start_up_and_its_state_passes_thr
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, str]]:
         frozen_at_start.append(gc.get_freeze_count())
+        assert gc.get_threshold() != SERVING_GC_THRESHOLDS  # Python's defaults until then
         yield {"answer": "from the lifespan"}
 
     app = FastAPI(lifespan=lifespan)
 
     @app.get("/answer")
     def answer(request: Request) -> dict[str, object]:
-        return {"answer": request.state.answer, "frozen": gc.get_freeze_count()}
+        return {
+            "answer": request.state.answer,
+            "frozen": gc.get_freeze_count(),
+            "thresholds": list(gc.get_threshold()),
+        }
 
     assert freeze_after_startup(app) is app
     with TestClient(app) as client:
@@ -41,3 +49,4 @@ def test_the_heap_is_frozen_after_the_apps_own_start_up_and_its_state_passes_thr
     assert frozen_at_start == [0]  # the app's own start-up ran first, nothing frozen then
     assert body["frozen"] > 1000  # then the heap (this process's modules and all) was frozen
     assert body["answer"] == "from the lifespan"
+    assert body["thresholds"] == list(SERVING_GC_THRESHOLDS)  # and the collector runs less often
