@@ -121,12 +121,13 @@ def turn_reads() -> Iterator[None]:
     """Within the block (one turn of a thread, under its lock), the thread's latest checkpoint is
     read from Redis once and kept until this process writes to the thread again.
 
-    A turn reads it three times before its graph runs (the chat service's look at the thread,
-    then LangGraph's own read when the message is recorded) and each read decodes the whole
-    message history. Only this process writes to the thread while it holds the turn lock, and
-    every write (`aput`, `aput_writes`, `adelete_thread`) drops the kept copy, so a read in the
-    block sees what Redis holds. The kept tuple is shared by its readers: LangGraph copies a
-    checkpoint before it changes one (`copy_checkpoint`)."""
+    A turn read it three times, each read decoding the whole message history: the chat
+    service's look at the thread, LangGraph's read when the message is recorded, and the graph
+    run's read after that write; the first two are now one. Only this process writes to the
+    thread while it holds the turn lock, and every write (`aput`, `aput_writes`,
+    `adelete_thread`) drops the kept copy, so a read in the block sees what Redis holds. The kept
+    tuple is shared by its readers: LangGraph copies a checkpoint before it changes one
+    (`copy_checkpoint`)."""
     token = _TURN_READS.set({})
     try:
         yield
