@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 #: (3,545 young, 321 middle and 26 full collections of about 250 ms each in 130 s); with these,
 #: 2.6% (34 young, 1 full), and the workers' peak resident memory stayed about the same (1,482
 #: MiB for two; most objects are freed by reference counting long before a collection, which
-#: only finds cycles). Measured
-#: with a `gc.callbacks` timer in the workers of `bench/bench_load.py --conversations 1000
-#: --workers 2`. The thresholds' meaning: the `gc` module's documentation.
+#: only finds cycles). Measured with a `gc.callbacks` timer in the workers of
+#: `bench/bench_load.py --conversations 1000 --workers 2`. The thresholds' meaning: the `gc`
+#: module's documentation.
 SERVING_GC_THRESHOLDS = (50_000, 20, 100)
 
 
