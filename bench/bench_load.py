@@ -1,7 +1,7 @@
 """Benchmark: many live WebSocket conversations against `flowstate serve` with a slow stub model.
 
     .venv/bin/python bench/bench_load.py [--conversations 1000] [--interval 20] [--duration 180]
-        [--workers 1] [--llm-delay 0.5] [--llm-share 0.5] [--json]
+        [--workers 1] [--llm-delay 0.5] [--llm-share 0.5] [--keep-data] [--json]
 
 What it runs: its own embedded PostgreSQL and Redis in a temporary directory (or DATABASE_URL /
 REDIS_URL), a stub OpenAI-compatible model in a separate process that answers every request
@@ -22,7 +22,8 @@ threads are read back at the end), the
 LLM requests the stub served, the peak RSS of the app (parent and workers, MiB), the app's CPU
 seconds per turn, and the rest of the machine's: this client's and everything else's (Redis,
 PostgreSQL, the stub model, Temporal), with how busy the cores were, and how many warnings and
-errors the app logged (its log stays at the printed `app_log` path to read them). Target on 2
+errors the app logged (its log stays at the printed `app_log` path to read them; the run's
+PostgreSQL and Redis data are deleted at the end unless `--keep-data`). Target on 2
 cores: p95 <= 1.5 s, 0 lost.
 """
 
@@ -35,6 +36,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -342,7 +344,9 @@ def main() -> None:
     parser.add_argument(
         "--turn-timeout", type=float, default=120.0, help="a turn with no last frame by then is lost"
     )
-    parser.add_argument("--keep-log", action="store_true", help="print the app's log path and keep it")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the run's PostgreSQL and Redis data directory"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -388,7 +392,10 @@ def main() -> None:
         "CREWAI_TRACING_ENABLED": "false",
         "CREWAI_DISABLE_VERSION_CHECK": "true",
     }
-    log_path = work / "serve.log"
+    # the log outlives the run (it is how problems under load show); the data directory does not
+    log_fd, log_name = tempfile.mkstemp(prefix="flowstate-load-", suffix=".log")
+    os.close(log_fd)
+    log_path = Path(log_name)
     with log_path.open("wb") as log:
         app = subprocess.Popen(
             [
@@ -439,6 +446,10 @@ def main() -> None:
             rd.stop()
         if pg is not None:
             pg.stop()
+        if args.keep_data:
+            print(f"data kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     result.update(_log_problems(log_path))
     print_report(result, as_json=args.json)
 
