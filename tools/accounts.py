@@ -131,7 +131,7 @@ def account_history(
         deals = insights.account_deals(session, row.id, limit=limit)
         events = list(repository.list_events(session, account_id=row.id, limit=limit).items)
     else:
-        # an account has tens of deals, not thousands: read them all and keep the caller's
+        # all of the caller's deals on the account (tens, not thousands): their ids pick the events
         mine = insights.account_deals(session, row.id, limit=10_000, rep_ids=rep_ids)
         ids = {d.id for d in mine}
         listed = repository.list_events(session, account_id=row.id, limit=10 * limit).items
