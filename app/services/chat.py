@@ -459,8 +459,10 @@ class ChatService:
         local = self._locks.get(thread_id)
         if local is None:
             local = self._locks[thread_id] = asyncio.Lock()
+        # the thread's latest checkpoint is read once until the turn writes (`turn_reads`)
         async with local:
-            last = await self._locked(thread_id, message, caller, resume, queue)
+            with turn_reads():
+                last = await self._locked(thread_id, message, caller, resume, queue)
         queue.put_nowait(last)
 
     async def _locked(
@@ -471,11 +473,9 @@ class ChatService:
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
     ) -> ChatResult | _Raise:
-        """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client),
-        reading the thread's latest checkpoint once until the turn writes (`turn_reads`)."""
+        """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client)."""
         if self._redis is None:
-            with turn_reads():
-                return await self._run(thread_id, message, caller, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue)
         lock = thread_lock(
             self._redis,
             thread_id,
@@ -491,8 +491,7 @@ class ChatService:
             except Exception as exc:  # Redis down: nothing can be read or saved
                 err = classify_failure(exc, "lock_thread")
                 return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-            with turn_reads():
-                return await self._run(thread_id, message, caller, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue)
 
     async def _run(
         self,
