@@ -14,6 +14,9 @@ against the embedded llama.cpp server with Qwen2.5-Coder-1.5B:
   `{"type": "json_object"}` only and silently drops a `schema` key, so the subclass below sets
   the whole field when it builds the request. An endpoint of the "openai" dialect (OpenAI, vLLM)
   gets the standard `json_schema` form instead.
+- One sync OpenAI client per endpoint for the whole process, built on first use (its httpx
+  pool keeps connections to the model server open between runs); CrewAI would build a sync and
+  an async client, each with its own pool, for every LLM, i.e. every crew run.
 - No native function calling when tools are used: the tool-call JSON came back as the final
   answer. Agents with tools take CrewAI's text (ReAct) path, with `stop=["\\nObservation:"]` sent
   in the request body (the native client does not send CrewAI's stop words to the server, and the
@@ -34,8 +37,12 @@ around a run to read its share.
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
+import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +94,7 @@ def _llm_class() -> type[BaseLLM]:
     """The `OpenAICompletion` subclass (built lazily: importing crewai takes ~5 s)."""
     apply_offline_env()
     from crewai.llms.providers.openai.completion import OpenAICompletion
-    from pydantic import PrivateAttr
+    from pydantic import PrivateAttr, model_validator
 
     class FlowstateCompletion(OpenAICompletion):
         """CrewAI's native OpenAI provider with Flowstate's request shape.
@@ -100,7 +107,6 @@ def _llm_class() -> type[BaseLLM]:
         text_tools: bool = False
         request_stop: list[str] | None = None
         _text_hook: TextHook | None = PrivateAttr(default=None)
-        _recorder: Any = PrivateAttr(default=None)
         _streamed: list[str] = PrivateAttr(default_factory=list)
 
         def _prepare_completion_params(self, messages: Any, tools: Any = None) -> dict[str, Any]:
@@ -120,20 +126,21 @@ def _llm_class() -> type[BaseLLM]:
                 chars = sum(len(str(m.get("content") or "")) for m in messages)
             return (chars + 3) // 4
 
-        # CrewAI builds a sync and an async httpx transport per LLM, i.e. per crew run, each
-        # loading the CA bundle into a new SSL context (measured: most of the ~40 ms CPU of
-        # building a crew). One process-wide context serves them all.
-        def _build_sync_client(self) -> Any:
-            from crewai.llms.hooks.transport import HTTPTransport
-            from openai import OpenAI
+        @model_validator(mode="after")
+        def _init_clients(self) -> Any:
+            # replaces CrewAI's validator of this name, which builds a sync and an async OpenAI
+            # client (each with its own httpx pool) for every LLM, i.e. every crew run: about
+            # 40% of the CPU of building a crew (bench/bench_crew_cpu.py). CrewAI builds a client
+            # on first use when none is set; the sync one is shared (`_build_sync_client`).
+            return self
 
-            config = self._get_client_params()
-            if self.interceptor:
-                transport = HTTPTransport(interceptor=self.interceptor, verify=_ssl_context())
-                config["http_client"] = httpx.Client(transport=transport, verify=_ssl_context())
-            return OpenAI(**config)
+        def _build_sync_client(self) -> Any:
+            return _shared_sync_client(self._get_client_params(), self.interceptor)
 
         def _build_async_client(self) -> Any:
+            # only a crew run through CrewAI's async calls gets here (Flowstate's run the sync
+            # `kickoff` in a worker thread); an httpx async pool belongs to one event loop, so
+            # it is not shared
             from crewai.llms.hooks.transport import AsyncHTTPTransport
             from openai import AsyncOpenAI
 
@@ -157,7 +164,7 @@ def _llm_class() -> type[BaseLLM]:
             try:
                 return super()._handle_streaming_completion(params, *args, **kwargs)
             except StopGeneration:
-                response = self._recorder.last if self._recorder is not None else None
+                response = _last_response.get()
                 if response is not None:
                     response.close()  # the server stops generating for a client that left
                 return "".join(self._streamed)
@@ -165,32 +172,73 @@ def _llm_class() -> type[BaseLLM]:
     return FlowstateCompletion
 
 
+#: The last response the current thread's crew LLM received (set by the shared recorder; read
+#: to close a stream that `on_text` stopped). A crew's LLM calls and their transport hooks run on
+#: the crew's thread, one call at a time.
+_last_response: ContextVar[Any] = ContextVar("flowstate_crew_last_response", default=None)
+
+
 @lru_cache(maxsize=1)
-def _recorder_class() -> type[Any]:
-    """A CrewAI transport hook that remembers the last response (to close a stream early) and
-    passes every message through an inner hook (the LLM meter's)."""
+def _recorder() -> Any:
+    """The process's CrewAI transport hook: remembers the last response of the calling thread's
+    context (to close a stream early) and passes every message through the LLM meter's hook."""
     from crewai.llms.hooks.base import BaseInterceptor
+
+    from observability.llm_meter import crewai_interceptor
 
     class ResponseRecorder(BaseInterceptor[Any, Any]):  # type: ignore[misc]
         def __init__(self, inner: Any) -> None:
             self.inner = inner
-            self.last: Any = None
 
         def on_outbound(self, message: Any) -> Any:
             return self.inner.on_outbound(message)
 
         def on_inbound(self, message: Any) -> Any:
-            self.last = self.inner.on_inbound(message)
-            return self.last
+            response = self.inner.on_inbound(message)
+            _last_response.set(response)
+            return response
 
         async def aon_outbound(self, message: Any) -> Any:
             return await self.inner.aon_outbound(message)
 
         async def aon_inbound(self, message: Any) -> Any:
-            self.last = await self.inner.aon_inbound(message)
-            return self.last
+            response = await self.inner.aon_inbound(message)
+            _last_response.set(response)
+            return response
 
-    return ResponseRecorder
+    return ResponseRecorder(crewai_interceptor())
+
+
+#: Requests go out with TCP_NODELAY, as asyncio's and curl's sockets do: on a kept-alive
+#: connection a request is written in pieces (headers, body), and Nagle's algorithm would hold a
+#: piece back until the server acknowledged the last one (up to 40 ms with delayed ACKs).
+_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+_sync_clients: dict[str, Any] = {}
+_sync_clients_lock = threading.Lock()
+
+
+def _shared_sync_client(params: dict[str, Any], interceptor: Any) -> Any:
+    """One `openai.OpenAI` client per endpoint settings (`params`: CrewAI's client parameters:
+    key, base URL, timeout, retries, headers) and transport hook, shared by every crew LLM of the
+    process: its httpx pool keeps connections to the model server open between runs. The OpenAI
+    and httpx sync clients are safe to use from several threads. A process sees as many entries
+    as endpoint configurations (one or two)."""
+    from crewai.llms.hooks.transport import HTTPTransport
+    from openai import OpenAI
+
+    key = json.dumps(params, sort_keys=True, default=repr) + f"|{id(interceptor)}"
+    with _sync_clients_lock:
+        client = _sync_clients.get(key)
+        if client is None:
+            config = dict(params)
+            if interceptor:
+                transport = HTTPTransport(
+                    interceptor=interceptor, verify=_ssl_context(), socket_options=_NO_DELAY
+                )
+                config["http_client"] = httpx.Client(transport=transport, verify=_ssl_context())
+            client = _sync_clients[key] = OpenAI(**config)
+    return client
 
 
 def crew_llm(
@@ -231,15 +279,12 @@ def crew_llm(
         "text_tools": tools,
         "request_stop": REACT_STOP if tools else None,
     }
-    from observability.llm_meter import crewai_interceptor
     from observability.tracing import ensure_crewai_instrumented
 
     ensure_crewai_instrumented()
-    recorder = _recorder_class()(crewai_interceptor())
-    kwargs["interceptor"] = recorder
+    kwargs["interceptor"] = _recorder()
     if on_text is not None:
         kwargs["stream"] = True
     llm: Any = cls(**kwargs)
     llm._text_hook = on_text
-    llm._recorder = recorder
     return llm  # type: ignore[no-any-return]

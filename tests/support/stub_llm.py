@@ -206,6 +206,10 @@ class StubLLM(LocalHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     owner: StubLLM
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as model servers on asyncio (llama_cpp.server, vLLM) have: the handler writes
+    # a response's headers and body apart, and on a kept-alive connection Nagle's algorithm held
+    # the body until the client's delayed ACK (40 ms a request)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
