@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from guards.text import finditer_all, mask
@@ -142,6 +143,17 @@ class NumberMention:
         return not self.percent and self.value == int(self.value) and 0 <= self.value <= 1000
 
 
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=4096)
+def _figures_of(text: str) -> tuple[float, ...]:
+    """The values of the figures in a fact's text. Cached: the same records (names, stages,
+    dates, amounts as text) come back turn after turn, and each text is read with some twenty
+    patterns."""
+    return tuple(n.value for n in extract_numbers(text))
+
+
 def _trailing_zeros(digits: str) -> int:
     stripped = digits.rstrip("0")
     return len(digits) - len(stripped) if stripped else 0
@@ -149,6 +161,8 @@ def _trailing_zeros(digits: str) -> int:
 
 def extract_numbers(text: str, ignore: Iterable[tuple[int, int]] = ()) -> list[NumberMention]:
     """Every figure in `text` outside the not-a-figure patterns and the `ignore` spans."""
+    if _DIGIT.search(text) is None:  # every figure has a digit; most fact strings have none
+        return []
     masked = mask(text, [*finditer_all(NOT_FIGURES, text), *ignore])
     out: list[NumberMention] = []
     for m in _NUMBER.finditer(masked):
@@ -239,7 +253,7 @@ class FactSet:
                     values.append(float(obj))
             elif isinstance(obj, str):
                 strings.append(obj)
-                values.extend(n.value for n in extract_numbers(obj))
+                values.extend(_figures_of(obj))
             elif isinstance(obj, Mapping):
                 for v in obj.values():
                     walk(v)
