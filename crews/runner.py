@@ -13,9 +13,11 @@ goes to a callback as the model writes it (a crew writing its reply through
 sentence by sentence while the model writes, and no grammar or quoting sits between the model and
 the words.
 
-The request path is async: the crew runs in a worker thread through `Crew.kickoff_async`
-(CrewAI's own `asyncio.to_thread` around the sync `kickoff`, which OpenTelemetry instrumentations
-of CrewAI wrap, and which carries the context variables of the usage scope).
+The request path is async: the crew runs through CrewAI's native `Crew.akickoff` on the caller's
+event loop. CrewAI runs each blocking step of an agent (the LLM call among them) in the loop's
+default executor, with the context variables of the usage scope. `Crew.kickoff_async` (a thread
+around the sync `kickoff`) is not used: each agent step there built an event loop and a thread
+pool of its own, and cost about a quarter more CPU a run (bench/bench_crew_cpu.py).
 """
 
 from __future__ import annotations
@@ -134,13 +136,13 @@ async def kickoff_validated(
 
 
 async def _kickoff(crew: Crew, inputs: Mapping[str, Any]) -> Any:
-    """`crew.kickoff_async(inputs)`, its agents given back to the pool once the crew stopped.
-    Cancelled (the turn's deadline), the crew's worker thread may still be running: its agents
-    are dropped instead."""
+    """`crew.akickoff(inputs)`, its agents given back to the pool once the crew stopped.
+    Cancelled (the turn's deadline), a step of the crew may still be running in its worker
+    thread: its agents are dropped instead."""
     from crews.crewkit import AGENTS
 
     try:
-        result = await crew.kickoff_async(inputs=dict(inputs))
+        result = await crew.akickoff(inputs=dict(inputs))
     except asyncio.CancelledError:
         AGENTS.give_back(crew.agents, reuse=False)
         raise

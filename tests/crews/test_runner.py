@@ -210,3 +210,32 @@ async def test_a_finished_run_leaves_its_agent_for_the_next_and_a_cancelled_one_
         await kickoff_validated("test", _pooled_build(seen), {"name": "Ann"}, Answer, _cfg(stub))
         assert seen[2] is seen[0]
         assert seen[3] is not seen[2]  # the cancelled run's agent was dropped, not reused
+
+
+async def test_crews_run_natively_async_without_an_event_loop_of_their_own(
+    stub: StubLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sync kickoff (a thread around it, an event loop and a thread pool per agent step) is
+    # not the path: both runners go through `Crew.akickoff` on the caller's loop
+    from crews.crewkit import Crew
+
+    def no_sync_kickoff(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the sync Crew.kickoff ran")
+
+    monkeypatch.setattr(Crew, "kickoff", no_sync_kickoff)
+    loops = 0
+    real_run = asyncio.run
+
+    def counting_run(*args: Any, **kwargs: Any) -> Any:
+        nonlocal loops
+        loops += 1
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "run", counting_run)
+    stub.answers = ['{"reply": "hi", "score": 3}', "Hello there."]
+    run = await kickoff_validated("test", _build, {"name": "Ann"}, Answer, _cfg(stub), max_tokens=50)
+    assert run.output.reply == "hi"
+    pieces: list[str] = []
+    text = await kickoff_text("test", _build, {"name": "Ann"}, _cfg(stub), pieces.append, max_tokens=50)
+    assert text.text == "Hello there." and "".join(pieces) == "Hello there."
+    assert loops == 0
