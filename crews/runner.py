@@ -17,7 +17,7 @@ The request path is async: the crew runs through CrewAI's native `Crew.akickoff`
 event loop. CrewAI runs each blocking step of an agent (the LLM call among them) in the loop's
 default executor, with the context variables of the usage scope. `Crew.kickoff_async` (a thread
 around the sync `kickoff`) is not used: each agent step there built an event loop and a thread
-pool of its own, and cost about a quarter more CPU a run (bench/bench_crew_cpu.py).
+pool of its own, and cost about a fifth more CPU a run (bench/bench_crew_cpu.py).
 """
 
 from __future__ import annotations

@@ -138,9 +138,9 @@ def _llm_class() -> type[BaseLLM]:
             return _shared_sync_client(self._get_client_params(), self.interceptor)
 
         def _build_async_client(self) -> Any:
-            # only a crew run through CrewAI's async calls gets here (Flowstate's run the sync
-            # `kickoff` in a worker thread); an httpx async pool belongs to one event loop, so
-            # it is not shared
+            # only CrewAI's async LLM calls get here (Flowstate's crews call the model from
+            # CrewAI's step threads, synchronously, under `akickoff` too); an httpx async pool
+            # belongs to one event loop, so it is not shared
             from crewai.llms.hooks.transport import AsyncHTTPTransport
             from openai import AsyncOpenAI
 
@@ -172,9 +172,9 @@ def _llm_class() -> type[BaseLLM]:
     return FlowstateCompletion
 
 
-#: The last response the current thread's crew LLM received (set by the shared recorder; read
-#: to close a stream that `on_text` stopped). A crew's LLM calls and their transport hooks run on
-#: the crew's thread, one call at a time.
+#: The last response a crew LLM received in the current context (set by the shared recorder;
+#: read to close a stream that `on_text` stopped). A call and its transport hooks run in one
+#: thread and context: CrewAI's thread for that step of the crew.
 _last_response: ContextVar[Any] = ContextVar("flowstate_crew_last_response", default=None)
 
 
