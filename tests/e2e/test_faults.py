@@ -361,7 +361,7 @@ async def saver(redis_url: str) -> AsyncIterator[Any]:
 
 @dataclass
 class ThreadCrew:
-    """A crew that works in a worker thread, as CrewAI's `kickoff_async` does: sleeps `work_s`,
+    """A crew that works in a worker thread, as a step of a CrewAI crew does: sleeps `work_s`,
     then asks the LLM at `llm_url` through the metered HTTP client (the one both LLM doors use).
     `outcome`: "answered" or "refused" (the turn's scope was cancelled); `spans`: (start, end)
     of every run; `finished` is set when a run's thread is done."""

@@ -79,7 +79,7 @@ def _crew(stub: StubLLM) -> Any:
 
 
 def _graph(stub: StubLLM) -> Any:
-    """resolve -> classify (ChatOpenAI) -> crew (CrewAI, in a thread) -> respond (streaming
+    """resolve -> classify (ChatOpenAI) -> crew (CrewAI, `akickoff`) -> respond (streaming
     ChatOpenAI): the shape of a Flowstate turn, every node async like the app's."""
 
     async def classify(state: _State) -> _State:
@@ -87,7 +87,7 @@ def _graph(stub: StubLLM) -> Any:
         return {"label": str(reply.content)}
 
     async def crew(state: _State) -> _State:
-        out = await _crew(stub).kickoff_async()
+        out = await _crew(stub).akickoff()
         return {"crew_output": out.raw}
 
     async def respond(state: _State) -> _State:
@@ -376,12 +376,12 @@ async def test_shutdown_leaves_no_tracing_behind(
     assert PUBLIC_KEY not in LangfuseResourceManager._instances
 
     # a crew now is not traced, and a new setup with the same key exports to its own URL
-    await _crew(stub_llm).kickoff_async()
+    await _crew(stub_llm).akickoff()
     with OTLPReceiver() as second_receiver:
         second = setup_tracing(langfuse_settings(monkeypatch, second_receiver.base_url), prices=TEST_PRICES)
         try:
             with second.turn_span(THREAD_ID, USER_ID):
-                await _crew(stub_llm).kickoff_async()
+                await _crew(stub_llm).akickoff()
             second.flush()
             assert second_receiver.wait_for(lambda r: len(r.generations()) == 1)
         finally:
