@@ -35,10 +35,9 @@ Per-turn accounting: :func:`usage_scope` opens a scope (a context variable) and 
 :class:`MeterUsage` that every LLM request started inside it is added to (nested scopes each see
 it). Context variables follow `asyncio` tasks and `asyncio.to_thread`, which is how LangGraph runs
 nodes and CrewAI's `akickoff` runs an agent's steps, so a chat turn's scope sees every call of
-both doors. This
-is the one counter of LLM usage per turn (`POST /api/chat` `usage`), per crew run
-(`CrewResponse.llm_calls`, `crews.runner.CrewRun.usage`) and per benchmark row: the same exchanges
-the Prometheus series count.
+both doors. This is the one counter of LLM usage per turn (`POST /api/chat` `usage`), per crew
+run (`CrewResponse.llm_calls`, `crews.runner.CrewRun.usage`) and per benchmark row: the same
+exchanges the Prometheus series count.
 """
 
 from __future__ import annotations
