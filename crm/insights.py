@@ -115,20 +115,7 @@ def account_purchases(
         stmt = stmt.where(Account.id.in_(account_ids))
     rows = session.execute(stmt).all()
     all_products = list(session.scalars(select(Product.name).order_by(Product.name)))
-    won_here = [won, Deal.account_id.in_([r.id for r in rows])]
-    if rep_ids is not None:
-        won_here.append(Deal.rep_id.in_(rep_ids))
-    per_product = session.execute(
-        select(Deal.account_id, Product.name, func.count())
-        .join(Product, Deal.product_id == Product.id)
-        .where(*won_here)
-        .group_by(Deal.account_id, Product.name)
-    ).all()
-    won_by_account: dict[int, list[tuple[str, int]]] = {}
-    for account_id, product, n in per_product:
-        if account_id is None:
-            continue
-        won_by_account.setdefault(account_id, []).append((product, n))
+    won_by_account = _won_per_product(session, [r.id for r in rows], rep_ids)
     out = []
     for r in rows:
         names = _most_won_first(won_by_account.get(r.id, []))
@@ -149,17 +136,28 @@ def account_purchases(
 def products_won(session: Session, account_id: int, *, rep_ids: frozenset[int] | None = None) -> list[str]:
     """The products won on one account, most won first (ties by name): `account_purchases`'
     `products_won` of that account in one query; over the deals of `rep_ids` only (None: all)."""
-    conds = [Deal.stage == load_pipeline().won_key, Deal.account_id == account_id]
+    return _most_won_first(_won_per_product(session, [account_id], rep_ids).get(account_id, []))
+
+
+def _won_per_product(
+    session: Session, account_ids: list[int], rep_ids: frozenset[int] | None
+) -> dict[int, list[tuple[str, int]]]:
+    """Deals won per product on each of `account_ids` (one query), over the deals of `rep_ids`
+    only (None: all): account id -> [(product name, deals won)], accounts without a win left out."""
+    conds = [Deal.stage == load_pipeline().won_key, Deal.account_id.in_(account_ids)]
     if rep_ids is not None:
         conds.append(Deal.rep_id.in_(rep_ids))
-    rows = session.execute(
-        select(Product.name, func.count())
-        .select_from(Deal)
+    per_product = session.execute(
+        select(Deal.account_id, Product.name, func.count())
         .join(Product, Deal.product_id == Product.id)
         .where(*conds)
-        .group_by(Product.name)
+        .group_by(Deal.account_id, Product.name)
     ).all()
-    return _most_won_first([(name, n) for name, n in rows])
+    won: dict[int, list[tuple[str, int]]] = {}
+    for account_id, product, n in per_product:
+        if account_id is not None:  # never, under the IN; the column is nullable
+            won.setdefault(account_id, []).append((product, n))
+    return won
 
 
 def _most_won_first(counts: list[tuple[str, int]]) -> list[str]:
