@@ -58,6 +58,7 @@ from contracts import (
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,43 @@ STATE_TYPES: tuple[type, ...] = (
 )
 
 
-#: Raise the saver's ordering counter and file a checkpoint id under the new value in its thread's
-#: timeline, in one server-side step. KEYS: counter, timeline; ARGV: checkpoint id.
-_FILE_CHECKPOINT = (
-    "local seq = redis.call('INCR', KEYS[1]) redis.call('ZADD', KEYS[2], seq, ARGV[1]) return seq"
-)
+#: Save a checkpoint in one server-side step: its payload and its channel blobs (with the TTL,
+#: when ARGV[1] is not empty), then raise the saver's ordering counter, file the checkpoint id
+#: under the new value in its thread's timeline and register the timeline. One command and one
+#: reply instead of a MULTI/EXEC of some twenty (each queued command answers QUEUED), and atomic
+#: like it. KEYS: checkpoint, counter, timeline, thread registry, then the blobs; ARGV: TTL
+#: seconds or "", checkpoint payload, checkpoint id, registry entry, then each blob's payload at
+#: its key's position (ARGV[i] goes to KEYS[i] from 5 on).
+_SAVE_CHECKPOINT = """
+local ttl = tonumber(ARGV[1])
+local function put(key, value)
+  if ttl then redis.call('SET', key, value, 'EX', ttl) else redis.call('SET', key, value) end
+end
+put(KEYS[1], ARGV[2])
+for i = 5, #KEYS do put(KEYS[i], ARGV[i]) end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[3])
+redis.call('HSET', KEYS[4], KEYS[3], ARGV[4])
+if ttl then redis.call('EXPIRE', KEYS[3], ttl) end
+return seq
+"""
+
+#: Save a task's pending writes in one server-side step: a field whose flag is "1" is kept if it
+#: exists (HSETNX: a task's first write of a channel wins), "0" overwrites it (the special
+#: channels: errors, interrupts). KEYS: the checkpoint's writes hash; ARGV: TTL seconds or "",
+#: then (flag, field, value) triples.
+_SAVE_WRITES = """
+for i = 2, #ARGV, 3 do
+  if ARGV[i] == '1' then
+    redis.call('HSETNX', KEYS[1], ARGV[i + 1], ARGV[i + 2])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i + 1], ARGV[i + 2])
+  end
+end
+local ttl = tonumber(ARGV[1])
+if ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""
 
 
 #: Find a thread's checkpoint (its latest when ARGV[1] is empty) and read it with its pending
@@ -147,16 +180,21 @@ class RedisSaver(AsyncRedisSaver):
     - `aget_tuple`: two round trips, not four: a Lua script finds the checkpoint (the latest by
       default) and returns it with its pending writes, then one MGET reads its channel blobs.
       Within :func:`turn_reads`, the latest checkpoint is read once until the next write.
-    - `aput`: one MULTI/EXEC pipeline. The library first INCRs the ordering counter in a round
-      trip of its own, to score the new checkpoint in the thread's timeline; here a Lua script
-      does both inside the pipeline. Keys get their TTL with `SET ... EX`, not a second
-      `EXPIRE` each (a turn writes about thirty channel blobs).
-    - `aput_writes`: one pipeline. The library reads the existing fields first (EXISTS, HKEYS)
-      to keep a task's first write of a channel; `HSETNX` keeps it in the same command, and the
-      special channels (errors, interrupts; negative index) are overwritten with `HSET` as there.
+    - `aput`: one Lua script call. The library INCRs the ordering counter in a round trip of its
+      own, then sends a pipeline of a SET and an EXPIRE per channel blob (a turn writes about
+      thirty); the script sets every key with its TTL, scores the checkpoint in its thread's
+      timeline and registers the thread in one command, atomically.
+    - `aput_writes`: one Lua script call. The library reads the existing fields first (EXISTS,
+      HKEYS) to keep a task's first write of a channel; the script uses `HSETNX` for that and
+      overwrites the special channels (errors, interrupts; negative index) with `HSET` as there.
 
-    The official conformance suite runs against it (tests/graphs/test_checkpoint_conformance.py).
+    Scripts run by their SHA (EVALSHA), registered once per saver. The official conformance
+    suite runs against it (tests/graphs/test_checkpoint_conformance.py).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scripts: dict[str, AsyncScript] = {}
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint `config` names (its `checkpoint_id`, else the thread's latest) with its
@@ -168,13 +206,9 @@ class RedisSaver(AsyncRedisSaver):
         if reads is not None and (thread_id, ns) in reads:
             kept = reads[(thread_id, ns)]
             return None if kept is _ABSENT else kept  # type: ignore[no-any-return]
-        found = await self.client.eval(  # type: ignore[misc]
-            _READ_CHECKPOINT,
-            1,
-            self._key_index(thread_id, ns),
-            cid or "",
-            self._key_checkpoint(thread_id, ns, ""),
-            self._key_writes(thread_id, ns, ""),
+        found = await self._script("read_checkpoint", _READ_CHECKPOINT)(
+            keys=[self._key_index(thread_id, ns)],
+            args=[cid or "", self._key_checkpoint(thread_id, ns, ""), self._key_writes(thread_id, ns, "")],
         )
         read = None if found is None else await self._tuple_of(thread_id, ns, found)
         if reads is not None:
@@ -220,18 +254,12 @@ class RedisSaver(AsyncRedisSaver):
         idx_key = self._key_index(thread_id, ns)
         payload = self._payload_for_checkpoint(config, checkpoint, metadata)
         blobs = self._plan_blobs(thread_id, ns, checkpoint.get("channel_values") or {}, new_versions)
-        ttl = self.ttl or None
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self._key_checkpoint(thread_id, ns, cid), payload, ex=ttl)
-        for key, value in blobs:
-            pipe.set(key, value, ex=ttl)
-        pipe.eval(_FILE_CHECKPOINT, 2, self._key_seq(), idx_key, cid)
-        pipe.hset(
-            self._key_threads(), idx_key, json.dumps({"thread": thread_id, "ns": ns}, ensure_ascii=False)
+        registered = json.dumps({"thread": thread_id, "ns": ns}, ensure_ascii=False)
+        await self._script("save_checkpoint", _SAVE_CHECKPOINT)(
+            keys=[self._key_checkpoint(thread_id, ns, cid), self._key_seq(), idx_key, self._key_threads()]
+            + [key for key, _ in blobs],
+            args=[self.ttl or "", payload, cid, registered] + [value for _, value in blobs],
         )
-        if ttl:
-            pipe.expire(idx_key, ttl)
-        await pipe.execute()
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
     async def aput_writes(
@@ -246,17 +274,20 @@ class RedisSaver(AsyncRedisSaver):
         ns: str = config["configurable"].get("checkpoint_ns", "")
         wr_key = self._key_writes(thread_id, ns, config["configurable"]["checkpoint_id"])
         _forget_read(thread_id, ns)
-        pipe = self.client.pipeline(transaction=True)
+        args: list[Any] = [self.ttl or ""]
         for idx, (channel, value) in enumerate(writes):
             inner_idx = WRITES_IDX_MAP.get(channel, idx)
-            field, encoded = f"{task_id}:{inner_idx}", self._encode_write(task_id, channel, value)
-            if inner_idx >= 0:
-                pipe.hsetnx(wr_key, field, encoded)
-            else:
-                pipe.hset(wr_key, field, encoded)
-        if self.ttl:
-            pipe.expire(wr_key, self.ttl)
-        await pipe.execute()
+            keep_first = "1" if inner_idx >= 0 else "0"
+            args += [keep_first, f"{task_id}:{inner_idx}", self._encode_write(task_id, channel, value)]
+        await self._script("save_writes", _SAVE_WRITES)(keys=[wr_key], args=args)
+
+    def _script(self, name: str, source: str) -> AsyncScript:
+        """The Lua script `source`, registered once per saver: run by its SHA (EVALSHA), loaded
+        again by redis-py when the server answers NOSCRIPT (a restarted or flushed Redis)."""
+        found = self._scripts.get(name)
+        if found is None:
+            found = self._scripts[name] = self.client.register_script(source)
+        return found
 
 
 class CheckpointStoreError(RuntimeError):

@@ -88,6 +88,37 @@ async def test_keys_get_the_configured_ttl(redis_url: str) -> None:
         await _drop_prefix(redis_url, prefix)
 
 
+async def test_each_checkpoint_and_each_task_s_writes_is_saved_in_one_command(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph run saves through the write scripts alone (one EVALSHA a checkpoint or a task's
+    writes; SCRIPT LOAD once when Redis does not know a script yet), with no pipeline of SETs,
+    even after Redis forgot the scripts (SCRIPT FLUSH, as after a restart)."""
+    prefix = f"test-one-command-{uuid.uuid4().hex[:8]}"
+    try:
+        async with open_checkpointer(redis_url, 60, prefix=prefix) as saver:
+            graph = _graph().compile(checkpointer=saver)
+            config = {"configurable": {"thread_id": "t1"}}
+            await graph.ainvoke({"messages": [HumanMessage("one")]}, config)
+            await saver.client.script_flush()
+            sent: list[str] = []
+            real = saver.client.execute_command
+
+            async def execute_command(*args: Any, **options: Any) -> Any:
+                sent.append(str(args[0]).upper())
+                return await real(*args, **options)
+
+            monkeypatch.setattr(saver.client, "execute_command", execute_command)
+            monkeypatch.setattr(saver.client, "pipeline", None)  # any pipeline use would fail
+            out = await graph.ainvoke({"messages": [HumanMessage("two")]}, config, durability="sync")
+        assert [m.content for m in out["messages"]] == ["one", "echo: one", "two", "echo: two"]
+        assert set(sent) <= {"EVALSHA", "SCRIPT LOAD", "MGET"}, sent
+        # a checkpoint before and after the step, and the step's writes (durability "sync")
+        assert sent.count("EVALSHA") >= 3, sent
+    finally:
+        await _drop_prefix(redis_url, prefix)
+
+
 async def test_conversation_survives_a_new_saver_and_keeps_typed_state(redis_url: str) -> None:
     """A second turn through a brand-new saver (as after an app restart) sees the first."""
     prefix = f"test-restart-{uuid.uuid4().hex[:8]}"
