@@ -42,7 +42,7 @@ from crm.errors import Inconsistent, Invalid, NotFound
 from crm.filters import DealFilter, deal_conditions, deal_select, status_condition
 from crm.lookup import find_accounts, find_products, find_reps, get_by_ref
 from crm.models import Account, Contact, Deal, DealStageHistory, Product, SalesRep
-from crm.repository import deal_outs, get_account, get_rep
+from crm.repository import account_out, deal_outs, get_rep
 from crm.schemas import (
     AccountBrief,
     AccountProfile,
@@ -351,8 +351,11 @@ def account_profile(
     if rep_ids is not None and not account_readable(session, row.id, rep_ids):
         raise NotFound("account", account)
     n_contacts = session.scalar(select(func.count()).where(Contact.account_id == row.id)) or 0
+    # the parent row, loaded once: its name for the account's view, and held here so that
+    # `parent_account` finds it in the session's identity map instead of reading it again
+    parent_row = session.get(Account, row.parent_account_id) if row.parent_account_id is not None else None
     return AccountProfile(
-        account=get_account(session, row.id),
+        account=account_out(row, parent_row.name if parent_row is not None else None),
         parent=parent_account(session, row.id, rep_ids=rep_ids),
         subsidiaries=subsidiaries(session, row.id, rep_ids=rep_ids),
         contacts=n_contacts,

@@ -185,7 +185,8 @@ def _account_select() -> Select[Account, str | None]:
     return select(Account, _Parent.name).outerjoin(_Parent, Account.parent_account_id == _Parent.id)
 
 
-def _account_out(account: Account, parent_name: str | None) -> AccountOut:
+def account_out(account: Account, parent_name: str | None) -> AccountOut:
+    """The API view of an account row, with its parent's name (None: a top-level account)."""
     out = AccountOut.model_validate(account)
     out.parent_name = parent_name
     return out
@@ -218,7 +219,7 @@ def list_accounts(
     rows = session.execute(
         stmt.order_by(func.lower(Account.name), Account.id).limit(limit).offset(offset)
     ).all()
-    return Page(items=[_account_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
+    return Page(items=[account_out(a, p) for a, p in rows], total=total, limit=limit, offset=offset)
 
 
 def get_account(session: Session, account_id: int) -> AccountOut:
@@ -226,7 +227,7 @@ def get_account(session: Session, account_id: int) -> AccountOut:
     row = session.execute(_account_select().where(Account.id == _stored_id(account_id, "account"))).first()
     if row is None:
         raise NotFound("account", account_id)
-    return _account_out(row[0], row[1])
+    return account_out(row[0], row[1])
 
 
 def _check_parent(session: Session, account_id: int | None, parent_id: int | None) -> None:

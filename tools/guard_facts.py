@@ -71,12 +71,22 @@ def record_ids(request: CrewRequest, response: CrewResponse) -> dict[str, set[in
     return ids
 
 
-def allowed_pii(session: Session, ids: dict[str, set[int]]) -> tuple[str, ...]:
-    """Emails and phone numbers of the contacts of the accounts (and of the deals' accounts) and
-    of the contacts in `ids`, and the emails of its reps; sorted, without duplicates."""
-    accounts = set(ids["account"])
-    if ids["deal"]:
-        accounts |= {a for a in session.scalars(select(Deal.account_id).where(Deal.id.in_(ids["deal"]))) if a}
+def deal_refs(session: Session, deal_ids: set[int]) -> list[tuple[int | None, int | None]]:
+    """(account id, product id) of each deal of `deal_ids` that exists; one query, none for no
+    ids."""
+    if not deal_ids:
+        return []
+    rows = session.execute(select(Deal.account_id, Deal.product_id).where(Deal.id.in_(deal_ids)))
+    return [(account_id, product_id) for account_id, product_id in rows]
+
+
+def allowed_pii(
+    session: Session, ids: dict[str, set[int]], deals: list[tuple[int | None, int | None]]
+) -> tuple[str, ...]:
+    """Emails and phone numbers of the contacts of the accounts in `ids` and of the `deals`'
+    accounts (`deal_refs`), and of the contacts in `ids`, and the emails of its reps; sorted,
+    without duplicates."""
+    accounts = set(ids["account"]) | {account for account, _ in deals if account}
     found: list[str] = []
     if accounts or ids["contact"]:
         rows = session.execute(
@@ -91,17 +101,19 @@ def allowed_pii(session: Session, ids: dict[str, set[int]]) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
-def list_price(session: Session, response: CrewResponse, ids: dict[str, set[int]]) -> float | None:
+def list_price(
+    session: Session,
+    response: CrewResponse,
+    ids: dict[str, set[int]],
+    deals: list[tuple[int | None, int | None]],
+) -> float | None:
     """The list price (USD) the response's "$X off" refers to: the one in its data (`price`),
-    else that of the one product of the turn's products or deals; None when there are none or
-    several."""
+    else that of the one product of the turn's products or, without those, of its `deals`
+    (`deal_refs`); None when there are none or several."""
     price = response.data.get("price") if isinstance(response.data, dict) else None
     if isinstance(price, dict) and isinstance(price.get("list_price"), (int, float)):
         return float(price["list_price"])
-    product_ids = set(ids["product"])
-    if not product_ids and ids["deal"]:
-        query = select(Deal.product_id).where(Deal.id.in_(ids["deal"]))
-        product_ids = {p for p in session.scalars(query) if p}
+    product_ids = set(ids["product"]) or {product for _, product in deals if product}
     if len(product_ids) != 1:  # none, or several: "$X off" cannot be read as one percentage
         return None
     value = session.scalar(select(Product.list_price).where(Product.id.in_(product_ids)))
@@ -110,10 +122,12 @@ def list_price(session: Session, response: CrewResponse, ids: dict[str, set[int]
 
 def gather(session: Session, request: CrewRequest, response: CrewResponse) -> GuardFacts:
     """Name index, allowed personal data and list price for checking `response`, read in
-    `session` (blocking: run it in a worker thread)."""
+    `session` (blocking: run it in a worker thread); the deals' accounts and products are read
+    once for both."""
     ids = record_ids(request, response)
+    deals = deal_refs(session, ids["deal"])
     return GuardFacts(
         index=name_index(session),
-        allowed_pii=allowed_pii(session, ids),
-        list_price=list_price(session, response, ids),
+        allowed_pii=allowed_pii(session, ids, deals),
+        list_price=list_price(session, response, ids, deals),
     )
