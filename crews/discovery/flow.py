@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from contracts import CrewRequest, CrewResponse, Entities, Source
+from contracts import CrewRequest, CrewResponse, Entities, EntityRef, Source
 from crews.common import drop_numeric_sentences, in_session, question_of, reading, strip_ungrounded
 from crews.deps import CrewDeps
 from crews.discovery.models import BantAssessment, DiscoveryResult, ResearchBrief
@@ -152,14 +153,26 @@ def _key_facts(full: dict[str, Any]) -> str:
     return line
 
 
-async def _research(deps: CrewDeps, request: CrewRequest, account: Any) -> CrewResponse:
+class _NotVisible:
+    """An account outside the caller's reading (or gone since its name was resolved)."""
+
+
+#: The records of a briefing (`_account_records`), or `_NotVisible()`.
+Records = dict[str, Any] | _NotVisible
+
+
+def _research_records(session: Session, deps: CrewDeps, request: CrewRequest, account: EntityRef) -> Records:
+    """`_account_records` of `account` in the caller's reading, or `_NotVisible()`."""
     ref = account.id if account.id is not None else account.key
-    rep_ids = reading(request)
     try:
-        rec = await in_session(
-            deps, lambda s: _account_records(s, ref, deps.embedder, request.message, rep_ids)
-        )
+        return _account_records(session, ref, deps.embedder, request.message, reading(request))
     except NotFound:
+        return _NotVisible()
+
+
+async def _research(deps: CrewDeps, request: CrewRequest, account: EntityRef, rec: Records) -> CrewResponse:
+    """The briefing on `account` from its records (`_research_records`, read by the caller)."""
+    if isinstance(rec, _NotVisible):
         # outside the caller's reading (or gone since the name was resolved): nothing shown
         return CrewResponse(
             reply=f"{account.key} is not among the accounts you can see, so I can't research it.",
@@ -308,6 +321,33 @@ def _data_question(message: str, entities: Entities) -> bool:
     return asks_about_records(message, entities) or read_question(message).measure is not None
 
 
+@dataclass(frozen=True)
+class _FirstReads:
+    """What one transaction reads before any model call: a factual answer (`fact`), else a deal
+    figure (`deal_fact`), else, for a named account when the question is not one for the query
+    planner, the briefing's records (`records`, see `_research_records`); None where not read."""
+
+    fact: Answer | None = None
+    deal_fact: Answer | None = None
+    records: Records | None = None
+
+
+def _first_reads(session: Session, deps: CrewDeps, request: CrewRequest) -> _FirstReads:
+    """The reads of `run` that need no model, in one transaction (one worker-thread hop and one
+    pooled connection for the turn's first answer, not three)."""
+    message, entities = request.message, request.entities
+    fact = safe_answer_fact(session, message, entities, rep_ids=reading(request))
+    if fact is not None:
+        return _FirstReads(fact=fact)
+    deal_fact = _pipeline_fact(session, request)
+    if deal_fact is not None:
+        return _FirstReads(deal_fact=deal_fact)
+    account = entities.first("account")
+    if account is None or _data_question(message, entities):
+        return _FirstReads()
+    return _FirstReads(records=_research_records(session, deps, request, account))
+
+
 def _answer(answer: Answer, kind: str) -> CrewResponse:
     result = DiscoveryResult(kind=kind, figures=answer.data)  # type: ignore[arg-type]
     return CrewResponse(
@@ -324,30 +364,29 @@ async def run(request: CrewRequest, deps: CrewDeps) -> CrewResponse:
         elif RANK_LEADS.search(message) and entities.first("account") is None:
             response = await _rank_leads(deps, request)
         else:
-            fact = await in_session(
-                deps, lambda s: safe_answer_fact(s, message, entities, rep_ids=reading(request))
-            )
-            if fact is not None:
-                response = _answer(fact, "fact")
+            first = await in_session(deps, lambda s: _first_reads(s, deps, request))
+            account = entities.first("account")
+            answer = None
+            if first.fact is None and first.deal_fact is None and _data_question(message, entities):
+                answer = await answer_over_crm(deps, request, reading(request))
+            if first.fact is not None:
+                response = _answer(first.fact, "fact")
+            elif first.deal_fact is not None:
+                response = _answer(first.deal_fact, "pipeline_fact")
+            elif answer is not None:
+                response = _answer(answer, "fact")  # a question over the CRM's records
+            elif account is not None:
+                records = first.records
+                if records is None:  # the planner had nothing to say: a briefing after all
+                    records = await in_session(deps, lambda s: _research_records(s, deps, request, account))
+                response = await _research(deps, request, account, records)
+            elif QUALIFY.search(message) or re.search(r"\b(lead|prospect)\b", message, re.I):
+                response = await _qualify(deps, request)
             else:
-                deal_fact = await in_session(deps, lambda s: _pipeline_fact(s, request))
-                account = entities.first("account")
-                answer = None
-                if deal_fact is None and _data_question(message, entities):
-                    answer = await answer_over_crm(deps, request, reading(request))
-                if deal_fact is not None:
-                    response = _answer(deal_fact, "pipeline_fact")
-                elif answer is not None:
-                    response = _answer(answer, "fact")  # a question over the CRM's records
-                elif account is not None:
-                    response = await _research(deps, request, account)
-                elif QUALIFY.search(message) or re.search(r"\b(lead|prospect)\b", message, re.I):
-                    response = await _qualify(deps, request)
-                else:
-                    response = CrewResponse(
-                        reply="Which account, contact or lead should I look into? Name it and I'll pull "
-                        "what the "
-                        "CRM has on it.",
-                        data=DiscoveryResult(kind="unknown").model_dump(mode="json"),
-                    )
+                response = CrewResponse(
+                    reply="Which account, contact or lead should I look into? Name it and I'll pull "
+                    "what the "
+                    "CRM has on it.",
+                    data=DiscoveryResult(kind="unknown").model_dump(mode="json"),
+                )
         return response.model_copy(update={"llm_calls": usage.calls})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import event
+
 from contracts import CrewRequest, Entities
 from crews import CrewDeps
 from crews.discovery import run
@@ -134,3 +136,35 @@ async def test_a_derived_entity_does_not_hide_the_question_words(crm_data: CRM, 
     ents.items.append(crm_data.ref("manager", "Mia Manager", mention="Bob Beta's manager"))
     r = await run(_ask("Who is Bob Beta's manager?", ents), deps)
     assert "Mia Manager" in r.reply and r.data["kind"] == "fact"
+
+
+async def test_a_briefing_reads_the_crm_in_one_transaction(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    """The fact check, the deal-figure check and the briefing's records share one pooled
+    connection (one worker-thread hop and one transaction before the model call)."""
+    stub.answers = [json.dumps({"summary": "Acme buys GTX systems.", "talking_points": []})]
+    checkouts: list[object] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(object())
+
+    assert deps.engine is not None
+    event.listen(deps.engine.pool, "checkout", count)
+    try:
+        r = await run(_ask("Brief me on Acme", crm_data.entities(("account", "Acme"))), deps)
+    finally:
+        event.remove(deps.engine.pool, "checkout", count)
+    assert r.data["kind"] == "research" and "Acme buys GTX systems." in r.reply
+    assert "3 deals" in r.reply  # the records were read
+    assert len(checkouts) == 1
+
+
+async def test_a_briefing_on_an_account_out_of_reach_shows_nothing(
+    crm_data: CRM, deps: CrewDeps, stub: StubLLM
+) -> None:
+    ents = crm_data.entities(("account", "Acme"))
+    ents.items[0] = ents.items[0].model_copy(update={"id": 10**9})  # gone since it was resolved
+    r = await run(_ask("Brief me on Acme", ents), deps)
+    assert "not among the accounts you can see" in r.reply
+    assert r.data["account"] is None and stub.count == 0
