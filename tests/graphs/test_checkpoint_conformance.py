@@ -106,7 +106,7 @@ async def test_each_checkpoint_and_each_task_s_writes_is_saved_in_one_command(
 
             async def execute_command(*args: Any, **options: Any) -> Any:
                 sent.append(str(args[0]).upper())
-                return await real(*args, **options)
+                return await real(*args, **options)  # type: ignore[no-untyped-call]
 
             monkeypatch.setattr(saver.client, "execute_command", execute_command)
             monkeypatch.setattr(saver.client, "pipeline", None)  # any pipeline use would fail
