@@ -454,15 +454,25 @@ class ChatService:
     ) -> None:
         """Run one turn (or resume) of `thread_id` and put its frames, then its ChatResult, on
         `queue` (a ChatError as `_Raise`). This is where every turn starts: it takes the
-        thread's locks (this process's, then Redis's) and runs :meth:`_run` under them; the
-        result goes out once they are released, so a caller who has it can start the next turn."""
+        thread's lock in this process, waits for a place among the turns running here
+        (:meth:`_admit`), then takes the thread's Redis lock and runs :meth:`_run` under them;
+        the result goes out once they are released, so a caller who has it can start the next
+        turn. A turn queues for its place before it takes the Redis lock: a lease held while
+        queueing would be renewed every few seconds for nothing (under 1,000 conversations those
+        renewals were a fortieth of a worker's CPU), and other processes could not serve the
+        thread meanwhile."""
         local = self._locks.get(thread_id)
         if local is None:
             local = self._locks[thread_id] = asyncio.Lock()
-        # the thread's latest checkpoint is read once until the turn writes (`turn_reads`)
         async with local:
-            with turn_reads():
-                last = await self._locked(thread_id, message, caller, resume, queue)
+            admitted = await self._admit()
+            try:
+                # the thread's latest checkpoint is read once until the turn writes (`turn_reads`)
+                with turn_reads():
+                    last = await self._locked(thread_id, message, caller, resume, queue, admitted)
+            finally:
+                if admitted:
+                    self._slots.release()
         queue.put_nowait(last)
 
     async def _locked(
@@ -472,10 +482,11 @@ class ChatService:
         caller: Caller,
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
+        admitted: bool,
     ) -> ChatResult | _Raise:
         """:meth:`_run` under the thread's Redis lock (when the checkpointer has a Redis client)."""
         if self._redis is None:
-            return await self._run(thread_id, message, caller, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue, admitted)
         lock = thread_lock(
             self._redis,
             thread_id,
@@ -491,7 +502,7 @@ class ChatService:
             except Exception as exc:  # Redis down: nothing can be read or saved
                 err = classify_failure(exc, "lock_thread")
                 return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-            return await self._run(thread_id, message, caller, resume, queue)
+            return await self._run(thread_id, message, caller, resume, queue, admitted)
 
     async def _run(
         self,
@@ -500,9 +511,11 @@ class ChatService:
         caller: Caller,
         resume: ResumeValue | None,
         queue: asyncio.Queue[Any],
+        admitted: bool,
     ) -> ChatResult | _Raise:
         """The turn itself, under the thread's locks, within the turn deadline: streams its
-        frames to `queue` and returns its result (a ChatError as `_Raise`)."""
+        frames to `queue` and returns its result (a ChatError as `_Raise`); a turn that found no
+        place (`admitted` False) is refused as busy."""
         try:
             graph_input, waiting = await self._prepare(thread_id, message, caller, resume)
         except ChatError as exc:
@@ -510,14 +523,11 @@ class ChatService:
         except Exception as exc:  # Redis down while reading the thread
             err = classify_failure(exc, "load_thread")
             return ChatResult(thread_id=thread_id, reply=failure_reply(err), error=err)
-        if not await self._admit():
+        if not admitted:
             # a message that would move a waiting action is not recorded: the action stays
             record = resume is None and waiting is None
             return await self._refuse_busy(thread_id, graph_input, record)
-        try:
-            return await self._admitted(thread_id, message, resume, graph_input, caller, waiting, queue)
-        finally:
-            self._slots.release()
+        return await self._admitted(thread_id, message, resume, graph_input, caller, waiting, queue)
 
     async def _admit(self) -> bool:
         """Take a place among the `max_active_turns`, waiting up to `admission_wait_s` (0: take

@@ -471,6 +471,27 @@ async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_
     assert [m.role for m in view.messages] == ["user", "assistant"] and view.error is None
 
 
+async def test_a_turn_waiting_for_a_place_holds_no_lock_of_its_thread(saver: Any, stub_llm: StubLLM) -> None:
+    # one place taken by a 0.8 s turn: the next turn queues for it without holding its thread's
+    # Redis lock (another process may serve that thread meanwhile), then runs and answers
+    crew = ThreadCrew(stub_llm.base_url, work_s=0.8)
+    service = ChatService(
+        build_graph(saver), fake_context(crews=crew), saver, turn_deadline_s=10, max_active_turns=1
+    )
+    first, second = (f"queue-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    running = asyncio.create_task(service.turn(first, PIPELINE_QUESTION, caller=AMY))
+    await asyncio.sleep(0.2)
+    waiting = asyncio.create_task(service.turn(second, PIPELINE_QUESTION, caller=AMY))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    assert await saver.client.exists(lock_key(first, saver.prefix)) == 1  # the running turn's
+    assert await saver.client.exists(lock_key(second, saver.prefix)) == 0  # queued: no lock
+    crew.work_s = 0.0
+    answered, queued = await asyncio.gather(running, waiting)
+    assert answered.error is None and queued.error is None, (answered, queued)
+    assert queued.reply == "Cancity has 3 deals."
+
+
 async def test_no_admission_wait_refuses_at_once_and_admits_when_free(saver: Any, stub_llm: StubLLM) -> None:
     crew = ThreadCrew(stub_llm.base_url, work_s=0.8)
     service = ChatService(
