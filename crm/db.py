@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -53,22 +52,21 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def read_engine(engine: Engine) -> Engine:
+    """The autocommit view of `engine`, on the same pool, for :func:`read_scope`. Build it once
+    per engine and keep it: building one costs about 40 µs, a third of what a read session saves."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @contextmanager
-def read_scope(engine: Engine) -> Iterator[Session]:
-    """A sync session for reads only, its statements run in autocommit: no BEGIN and COMMIT round
-    trips around them. Under READ COMMITTED (PostgreSQL's default; the engines set no other) each
-    statement of a transaction sees a snapshot of its own anyway, so reads gain no consistency
-    from a transaction; what needs one does not belong here: writes (each would commit at once)
-    and `SET LOCAL` (without effect outside a transaction)."""
-    reads = _READ_ENGINES.get(engine)
-    if reads is None:  # one option engine per engine: it shares the engine's pool
-        reads = _READ_ENGINES[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+def read_scope(reads: Engine) -> Iterator[Session]:
+    """A sync session for reads only on `reads` (:func:`read_engine`), its statements run in
+    autocommit: no BEGIN and COMMIT round trips around them. Under READ COMMITTED (PostgreSQL's
+    default; the engines set no other) each statement of a transaction sees a snapshot of its own
+    anyway, so reads gain no consistency from a transaction; what needs one does not belong here:
+    writes (each would commit at once) and `SET LOCAL` (without effect outside a transaction)."""
     with Session(reads, expire_on_commit=False) as session:
         yield session
-
-
-#: The autocommit view of each engine (`read_scope`).
-_READ_ENGINES: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from contracts import ActionMeta, CrewRequest, CrewResponse, Entities, GuardOutcome, ProposedAction
-from crm.db import read_scope, session_scope
+from crm.db import read_engine, read_scope, session_scope
 from crm.repository import append_event
 from crm.schemas import EventCreate
 from graphs.entities import resolve_entities
@@ -29,11 +29,12 @@ class CrmResolver:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = read_engine(engine)
 
     def resolve(self, message: str, previous: Entities) -> Entities:
         """The records and period `message` names; `previous` is kept for a follow-up (see
         `graphs.entities.resolve_entities`). Raises on database errors."""
-        with read_scope(self.engine) as session:
+        with read_scope(self.reads) as session:
             resolved: Entities = resolve_entities(session, message, previous=previous)
             return resolved
 
@@ -83,12 +84,13 @@ class CrmGuard:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = read_engine(engine)
 
     def check(self, request: CrewRequest, response: CrewResponse, attempt: int) -> GuardOutcome:
         """The guards' decision on `response` (blocking: the CRM facts read in autocommit, see
         `crm.db.read_scope`, then the validators). Raises when the facts cannot be read or the
         checks cannot run."""
-        with read_scope(self.engine) as session:
+        with read_scope(self.reads) as session:
             facts = gather(session, request, response)
         return check_with(request, response, facts, attempt)
 

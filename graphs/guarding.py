@@ -86,19 +86,18 @@ def sentence_guard_loader(
     None when the graph does not guard replies (`ctx.guard` None) or has no CRM to read its facts
     from (`ctx.engine` None). The loader reads the facts the whole-reply guard will read
     (`tools.guard_facts.gather`: the name index, the personal data of the records in the crew's
-    sources and the turn's entities, the list price) in one read session (`crm.db.read_scope`):
-    blocking."""
+    sources and the turn's entities, the list price) in one transaction: blocking."""
     engine = ctx.engine
     if ctx.guard is None or engine is None:
         return None
 
     def load(facts: list[Mapping[str, Any]], sources: list[Source]) -> SentenceGuard:
-        from crm.db import read_scope
+        from crm.db import session_scope
         from guards.sentences import SentenceGuard
         from tools.guard_facts import gather
 
         partial = CrewResponse(reply="", facts=[dict(f) for f in facts], sources=sources)
-        with read_scope(engine) as session:
+        with session_scope(engine) as session:
             found = gather(session, request, partial)
         guard = SentenceGuard.for_intent(
             request.intent,

@@ -10,7 +10,7 @@ from psycopg import pq
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from crm.db import read_scope, session_scope
+from crm.db import read_engine, read_scope, session_scope
 from crm.models import Account
 
 
@@ -21,7 +21,7 @@ def _status(session: Session) -> pq.TransactionStatus:
 
 
 def test_reads_run_outside_a_transaction_and_the_pool_is_left_transactional(clean_db: Engine) -> None:
-    with read_scope(clean_db) as session:
+    with read_scope(read_engine(clean_db)) as session:
         assert session.scalar(select(text("1"))) == 1
         assert session.scalars(select(Account.id)).all() == []
         assert _status(session) == pq.TransactionStatus.IDLE  # no BEGIN was sent
@@ -36,7 +36,7 @@ def test_reads_run_outside_a_transaction_and_the_pool_is_left_transactional(clea
 
 
 def test_read_scope_sees_what_other_sessions_committed(clean_db: Engine) -> None:
-    with read_scope(clean_db) as reader:
+    with read_scope(read_engine(clean_db)) as reader:
         assert reader.scalar(select(Account.id).where(Account.name == "Readco")) is None
         with session_scope(clean_db) as writer:
             writer.add(Account(name="Readco"))
