@@ -188,13 +188,17 @@ class RedisSaver(AsyncRedisSaver):
       HKEYS) to keep a task's first write of a channel; the script uses `HSETNX` for that and
       overwrites the special channels (errors, interrupts; negative index) with `HSET` as there.
 
-    Scripts run by their SHA (EVALSHA), registered once per saver. The official conformance
+    Scripts run by their SHA (EVALSHA), registered when the saver is made. The official conformance
     suite runs against it (tests/graphs/test_checkpoint_conformance.py).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._scripts: dict[str, AsyncScript] = {}
+        # registering computes the SHA only; redis-py loads a script when Redis answers NOSCRIPT
+        # (first use, or a restarted or flushed Redis)
+        self._read_checkpoint: AsyncScript = self.client.register_script(_READ_CHECKPOINT)
+        self._save_checkpoint: AsyncScript = self.client.register_script(_SAVE_CHECKPOINT)
+        self._save_writes: AsyncScript = self.client.register_script(_SAVE_WRITES)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint `config` names (its `checkpoint_id`, else the thread's latest) with its
@@ -206,7 +210,7 @@ class RedisSaver(AsyncRedisSaver):
         if reads is not None and (thread_id, ns) in reads:
             kept = reads[(thread_id, ns)]
             return None if kept is _ABSENT else kept  # type: ignore[no-any-return]
-        found = await self._script("read_checkpoint", _READ_CHECKPOINT)(
+        found = await self._read_checkpoint(
             keys=[self._key_index(thread_id, ns)],
             args=[cid or "", self._key_checkpoint(thread_id, ns, ""), self._key_writes(thread_id, ns, "")],
         )
@@ -255,7 +259,7 @@ class RedisSaver(AsyncRedisSaver):
         payload = self._payload_for_checkpoint(config, checkpoint, metadata)
         blobs = self._plan_blobs(thread_id, ns, checkpoint.get("channel_values") or {}, new_versions)
         registered = json.dumps({"thread": thread_id, "ns": ns}, ensure_ascii=False)
-        await self._script("save_checkpoint", _SAVE_CHECKPOINT)(
+        await self._save_checkpoint(
             keys=[self._key_checkpoint(thread_id, ns, cid), self._key_seq(), idx_key, self._key_threads()]
             + [key for key, _ in blobs],
             args=[self.ttl or "", payload, cid, registered] + [value for _, value in blobs],
@@ -279,15 +283,7 @@ class RedisSaver(AsyncRedisSaver):
             inner_idx = WRITES_IDX_MAP.get(channel, idx)
             keep_first = "1" if inner_idx >= 0 else "0"
             args += [keep_first, f"{task_id}:{inner_idx}", self._encode_write(task_id, channel, value)]
-        await self._script("save_writes", _SAVE_WRITES)(keys=[wr_key], args=args)
-
-    def _script(self, name: str, source: str) -> AsyncScript:
-        """The Lua script `source`, registered once per saver: run by its SHA (EVALSHA), loaded
-        again by redis-py when the server answers NOSCRIPT (a restarted or flushed Redis)."""
-        found = self._scripts.get(name)
-        if found is None:
-            found = self._scripts[name] = self.client.register_script(source)
-        return found
+        await self._save_writes(keys=[wr_key], args=args)
 
 
 class CheckpointStoreError(RuntimeError):

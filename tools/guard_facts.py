@@ -71,7 +71,11 @@ def record_ids(request: CrewRequest, response: CrewResponse) -> dict[str, set[in
     return ids
 
 
-def deal_refs(session: Session, deal_ids: set[int]) -> list[tuple[int | None, int | None]]:
+#: (account id, product id) of each of a turn's deals (`deal_refs`).
+DealRefs = list[tuple[int | None, int | None]]
+
+
+def deal_refs(session: Session, deal_ids: set[int]) -> DealRefs:
     """(account id, product id) of each deal of `deal_ids` that exists; one query, none for no
     ids."""
     if not deal_ids:
@@ -80,9 +84,7 @@ def deal_refs(session: Session, deal_ids: set[int]) -> list[tuple[int | None, in
     return [(account_id, product_id) for account_id, product_id in rows]
 
 
-def allowed_pii(
-    session: Session, ids: dict[str, set[int]], deals: list[tuple[int | None, int | None]]
-) -> tuple[str, ...]:
+def allowed_pii(session: Session, ids: dict[str, set[int]], deals: DealRefs) -> tuple[str, ...]:
     """Emails and phone numbers of the contacts of the accounts in `ids` and of the `deals`'
     accounts (`deal_refs`), and of the contacts in `ids`, and the emails of its reps; sorted,
     without duplicates."""
@@ -102,10 +104,7 @@ def allowed_pii(
 
 
 def list_price(
-    session: Session,
-    response: CrewResponse,
-    ids: dict[str, set[int]],
-    deals: list[tuple[int | None, int | None]],
+    session: Session, response: CrewResponse, ids: dict[str, set[int]], deals: DealRefs
 ) -> float | None:
     """The list price (USD) the response's "$X off" refers to: the one in its data (`price`),
     else that of the one product of the turn's products or, without those, of its `deals`
