@@ -50,3 +50,23 @@ def test_the_heap_is_frozen_after_the_apps_own_start_up_and_its_state_passes_thr
     assert body["frozen"] > 1000  # then the heap (this process's modules and all) was frozen
     assert body["answer"] == "from the lifespan"
     assert body["thresholds"] == list(SERVING_GC_THRESHOLDS)  # and the collector runs less often
+
+
+def test_the_routes_are_built_at_start_up_before_the_first_request() -> None:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/items/{item_id}")
+    def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    freeze_after_startup(app)
+    assert app.openapi_schema is None
+    with TestClient(app) as client:
+        # made when the lifespan started, not on demand: FastAPI built every route for it
+        assert app.openapi_schema is not None
+        assert "/api/items/{item_id}" in app.openapi_schema["paths"]
+        assert client.get("/api/items/7").json() == {"item_id": 7}
