@@ -5,7 +5,8 @@ Series (names as exposed):
 - `flowstate_turns_total{intent, outcome}`: chat turns finished. `intent` is the classified
   intent (`contracts.INTENTS`, "unknown" before classification); `outcome` what the turn
   ended with; the values Flowstate uses: "answered", "needs_approval" (paused for the rep),
-  "safe_reply" (a guard replaced the answer), "error".
+  "safe_reply" (a guard replaced the answer), "error", "busy" (refused: no place among the running
+  turns freed up in time; no latency observed).
 - `flowstate_turn_seconds`: histogram of a turn's wall-clock latency in seconds. Buckets centre on
   the 10 s median target of the embedded 1.5B model on 2 cores.
 - `flowstate_llm_calls_total{model}`: LLM HTTP requests sent, failed ones included.
@@ -73,6 +74,12 @@ def observe_turn(intent: str | None, outcome: str, seconds: float | None = None)
     TURNS.labels(intent=_label(intent), outcome=_label(outcome)).inc()
     if seconds is not None and seconds >= 0:
         TURN_SECONDS.observe(seconds)
+
+
+def observe_busy_turn() -> None:
+    """Count one turn refused as busy (`outcome="busy"`, intent "unknown": it was never
+    classified)."""
+    observe_turn(None, "busy")
 
 
 class TurnTimer:

@@ -24,8 +24,9 @@ from observability.tracing import Tracing, TurnTrace, get_tracing
 
 logger = logging.getLogger(__name__)
 
-#: The outcomes Flowstate reports (metrics label `outcome`).
-Outcome = Literal["answered", "needs_approval", "safe_reply", "error"]
+#: The outcomes Flowstate reports (metrics label `outcome`); "busy": refused, no place among the
+#: running turns freed up in time (counted by the chat service, not by :func:`observe_turn`).
+Outcome = Literal["answered", "needs_approval", "safe_reply", "error", "busy"]
 
 
 class TurnObserver:

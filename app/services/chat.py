@@ -108,6 +108,7 @@ from graphs.state import (
     unanswered,
 )
 from observability.llm_meter import MeterUsage, usage_scope
+from observability.metrics import observe_busy_turn
 from observability.tracing import get_tracing
 from observability.turn import Outcome, observe_turn
 from tools.inbox import file_chat_action
@@ -548,7 +549,10 @@ class ChatService:
         turn) goes into the thread with a "busy" error, so it shows unanswered and sending it
         again retries it; a resume is left as it was (its action still waits)."""
         err = busy_error(self.max_active_turns, self.admission_wait_s)
-        log.info("chat turn of thread %s refused: %d turns running", thread_id, self.max_active_turns)
+        # counted, not logged at INFO: refusals come by the thousand exactly when the process has
+        # no CPU to spare, and a console log line cost about a millisecond each
+        observe_busy_turn()
+        log.debug("chat turn of thread %s refused: %d turns running", thread_id, self.max_active_turns)
         if record and isinstance(graph_input, dict):
             try:
                 await self.graph.aupdate_state(

@@ -47,6 +47,7 @@ from contracts import CrewRequest, CrewResponse, Source
 from graphs.checkpoint import lock_key
 from graphs.graph import build_graph
 from observability.llm_meter import ScopeCancelled, openai_http_clients
+from observability.metrics import REGISTRY
 from tests.conftest import AUTH
 from tests.graphs.fakes import AMY, fake_context, redis_saver
 from tests.support.stub_llm import StubLLM
@@ -447,6 +448,8 @@ async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_
         admission_wait_s=0.3,
     )
     first, second = (f"busy-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    busy_series = ("flowstate_turns_total", {"intent": "unknown", "outcome": "busy"})
+    busy_before = REGISTRY.get_sample_value(*busy_series) or 0.0
 
     async def later() -> Any:
         await asyncio.sleep(0.1)
@@ -459,6 +462,7 @@ async def test_overload_is_refused_with_busy_and_loses_nothing(saver: Any, stub_
     assert answered.error is None, answered
     assert refused.error is not None and refused.error.kind == "busy" and refused.error.retryable, refused
     assert 0.3 <= took < 0.7, took  # refused after its wait, not after the other turn
+    assert REGISTRY.get_sample_value(*busy_series) == busy_before + 1  # seen in /metrics
     assert await saver.client.exists(lock_key(second, saver.prefix)) == 0  # lock released
     view = await service.get_thread(second, caller=AMY)
     assert [(m.role, m.content) for m in view.messages] == [("user", PIPELINE_QUESTION)]
