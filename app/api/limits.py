@@ -84,6 +84,22 @@ def client_key(conn: HTTPConnection) -> str:
     return f"ip:{conn.client.host if conn.client else 'unknown'}"
 
 
+#: Take one of a key's places if one is free, in one server-side step: INCR the count, renew its
+#: expiry (it frees the places of a process that died mid-turn; turns end long before it) and,
+#: over the cap, give the place back. Returns 1 when a place was taken, else 0. KEYS: the count;
+#: ARGV: the cap, the expiry in seconds. One command where a MULTI/INCR/EXPIRE/EXEC took four,
+#: and no other process ever reads a count over the cap.
+_ENTER = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if count > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"""
+
+
 class _TurnCount:
     """How many turns each key has running: in memory (one process) or in Redis (shared)."""
 
@@ -91,6 +107,8 @@ class _TurnCount:
         self.redis = redis
         self.ttl_s = ttl_s
         self.local: dict[str, int] = {}
+        # run by its SHA (EVALSHA); redis-py loads it when Redis answers NOSCRIPT
+        self._enter = redis.register_script(_ENTER) if redis is not None else None
 
     async def enter(self, key: str, most: int) -> bool:
         if self.redis is None:
@@ -99,16 +117,9 @@ class _TurnCount:
                 return False
             self.local[key] = self.local.get(key, 0) + 1
             return True
-        name = f"{KEY_PREFIX}:turns:{key}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # the expiry frees the slots of a process that died mid-turn (turns end before it)
-            pipe.incr(name)
-            pipe.expire(name, self.ttl_s)
-            count, _ = await pipe.execute()
-        if int(count) > most:
-            await self.redis.decr(name)
-            return False
-        return True
+        assert self._enter is not None
+        taken = await self._enter(keys=[f"{KEY_PREFIX}:turns:{key}"], args=[most, self.ttl_s])
+        return bool(int(taken))
 
     async def leave(self, key: str) -> None:
         if self.redis is None:

@@ -240,6 +240,35 @@ async def test_limits_are_shared_through_redis(redis_url: str) -> None:
         await two.close()
 
 
+async def test_a_turn_place_is_taken_in_one_redis_command_that_sets_its_expiry(redis_url: str) -> None:
+    limiter = Limiter(_settings(FLOWSTATE_MAX_TURNS_PER_USER="1"), redis_url)
+    redis = limiter.turns.redis
+    assert redis is not None
+    key = f"user:one-{uuid.uuid4().hex[:12]}"
+    name = f"flowstate:limits:turns:{key}"
+    sent: list[str] = []
+    execute: Any = redis.execute_command  # redis-py leaves it untyped
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return await execute(*args, **options)
+
+    try:
+        await execute("SCRIPT", "FLUSH")  # as after a Redis restart: the script is loaded again
+        redis.execute_command = counted  # type: ignore[method-assign]
+        assert await limiter.turns.enter(key, 1) is True
+        assert await limiter.turns.enter(key, 1) is False  # over the cap: refused, not counted
+        assert set(sent) <= {"EVALSHA", "SCRIPT LOAD"} and sent.count("EVALSHA") == 3, sent
+        assert await redis.get(name) == b"1"  # one place taken, never two
+        assert 0 < await redis.ttl(name) <= limiter.turns.ttl_s  # a dead process's place expires
+        await limiter.turns.leave(key)
+        assert await redis.get(name) == b"0"
+    finally:
+        redis.execute_command = execute  # type: ignore[method-assign]
+        await redis.delete(name)
+        await limiter.close()
+
+
 def test_a_bad_rate_limit_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="rate limit string"):
         _settings(FLOWSTATE_RATE_LIMIT="lots")
