@@ -1,4 +1,5 @@
-"""CrewAI-side settings shared by the five crews (imports crewai: keep it off light paths).
+"""CrewAI-side settings shared by the five crews (imports crewai: keep it off light paths). The
+crews import CrewAI's names from here, so the switches of `llm.apply_offline_env` are set first.
 
 Every agent is capped the same way (CrewAI's defaults multiply one error into many requests): one
 iteration (the records are in the task, there is nothing to look up), no retry of a failed LLM
@@ -22,6 +23,7 @@ apply_offline_env()
 
 from crewai import Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.base_llm import BaseLLM  # noqa: E402
+from crewai.project import CrewBase, crew  # noqa: E402
 from crewai.project.wrappers import AgentMethod, TaskMethod  # noqa: E402
 from crewai.utilities import file_store  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
@@ -33,10 +35,12 @@ __all__ = [
     "AgentPool",
     "BaseLLM",
     "Crew",
+    "CrewBase",
     "Process",
     "Task",
     "agent",
     "cached_configs",
+    "crew",
     "make_agent",
     "make_task",
     "prose_task",

@@ -38,6 +38,7 @@ around a run to read its share.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -55,6 +56,8 @@ from llm.structured import response_format
 if TYPE_CHECKING:
     from crewai.llms.base_llm import BaseLLM
 
+log = logging.getLogger(__name__)
+
 #: Stop sequence of CrewAI's ReAct text path (see the module docstring).
 REACT_STOP = ["\nObservation:"]
 
@@ -67,11 +70,38 @@ class StopGeneration(Exception):
 
 
 def apply_offline_env() -> None:
-    """Set the switches that keep CrewAI (and litellm, tiktoken) offline and quiet; must run
-    before `import crewai` (they are read at import time). Idempotent and cheap."""
+    """Set the switches that keep CrewAI (and litellm, tiktoken) offline and quiet, and record
+    that CrewAI's tracing is declined (:func:`decline_crewai_tracing`, once a process); must run
+    before `import crewai` (they are read at import time). Idempotent."""
     from config.runtime_env import apply_offline_defaults
 
     apply_offline_defaults()
+    decline_crewai_tracing()
+
+
+@lru_cache(maxsize=1)
+def decline_crewai_tracing() -> bool:
+    """Record in CrewAI's user data that its trace collection is declined, as `crewai traces
+    disable` does (`.crewai_user.json` in the data folder `CREWAI_STORAGE_DIR` names); returns
+    whether it is recorded. Once a process (cached); it must run before `import crewai`.
+
+    `CREWAI_TRACING_ENABLED=false` switches CrewAI's tracing off, but on a machine with no such
+    record CrewAI takes every process for a first-time user: importing `crewai` registers its
+    trace listener's handlers for 92 event types (to offer the user their first run's trace),
+    and every event a crew emits (a kickoff emits dozens) is then handed to a thread pool: about
+    2 ms of CPU a crew run on a 2-core AMD EPYC VM, where a run takes 30-35 ms
+    (bench/bench_crew_cpu.py). CRM data has no business in a trace offer either. The record is
+    read and written by `crewai_core`, CrewAI's own package; a folder that cannot be written
+    leaves CrewAI as it was, with a warning."""
+    from crewai_core.user_data import has_user_declined_tracing, update_user_data
+
+    try:
+        if not has_user_declined_tracing():
+            update_user_data({"trace_consent": False, "first_execution_done": True})
+        return has_user_declined_tracing()
+    except OSError as exc:
+        log.warning("could not record in CrewAI's user data that its tracing is declined: %s", exc)
+        return False
 
 
 def warm_up() -> None:

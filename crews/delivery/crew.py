@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from crewai.project import CrewBase, crew
-
 from crews.crewkit import (
     Agent,
     BaseLLM,
     Crew,
+    CrewBase,
     Task,
     agent,
     cached_configs,
+    crew,
     make_agent,
     prose_task,
     single_crew,

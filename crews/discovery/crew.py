@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crewai.project import CrewBase
-
 from crews.crewkit import (
     Agent,
     BaseLLM,
     Crew,
+    CrewBase,
     Task,
     agent,
     cached_configs,
