@@ -18,8 +18,9 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "CREWAI_DISABLE_TELEMETRY": "true",
     "CREWAI_TRACING_ENABLED": "false",
     "CREWAI_DISABLE_VERSION_CHECK": "true",
-    # Where CrewAI keeps its user data (e.g. that its tracing is declined: crews.crewkit): one
-    # folder for Flowstate, not one named after whichever directory the server was started in.
+    # Where CrewAI keeps its user data (e.g. that its tracing is declined, see
+    # llm.crewai.decline_crewai_tracing): one folder for Flowstate, not one named after whichever
+    # directory the server was started in.
     "CREWAI_STORAGE_DIR": "flowstate",
     # LiteLLM otherwise fetches its model price list from the network on import.
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",

@@ -86,10 +86,10 @@ def decline_crewai_tracing() -> bool:
     whether it is recorded. Once a process (cached); it must run before `import crewai`.
 
     `CREWAI_TRACING_ENABLED=false` switches CrewAI's tracing off, but on a machine with no such
-    record CrewAI takes every process for a first-time user: importing `crewai` registers its
-    trace listener's handlers for 92 event types (to offer the user their first run's trace),
-    and every event a crew emits (a kickoff emits dozens) is then handed to a thread pool: about
-    2 ms of CPU a crew run on a 2-core AMD EPYC VM, where a run takes 30-35 ms
+    record CrewAI takes every process for a first-time user: importing `crewai` registers 92
+    handlers of its trace listener (to offer the user their first run's trace), and every event
+    a crew emits (a kickoff emits dozens) is then handed to a thread pool: about 2 ms of CPU a
+    crew run on a 2-core AMD EPYC VM, where a run takes 30-35 ms
     (bench/bench_crew_cpu.py). CRM data has no business in a trace offer either. The record is
     read and written by `crewai_core`, CrewAI's own package; a folder that cannot be written
     leaves CrewAI as it was, with a warning."""

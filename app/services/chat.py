@@ -550,7 +550,8 @@ class ChatService:
         again retries it; a resume is left as it was (its action still waits)."""
         err = busy_error(self.max_active_turns, self.admission_wait_s)
         # counted, not logged at INFO: refusals come by the thousand exactly when the process has
-        # no CPU to spare, and a console log line cost about a millisecond each
+        # no CPU to spare, and their INFO lines, rendered by the console's rich handler, took 5%
+        # of an overloaded worker's CPU
         observe_busy_turn()
         log.debug("chat turn of thread %s refused: %d turns running", thread_id, self.max_active_turns)
         if record and isinstance(graph_input, dict):
