@@ -28,7 +28,6 @@ class CrmResolver:
     """`graphs.entities.resolve_entities` (the CRM's cached name index) over `engine`."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         self.reads = read_engine(engine)
 
     def resolve(self, message: str, previous: Entities) -> Entities:
